@@ -1,0 +1,78 @@
+package knowledge
+
+import (
+	"fmt"
+	"time"
+)
+
+// Pattern is how knowledge moves to an integration's tool.
+type Pattern string
+
+const (
+	PatternAuto   Pattern = "auto"
+	PatternPush   Pattern = "push"
+	PatternPull   Pattern = "pull"
+	PatternHybrid Pattern = "hybrid"
+)
+
+// Pushes reports whether khub sends webhooks for this pattern.
+func (p Pattern) Pushes() bool { return p == PatternPush || p == PatternHybrid }
+
+// Pulls reports whether the tool gets a pull token for this pattern.
+func (p Pattern) Pulls() bool { return p == PatternPull || p == PatternHybrid }
+
+// Integration is a connection from khub to one tool.
+type Integration struct {
+	ID      string  `json:"id"`
+	Name    string  `json:"name"`
+	Pattern Pattern `json:"pattern"`
+	// Freshness is the longest time a change in scope may take to reach the
+	// tool.
+	Freshness time.Duration `json:"-"`
+	// PollInterval is how often the tool says it polls; zero when it does
+	// not poll.
+	PollInterval time.Duration `json:"-"`
+	// Lookups is true when the tool fetches knowledge at query time during
+	// a workflow step, so reads are fresh whatever the window.
+	Lookups    bool     `json:"lookups"`
+	AcceptRisk bool     `json:"accept_risk"`
+	Scope      Scope    `json:"scope"`
+	Reasons    []string `json:"reasons"`
+	WebhookURL string   `json:"-"`
+	// WebhookSecret is the Standard Webhooks signing secret, "whsec_" and
+	// base64. Never log it.
+	WebhookSecret string `json:"-"`
+	// TokenHash is the hex SHA-256 of the pull token; the token itself is
+	// shown once at creation and not stored.
+	TokenHash string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// PushesChange reports whether a change in scope is sent by webhook: every
+// change for push, and for hybrid only time-sensitive classes plus
+// deprecations and archivals.
+func (in *Integration) PushesChange(c *Change) bool {
+	switch in.Pattern {
+	case PatternPush:
+		return true
+	case PatternHybrid:
+		return c.Article.Class.TimeSensitive() || c.Type == ChangeDeprecated || c.Type == ChangeArchived
+	}
+	return false
+}
+
+// ParseDuration parses a Go duration for the named field and rejects
+// values that are zero, negative or not durations.
+func ParseDuration(field, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, &FieldError{Field: field, Message: "is required: give a duration such as 30s, 15m or 24h"}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, &FieldError{Field: field, Message: fmt.Sprintf("%q is not a duration: use a number with a unit, such as 30s, 15m or 24h", s)}
+	}
+	if d <= 0 {
+		return 0, &FieldError{Field: field, Message: fmt.Sprintf("%q must be positive", s)}
+	}
+	return d, nil
+}
