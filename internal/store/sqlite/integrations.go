@@ -1,0 +1,280 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store"
+)
+
+// Page sizes of ListDeliveries.
+const (
+	defaultDeliveryLimit = 50
+	maxDeliveryLimit     = 1000
+)
+
+// CreateIntegration implements store.Store. It returns store.ErrConflict
+// when the id or the token hash is taken.
+func (s *Store) CreateIntegration(ctx context.Context, in knowledge.Integration) error {
+	if err := knowledge.ValidateID("id", in.ID); err != nil {
+		return err
+	}
+	scope, err := encodeJSON(in.Scope)
+	if err != nil {
+		return err
+	}
+	reasons, err := encodeJSON(in.Reasons)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO integrations
+			(id, name, pattern, freshness_ns, poll_interval_ns, lookups, accept_risk, scope, reasons,
+			 webhook_url, webhook_secret, token_hash, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			in.ID, in.Name, string(in.Pattern), int64(in.Freshness), int64(in.PollInterval),
+			in.Lookups, in.AcceptRisk, scope, reasons,
+			in.WebhookURL, in.WebhookSecret, in.TokenHash, formatTime(in.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("create integration %q: %w", in.ID, mapError(err))
+		}
+		return nil
+	})
+}
+
+const integrationColumns = `id, name, pattern, freshness_ns, poll_interval_ns, lookups, accept_risk,
+	scope, reasons, webhook_url, webhook_secret, token_hash, created_at,
+	push_cursor, pull_cursor, pull_seen, last_pull_at,
+	retry_cursor, retry_attempt, retry_due_at, last_error, last_error_at, last_success_at`
+
+func scanIntegration(sc scanner) (store.IntegrationState, error) {
+	var (
+		st                          store.IntegrationState
+		pattern, scope, reasons     string
+		freshness, poll             int64
+		created, lastPull, retryDue sql.NullString
+		lastErrorAt, lastSuccess    sql.NullString
+	)
+	err := sc.Scan(&st.ID, &st.Name, &pattern, &freshness, &poll, &st.Lookups, &st.AcceptRisk,
+		&scope, &reasons, &st.WebhookURL, &st.WebhookSecret, &st.TokenHash, &created,
+		&st.PushCursor, &st.PullCursor, &st.PullSeen, &lastPull,
+		&st.Retry.Cursor, &st.Retry.Attempt, &retryDue, &st.LastError, &lastErrorAt, &lastSuccess)
+	if err != nil {
+		return st, mapError(err)
+	}
+	st.Pattern = knowledge.Pattern(pattern)
+	st.Freshness = time.Duration(freshness)
+	st.PollInterval = time.Duration(poll)
+	if err := json.Unmarshal([]byte(scope), &st.Scope); err != nil {
+		return st, fmt.Errorf("sqlite: integration %q: stored scope is invalid: %w", st.ID, err)
+	}
+	if err := json.Unmarshal([]byte(reasons), &st.Reasons); err != nil {
+		return st, fmt.Errorf("sqlite: integration %q: stored reasons are invalid: %w", st.ID, err)
+	}
+	times := []struct {
+		dst *time.Time
+		src sql.NullString
+	}{
+		{&st.CreatedAt, created},
+		{&st.LastPullAt, lastPull},
+		{&st.Retry.DueAt, retryDue},
+		{&st.LastErrorAt, lastErrorAt},
+		{&st.LastSuccessAt, lastSuccess},
+	}
+	for _, t := range times {
+		if *t.dst, err = parseTime(t.src); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// GetIntegration implements store.Store.
+func (s *Store) GetIntegration(ctx context.Context, id string) (store.IntegrationState, error) {
+	row := s.reader.QueryRowContext(ctx, `SELECT `+integrationColumns+` FROM integrations WHERE id = ?`, id)
+	st, err := scanIntegration(row)
+	if err != nil {
+		return store.IntegrationState{}, fmt.Errorf("integration %q: %w", id, err)
+	}
+	return st, nil
+}
+
+// GetIntegrationByToken implements store.Store. Integrations without a pull
+// token have an empty hash, which never matches.
+func (s *Store) GetIntegrationByToken(ctx context.Context, tokenHash string) (store.IntegrationState, error) {
+	if tokenHash == "" {
+		return store.IntegrationState{}, fmt.Errorf("integration with an empty token hash: %w", store.ErrNotFound)
+	}
+	row := s.reader.QueryRowContext(ctx, `SELECT `+integrationColumns+`
+		FROM integrations WHERE token_hash = ? AND token_hash <> ''`, tokenHash)
+	st, err := scanIntegration(row)
+	if err != nil {
+		// The hash identifies a credential, so it stays out of the message.
+		return store.IntegrationState{}, fmt.Errorf("integration by pull token: %w", err)
+	}
+	return st, nil
+}
+
+// ListIntegrations implements store.Store. It orders by creation time, then
+// id.
+func (s *Store) ListIntegrations(ctx context.Context) ([]store.IntegrationState, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+integrationColumns+`
+		FROM integrations ORDER BY created_at, id`)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	defer rows.Close()
+	out := []store.IntegrationState{}
+	for rows.Next() {
+		st, err := scanIntegration(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, mapError(rows.Err())
+}
+
+// DeleteIntegration implements store.Store. It deletes the integration's
+// delivery attempts too.
+func (s *Store) DeleteIntegration(ctx context.Context, id string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE integration_id = ?`, id); err != nil {
+			return mapError(err)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM integrations WHERE id = ?`, id)
+		if err != nil {
+			return mapError(err)
+		}
+		return requireRow(res, "integration %q", id)
+	})
+}
+
+// requireRow returns store.ErrNotFound, described by format and args, when
+// the statement changed no row.
+func requireRow(res sql.Result, format string, args ...any) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return mapError(err)
+	}
+	if n == 0 {
+		return fmt.Errorf(format+": %w", append(args, store.ErrNotFound)...)
+	}
+	return nil
+}
+
+// CommitDelivery implements store.Store. It returns store.ErrNotFound for an
+// unknown integration and writes nothing then.
+func (s *Store) CommitDelivery(ctx context.Context, c store.DeliveryCommit) error {
+	for _, a := range c.Attempts {
+		if a.IntegrationID != "" && a.IntegrationID != c.IntegrationID {
+			return fmt.Errorf("sqlite: commit delivery: attempt for integration %q in a commit for %q", a.IntegrationID, c.IntegrationID)
+		}
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		setError := !c.LastErrorAt.IsZero()
+		res, err := tx.ExecContext(ctx, `UPDATE integrations SET
+				push_cursor = max(push_cursor, ?),
+				retry_cursor = ?, retry_attempt = ?, retry_due_at = ?,
+				last_error = CASE WHEN ? THEN ? ELSE last_error END,
+				last_error_at = coalesce(?, last_error_at),
+				last_success_at = coalesce(?, last_success_at)
+			WHERE id = ?`,
+			c.PushCursor,
+			c.Retry.Cursor, c.Retry.Attempt, formatTime(c.Retry.DueAt),
+			setError, c.LastError,
+			formatTime(c.LastErrorAt),
+			formatTime(c.LastSuccessAt),
+			c.IntegrationID)
+		if err != nil {
+			return mapError(err)
+		}
+		if err := requireRow(res, "integration %q", c.IntegrationID); err != nil {
+			return err
+		}
+		for _, a := range c.Attempts {
+			_, err := tx.ExecContext(ctx, `INSERT INTO deliveries
+				(integration_id, event_id, cursor, article_id, version, type, attempt,
+				 status_code, error, latency_ns, started_at, outcome)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				c.IntegrationID, a.EventID, a.Cursor, a.ArticleID, a.Version, string(a.Type), a.Attempt,
+				a.StatusCode, a.Error, int64(a.Latency), formatTime(a.StartedAt), a.Outcome)
+			if err != nil {
+				return fmt.Errorf("record delivery attempt of integration %q: %w", c.IntegrationID, mapError(err))
+			}
+		}
+		return nil
+	})
+}
+
+// ListDeliveries implements store.Store. A limit of 0 or less means 50, and
+// limits above 1000 are lowered to 1000. It returns store.ErrNotFound for an
+// unknown integration.
+func (s *Store) ListDeliveries(ctx context.Context, integrationID string, limit int) ([]store.Attempt, error) {
+	if limit <= 0 {
+		limit = defaultDeliveryLimit
+	}
+	limit = min(limit, maxDeliveryLimit)
+	out := []store.Attempt{}
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var exists bool
+		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM integrations WHERE id = ?)`, integrationID).Scan(&exists)
+		if err != nil {
+			return mapError(err)
+		}
+		if !exists {
+			return fmt.Errorf("integration %q: %w", integrationID, store.ErrNotFound)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id, integration_id, event_id, cursor, article_id, version, type,
+				attempt, status_code, error, latency_ns, started_at, outcome
+			FROM deliveries WHERE integration_id = ? ORDER BY id DESC LIMIT ?`, integrationID, limit)
+		if err != nil {
+			return mapError(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				a          store.Attempt
+				changeType string
+				latency    int64
+				started    sql.NullString
+			)
+			err := rows.Scan(&a.ID, &a.IntegrationID, &a.EventID, &a.Cursor, &a.ArticleID, &a.Version, &changeType,
+				&a.Attempt, &a.StatusCode, &a.Error, &latency, &started, &a.Outcome)
+			if err != nil {
+				return mapError(err)
+			}
+			a.Type = knowledge.ChangeType(changeType)
+			a.Latency = time.Duration(latency)
+			if a.StartedAt, err = parseTime(started); err != nil {
+				return err
+			}
+			out = append(out, a)
+		}
+		return mapError(rows.Err())
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RecordPull implements store.Store. It returns store.ErrNotFound for an
+// unknown integration.
+func (s *Store) RecordPull(ctx context.Context, integrationID string, cursor int64, at time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE integrations SET
+				pull_cursor = max(pull_cursor, ?),
+				pull_seen = 1,
+				last_pull_at = coalesce(?, last_pull_at)
+			WHERE id = ?`, cursor, formatTime(at), integrationID)
+		if err != nil {
+			return mapError(err)
+		}
+		return requireRow(res, "integration %q", integrationID)
+	})
+}

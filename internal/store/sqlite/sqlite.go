@@ -1,0 +1,195 @@
+// Package sqlite is the embedded store.Store back-end: one SQLite database
+// file in WAL mode, opened through the pure-Go driver modernc.org/sqlite.
+//
+// Writes go through a handle limited to one connection whose transactions
+// start with BEGIN IMMEDIATE, so writers queue in database/sql instead of
+// failing with SQLITE_BUSY, and the change log's cursors are allocated in
+// commit order. Reads use a separate pool of query-only connections, which
+// WAL lets run alongside the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/khub-dev/khub/internal/store"
+)
+
+// Options tune a Store. The zero value is ready to use.
+type Options struct {
+	// ReadConns is the size of the read pool. 0 means runtime.NumCPU(),
+	// with a minimum of 2.
+	ReadConns int
+	// BusyTimeout is how long a connection waits for a lock held by another
+	// process before it fails with SQLITE_BUSY. 0 means 5 seconds.
+	BusyTimeout time.Duration
+}
+
+// Store is a store.Store on one SQLite database file.
+type Store struct {
+	writer *sql.DB // one connection, BEGIN IMMEDIATE
+	reader *sql.DB // query-only connections
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens or creates the database file at path, switches it to WAL mode
+// and applies pending schema migrations.
+func Open(path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: open: the database path is empty")
+	}
+	// The driver cuts the connection string at the first '?', so a path
+	// containing one would lose its tail.
+	if strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("sqlite: open %q: the path must not contain '?'", path)
+	}
+	busy := opts.BusyTimeout
+	if busy <= 0 {
+		busy = 5 * time.Second
+	}
+	readConns := opts.ReadConns
+	if readConns <= 0 {
+		readConns = max(runtime.NumCPU(), 2)
+	}
+
+	// In WAL mode, synchronous=NORMAL survives application crashes. A power
+	// loss may roll back the last transactions but does not corrupt the
+	// file, as the SQLite documentation of PRAGMA synchronous states.
+	writer, err := sql.Open("sqlite", connString(path, busy, map[string]string{
+		"_journal_mode": "WAL",
+		"_synchronous":  "NORMAL",
+		"_txlock":       "immediate",
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+
+	// The writer connects first, so the file is in WAL mode and migrated
+	// before any reader opens it.
+	ctx := context.Background()
+	if err := writer.PingContext(ctx); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+	if err := migrate(ctx, writer); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: migrate %q: %w", path, err)
+	}
+
+	reader, err := sql.Open("sqlite", connString(path, busy, map[string]string{"_query_only": "1"}))
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+	reader.SetMaxOpenConns(readConns)
+	reader.SetMaxIdleConns(readConns)
+	if err := reader.PingContext(ctx); err != nil {
+		reader.Close()
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+	return &Store{writer: writer, reader: reader}, nil
+}
+
+// connString returns the modernc.org/sqlite connection string for path with
+// the busy timeout, foreign keys on and the given driver parameters.
+func connString(path string, busy time.Duration, params map[string]string) string {
+	q := url.Values{}
+	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
+	q.Set("_foreign_keys", "1")
+	for k, v := range params {
+		q.Set(k, v)
+	}
+	return path + "?" + q.Encode()
+}
+
+// Close closes both connection pools.
+func (s *Store) Close() error {
+	return errors.Join(s.reader.Close(), s.writer.Close())
+}
+
+// write runs fn in one write transaction. BEGIN IMMEDIATE takes the database
+// write lock at once, so fn reads the state that it then changes.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return mapError(err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return mapError(tx.Commit())
+}
+
+// read runs fn in one read transaction, so every query in fn reads the same
+// snapshot of the database.
+func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.reader.BeginTx(ctx, nil)
+	if err != nil {
+		return mapError(err)
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+// mapError translates driver errors into the store's errors: no rows becomes
+// store.ErrNotFound, a unique or primary-key violation store.ErrConflict and
+// a foreign-key violation store.ErrNotFound, because it means the referenced
+// row is missing. The driver error stays in the chain.
+func mapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w: %w", store.ErrConflict, err)
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+		}
+	}
+	return err
+}
+
+// timeLayout is fixed-width, so stored times sort as strings.
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// formatTime returns t in UTC as TEXT, or NULL for the zero time.
+func formatTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(timeLayout)
+}
+
+// parseTime reads a column written by formatTime.
+func parseTime(s sql.NullString) (time.Time, error) {
+	if !s.Valid {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(timeLayout, s.String)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sqlite: stored time %q is invalid: %w", s.String, err)
+	}
+	return t.UTC(), nil
+}

@@ -1,0 +1,167 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store"
+	"github.com/khub-dev/khub/internal/store/storetest"
+)
+
+// openTemp opens a store on a new file in t.TempDir and closes it when the
+// test ends.
+func openTemp(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "khub.db"), Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
+func TestDataSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "khub.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := knowledge.Article{ID: "rb", Title: "Failover", Body: "Promote the replica.", Collection: "ops", Class: knowledge.ClassRunbook}
+	a.Normalize()
+	res, err := s.SaveArticle(ctx, a, store.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateIntegration(ctx, knowledge.Integration{ID: "bot", Name: "Bot", Pattern: knowledge.PatternPush}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatalf("re-open: %v", err)
+	}
+	defer s.Close()
+	got, err := s.GetArticle(ctx, "rb")
+	if err != nil {
+		t.Fatalf("GetArticle after re-open: %v", err)
+	}
+	if got.Body != a.Body || got.Version != 1 || !got.UpdatedAt.Equal(res.Article.UpdatedAt) {
+		t.Errorf("article after re-open = %+v, want %+v", got, res.Article)
+	}
+	if h, err := s.HeadCursor(ctx); err != nil || h != res.Change.Cursor {
+		t.Errorf("HeadCursor after re-open = %d, %v; want %d", h, err, res.Change.Cursor)
+	}
+	hits, err := s.Search(ctx, store.SearchQuery{Text: "replica"})
+	if err != nil || len(hits) != 1 {
+		t.Errorf("Search after re-open = %+v, %v; want one hit", hits, err)
+	}
+	if _, err := s.GetIntegration(ctx, "bot"); err != nil {
+		t.Errorf("GetIntegration after re-open: %v", err)
+	}
+}
+
+func TestWALMode(t *testing.T) {
+	s := openTemp(t)
+	for name, db := range map[string]*sql.DB{"writer": s.writer, "reader": s.reader} {
+		var mode string
+		if err := db.QueryRowContext(context.Background(), "PRAGMA journal_mode").Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		if mode != "wal" {
+			t.Errorf("%s journal_mode = %q, want wal", name, mode)
+		}
+		var fk bool
+		if err := db.QueryRowContext(context.Background(), "PRAGMA foreign_keys").Scan(&fk); err != nil {
+			t.Fatal(err)
+		}
+		if !fk {
+			t.Errorf("%s foreign_keys is off, want on", name)
+		}
+	}
+}
+
+func TestReaderIsQueryOnly(t *testing.T) {
+	s := openTemp(t)
+	_, err := s.reader.ExecContext(context.Background(), "DELETE FROM changes")
+	if err == nil {
+		t.Error("a write through the read pool succeeded, want an error")
+	}
+}
+
+func TestMigrationIdempotent(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "khub.db")
+	for i := range 3 {
+		s, err := Open(path, Options{})
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		var versions, applied int
+		err = s.reader.QueryRowContext(ctx,
+			"SELECT count(DISTINCT version_id), count(*) FROM goose_db_version WHERE version_id > 0").Scan(&versions, &applied)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if versions != 1 || applied != 1 {
+			t.Errorf("open %d: goose_db_version has %d versions in %d rows, want 1 in 1", i, versions, applied)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSearchIndexConsistent checks with FTS5's integrity-check that the
+// index matches its content view after creates, edits, archivals and
+// republications.
+func TestSearchIndexConsistent(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	for i := range 20 {
+		a := knowledge.Article{
+			ID:         fmt.Sprintf("a%d", i%7),
+			Title:      fmt.Sprintf("Title %d", i),
+			Body:       fmt.Sprintf("Body %d with café and 👩‍💻", i),
+			Collection: "ops",
+			Class:      knowledge.ClassRunbook,
+			Tags:       []string{fmt.Sprintf("tag%d", i%3), "a<b"},
+		}
+		switch i % 4 {
+		case 2:
+			a.Status = knowledge.StatusArchived
+		case 3:
+			a.Status = knowledge.StatusDeprecated
+		}
+		a.Normalize()
+		if _, err := s.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := s.writer.ExecContext(ctx, "INSERT INTO article_fts (article_fts, rank) VALUES ('integrity-check', 1)")
+	if err != nil {
+		t.Errorf("integrity-check: %v", err)
+	}
+}
+
+func TestOpenRejectsQuestionMark(t *testing.T) {
+	_, err := Open(filepath.Join(t.TempDir(), "khub?.db"), Options{})
+	if err == nil {
+		t.Error("Open of a path with '?' succeeded, want an error")
+	}
+}
