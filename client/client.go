@@ -1,0 +1,253 @@
+// Package client is the Go client of the khub API: article writes and
+// integration management with the admin token, and pull calls (get, search,
+// change feed) with an integration's pull token. It also verifies khub's
+// signed webhooks on the receiving side.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client calls one khub server. It is safe for concurrent use.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client for the server at base (such as
+// "http://127.0.0.1:8080") that authenticates with token.
+func New(base, token string) *Client {
+	return &Client{
+		base:  strings.TrimRight(base, "/"),
+		token: token,
+		// Long polls set their own deadline through the context; this bound
+		// only stops a hung connection from blocking forever.
+		http: &http.Client{Timeout: 5 * time.Minute},
+	}
+}
+
+// Error is a non-2xx answer from the server.
+type Error struct {
+	StatusCode int
+	Code       string
+	Field      string
+	Message    string
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("khub: %d %s: %s (field %s)", e.StatusCode, e.Code, e.Message, e.Field)
+	}
+	return fmt.Sprintf("khub: %d %s: %s", e.StatusCode, e.Code, e.Message)
+}
+
+// IsNotFound reports whether err is a 404 from the server.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.StatusCode == http.StatusNotFound
+}
+
+// do sends a request with an optional JSON body and decodes a JSON answer
+// into out when out is not nil. It returns the response headers.
+func (c *Client) do(ctx context.Context, method, path string, header http.Header, in, out any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified {
+		return resp, nil
+	}
+	if resp.StatusCode >= 300 {
+		return resp, decodeError(resp)
+	}
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp, fmt.Errorf("decode %s %s answer: %w", method, path, err)
+		}
+	}
+	return resp, nil
+}
+
+func decodeError(resp *http.Response) error {
+	e := &Error{StatusCode: resp.StatusCode, Code: strings.ToLower(strings.ReplaceAll(http.StatusText(resp.StatusCode), " ", "_"))}
+	var body ErrorBody
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &body) == nil && body.Error.Message != "" {
+		e.Code, e.Field, e.Message = body.Error.Code, body.Error.Field, body.Error.Message
+	} else {
+		e.Message = strings.TrimSpace(string(b))
+	}
+	return e
+}
+
+// Health returns nil when the server reports ready.
+func (c *Client) Health(ctx context.Context) error {
+	_, err := c.do(ctx, http.MethodGet, "/healthz", nil, nil, nil)
+	return err
+}
+
+// PutArticle creates or updates the article with a.ID and reports whether
+// it was created, updated or unchanged.
+func (c *Client) PutArticle(ctx context.Context, a Article) (Article, string, error) {
+	var out Article
+	resp, err := c.do(ctx, http.MethodPut, "/v1/articles/"+url.PathEscape(a.ID), nil, a, &out)
+	if err != nil {
+		return out, "", err
+	}
+	return out, resp.Header.Get("Khub-Change"), nil
+}
+
+// UpdateArticle writes a only if the current version is ifVersion.
+func (c *Client) UpdateArticle(ctx context.Context, a Article, ifVersion int64) (Article, error) {
+	var out Article
+	h := http.Header{"If-Match": {`"v` + strconv.FormatInt(ifVersion, 10) + `"`}}
+	_, err := c.do(ctx, http.MethodPut, "/v1/articles/"+url.PathEscape(a.ID), h, a, &out)
+	return out, err
+}
+
+// CreateArticle creates a new article; the server assigns an id when
+// a.ID is empty.
+func (c *Client) CreateArticle(ctx context.Context, a Article) (Article, error) {
+	var out Article
+	_, err := c.do(ctx, http.MethodPost, "/v1/articles", nil, a, &out)
+	return out, err
+}
+
+// GetArticle returns the current version of an article.
+func (c *Client) GetArticle(ctx context.Context, id string) (Article, error) {
+	var out Article
+	_, err := c.do(ctx, http.MethodGet, "/v1/articles/"+url.PathEscape(id), nil, nil, &out)
+	return out, err
+}
+
+// ArchiveArticle archives an article.
+func (c *Client) ArchiveArticle(ctx context.Context, id string) (Article, error) {
+	var out Article
+	_, err := c.do(ctx, http.MethodDelete, "/v1/articles/"+url.PathEscape(id), nil, nil, &out)
+	return out, err
+}
+
+// SearchOptions narrow a search. Metadata filters must all match.
+type SearchOptions struct {
+	Classes     []string
+	Tags        []string
+	Collections []string
+	Metadata    map[string]string
+	Limit       int
+}
+
+// Search runs a full-text search within the token's scope.
+func (c *Client) Search(ctx context.Context, q string, opts SearchOptions) (SearchResult, error) {
+	v := url.Values{}
+	v.Set("q", q)
+	for _, x := range opts.Classes {
+		v.Add("class", x)
+	}
+	for _, x := range opts.Tags {
+		v.Add("tag", x)
+	}
+	for _, x := range opts.Collections {
+		v.Add("collection", x)
+	}
+	for k, x := range opts.Metadata {
+		v.Set("meta."+k, x)
+	}
+	if opts.Limit > 0 {
+		v.Set("limit", strconv.Itoa(opts.Limit))
+	}
+	var out SearchResult
+	_, err := c.do(ctx, http.MethodGet, "/v1/search?"+v.Encode(), nil, nil, &out)
+	return out, err
+}
+
+// Changes reads the change feed after a cursor. A positive wait holds the
+// call open until a change arrives or the wait ends (at most 60s).
+func (c *Client) Changes(ctx context.Context, after int64, limit int, wait time.Duration) (ChangesPage, error) {
+	v := url.Values{}
+	v.Set("after", strconv.FormatInt(after, 10))
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	if wait > 0 {
+		v.Set("wait", wait.String())
+	}
+	var out ChangesPage
+	_, err := c.do(ctx, http.MethodGet, "/v1/changes?"+v.Encode(), nil, nil, &out)
+	return out, err
+}
+
+// CreateIntegration creates an integration. The answer carries the webhook
+// secret and pull token, which later reads do not show.
+func (c *Client) CreateIntegration(ctx context.Context, req IntegrationRequest) (Integration, error) {
+	var out Integration
+	_, err := c.do(ctx, http.MethodPost, "/v1/integrations", nil, req, &out)
+	return out, err
+}
+
+// GetIntegration returns one integration with its current freshness.
+func (c *Client) GetIntegration(ctx context.Context, id string) (Integration, error) {
+	var out Integration
+	_, err := c.do(ctx, http.MethodGet, "/v1/integrations/"+url.PathEscape(id), nil, nil, &out)
+	return out, err
+}
+
+// ListIntegrations returns every integration.
+func (c *Client) ListIntegrations(ctx context.Context) ([]Integration, error) {
+	var out IntegrationList
+	_, err := c.do(ctx, http.MethodGet, "/v1/integrations", nil, nil, &out)
+	return out.Integrations, err
+}
+
+// DeleteIntegration removes an integration and its delivery history.
+func (c *Client) DeleteIntegration(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/integrations/"+url.PathEscape(id), nil, nil, nil)
+	return err
+}
+
+// Deliveries returns the newest delivery attempts of an integration.
+func (c *Client) Deliveries(ctx context.Context, id string, limit int) ([]Delivery, error) {
+	var out DeliveryList
+	path := "/v1/integrations/" + url.PathEscape(id) + "/deliveries"
+	if limit > 0 {
+		path += "?limit=" + strconv.Itoa(limit)
+	}
+	_, err := c.do(ctx, http.MethodGet, path, nil, nil, &out)
+	return out.Deliveries, err
+}
+
+// BaseURL returns the server URL the client calls.
+func (c *Client) BaseURL() string { return c.base }
+
+// Token returns the token the client sends.
+func (c *Client) Token() string { return c.token }

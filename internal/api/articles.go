@@ -1,0 +1,296 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/khub-dev/khub/client"
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store"
+)
+
+func (s *Server) createArticle(w http.ResponseWriter, r *http.Request) {
+	var in client.Article
+	if err := decodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a := fromClientArticle(in)
+	if a.ID == "" {
+		a.ID = newArticleID()
+	}
+	res, err := s.hub.SaveArticle(r.Context(), a, store.SaveOptions{CreateOnly: true})
+	if errors.Is(err, store.ErrConflict) {
+		err = &apiError{Status: http.StatusConflict, Code: "conflict", Field: "id", Message: fmt.Sprintf("article %q already exists: update it with PUT /v1/articles/%s", a.ID, a.ID)}
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/articles/"+res.Article.ID)
+	writeArticle(w, http.StatusCreated, &res.Article, client.OutcomeCreated)
+}
+
+// putArticle creates or updates an article. An If-Match header makes the
+// write conditional on the current version.
+func (s *Server) putArticle(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var in client.Article
+	if err := decodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if in.ID != "" && in.ID != id {
+		s.writeError(w, r, badRequest("id", "id %q in the body differs from %q in the path: leave it out or make them equal", in.ID, id))
+		return
+	}
+	in.ID = id
+	opts, err := ifMatch(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.hub.SaveArticle(r.Context(), fromClientArticle(in), opts)
+	if err != nil {
+		s.writeError(w, r, s.preconditionError(r, id, opts, err))
+		return
+	}
+	status, outcome := http.StatusOK, client.OutcomeUnchanged
+	switch {
+	case res.Created:
+		status, outcome = http.StatusCreated, client.OutcomeCreated
+	case res.Changed:
+		outcome = client.OutcomeUpdated
+	}
+	writeArticle(w, status, &res.Article, outcome)
+}
+
+// archiveArticle archives an article: a new version with status archived.
+// Archived articles leave search but stay readable by id.
+func (s *Server) archiveArticle(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	opts, err := ifMatch(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.hub.ArchiveArticle(r.Context(), id, opts.IfVersion)
+	if err != nil {
+		s.writeError(w, r, s.preconditionError(r, id, opts, err))
+		return
+	}
+	outcome := client.OutcomeUpdated
+	if !res.Changed {
+		outcome = client.OutcomeUnchanged
+	}
+	writeArticle(w, http.StatusOK, &res.Article, outcome)
+}
+
+// preconditionError turns a failed If-Match into 412 with the current
+// version, so the client knows what to re-read.
+func (s *Server) preconditionError(r *http.Request, id string, opts store.SaveOptions, err error) error {
+	conditional := opts.IfVersion != 0 || opts.MustExist
+	if !conditional || !(errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound)) {
+		return err
+	}
+	msg := fmt.Sprintf("article %q does not exist, so If-Match cannot match", id)
+	if cur, gerr := s.hub.Store.GetArticle(r.Context(), id); gerr == nil {
+		msg = fmt.Sprintf("If-Match does not match: article %q is at version %d (ETag %s); read it again and retry", id, cur.Version, etag(cur.Version))
+	}
+	return &apiError{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Field: "If-Match", Message: msg}
+}
+
+func (s *Server) getArticle(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.readableArticle(w, r)
+	if !ok {
+		return
+	}
+	if notModified(r, a.Version) {
+		w.Header().Set("ETag", etag(a.Version))
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	writeArticle(w, http.StatusOK, &a, "")
+}
+
+func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.readableArticle(w, r)
+	if !ok {
+		return
+	}
+	versions, err := s.hub.Store.ListVersions(r.Context(), a.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := client.VersionList{Versions: make([]client.Article, len(versions))}
+	for i := range versions {
+		out.Versions[i] = toClientArticle(&versions[i])
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.readableArticle(w, r)
+	if !ok {
+		return
+	}
+	n, err := strconv.ParseInt(r.PathValue("version"), 10, 64)
+	if err != nil || n < 1 {
+		s.writeError(w, r, badRequest("version", "version %q is invalid: use a positive integer", r.PathValue("version")))
+		return
+	}
+	v, err := s.hub.Store.GetArticleVersion(r.Context(), a.ID, n)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toClientArticle(&v))
+}
+
+// readableArticle loads the current version and hides articles outside the
+// caller's scope behind the same 404 as missing ones.
+func (s *Server) readableArticle(w http.ResponseWriter, r *http.Request) (knowledge.Article, bool) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return knowledge.Article{}, false
+	}
+	a, err := s.hub.Store.GetArticle(r.Context(), id)
+	p := principalFrom(r.Context())
+	if err == nil && !p.canSee(&a) {
+		err = store.ErrNotFound
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		err = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("article %q not found", id)}
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return knowledge.Article{}, false
+	}
+	return a, true
+}
+
+// newArticleID returns an id for an article created without one.
+func newArticleID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "a_" + hex.EncodeToString(b)
+}
+
+func pathID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if err := knowledge.ValidateID("id", id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func writeArticle(w http.ResponseWriter, status int, a *knowledge.Article, outcome string) {
+	w.Header().Set("ETag", etag(a.Version))
+	if outcome != "" {
+		w.Header().Set("Khub-Change", outcome)
+	}
+	writeJSON(w, status, toClientArticle(a))
+}
+
+// etag is the strong validator of an article's current representation:
+// versions are immutable, so the version number identifies the bytes.
+func etag(version int64) string { return `"v` + strconv.FormatInt(version, 10) + `"` }
+
+// parseETag returns the version in a strong ETag written by etag.
+func parseETag(tag string) (int64, bool) {
+	tag = strings.TrimSpace(tag)
+	inner, ok := strings.CutPrefix(tag, `"v`)
+	if !ok || !strings.HasSuffix(inner, `"`) {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSuffix(inner, `"`), 10, 64)
+	return n, err == nil && n > 0
+}
+
+// ifMatch turns an If-Match header into save preconditions. "*" requires
+// that the article exists; a list of tags is not supported because a
+// version can equal only one of them anyway, and the first one is used.
+func ifMatch(r *http.Request) (store.SaveOptions, error) {
+	h := strings.TrimSpace(r.Header.Get("If-Match"))
+	if h == "" {
+		return store.SaveOptions{}, nil
+	}
+	if h == "*" {
+		return store.SaveOptions{MustExist: true}, nil
+	}
+	first, _, _ := strings.Cut(h, ",")
+	n, ok := parseETag(first)
+	if !ok {
+		return store.SaveOptions{}, &apiError{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Field: "If-Match",
+			Message: fmt.Sprintf("If-Match %q is not an ETag of this API: send the ETag header of a GET, such as \"v3\" in quotes", h)}
+	}
+	return store.SaveOptions{IfVersion: n, MustExist: true}, nil
+}
+
+// notModified evaluates If-None-Match against the current version.
+func notModified(r *http.Request, version int64) bool {
+	h := r.Header.Get("If-None-Match")
+	if h == "" {
+		return false
+	}
+	for tag := range strings.SplitSeq(h, ",") {
+		tag = strings.TrimSpace(tag)
+		// If-None-Match uses weak comparison.
+		tag = strings.TrimPrefix(tag, "W/")
+		if tag == "*" {
+			return true
+		}
+		if n, ok := parseETag(tag); ok && n == version {
+			return true
+		}
+	}
+	return false
+}
+
+func fromClientArticle(in client.Article) knowledge.Article {
+	return knowledge.Article{
+		ID:         in.ID,
+		Title:      in.Title,
+		Body:       in.Body,
+		Collection: in.Collection,
+		Class:      knowledge.Class(in.Class),
+		Tags:       in.Tags,
+		Metadata:   in.Metadata,
+		Status:     knowledge.Status(in.Status),
+	}
+}
+
+func toClientArticle(a *knowledge.Article) client.Article {
+	tags := a.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return client.Article{
+		ID:         a.ID,
+		Title:      a.Title,
+		Body:       a.Body,
+		Collection: a.Collection,
+		Class:      string(a.Class),
+		Tags:       tags,
+		Metadata:   a.Metadata,
+		Status:     string(a.Status),
+		Version:    a.Version,
+		CreatedAt:  a.CreatedAt,
+		UpdatedAt:  a.UpdatedAt,
+	}
+}

@@ -1,0 +1,180 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/khub-dev/khub/client"
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store"
+)
+
+// MaxQueryLen bounds the search text, in bytes.
+const MaxQueryLen = 1000
+
+func (s *Server) search(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var filter knowledge.Scope
+	for key, values := range q {
+		switch {
+		case key == "q", key == "limit":
+			if len(values) > 1 {
+				s.writeError(w, r, badRequest(key, "%s is given %d times: give it once", key, len(values)))
+				return
+			}
+		case key == "class":
+			for _, v := range values {
+				filter.Classes = append(filter.Classes, knowledge.Class(v))
+			}
+		case key == "tag":
+			filter.Tags = append(filter.Tags, values...)
+		case key == "collection":
+			filter.Collections = append(filter.Collections, values...)
+		case strings.HasPrefix(key, "meta."):
+			name := strings.TrimPrefix(key, "meta.")
+			if name == "" || len(values) > 1 {
+				s.writeError(w, r, badRequest(key, "%s is invalid: give meta.KEY=VALUE once per key", key))
+				return
+			}
+			if filter.Metadata == nil {
+				filter.Metadata = map[string]string{}
+			}
+			filter.Metadata[name] = values[0]
+		default:
+			s.writeError(w, r, badRequest(key, "unknown query parameter %q: use q, class, tag, collection, meta.KEY or limit", key))
+			return
+		}
+	}
+	text := q.Get("q")
+	if len(text) > MaxQueryLen {
+		s.writeError(w, r, badRequest("q", "q is %d bytes long; the maximum is %d", len(text), MaxQueryLen))
+		return
+	}
+	limit, err := intParam(q, "limit", 20, 1, 100)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	filter.Normalize()
+	if err := filter.Validate(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+
+	filters := append(principalFrom(r.Context()).scope(), filter)
+	hits, err := s.hub.Store.Search(r.Context(), store.SearchQuery{Text: text, Filters: filters, Limit: int(limit)})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := client.SearchResult{Hits: make([]client.SearchHit, len(hits))}
+	for i, h := range hits {
+		out.Hits[i] = client.SearchHit{ID: h.ID, Title: h.Title, Class: string(h.Class), Status: string(h.Status), Version: h.Version, Snippet: h.Snippet, Score: h.Score}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// changes serves the change feed. With wait set, it holds the request open
+// until a change in the caller's scope commits or the wait ends.
+func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for key := range q {
+		if key != "after" && key != "limit" && key != "wait" {
+			s.writeError(w, r, badRequest(key, "unknown query parameter %q: use after, limit or wait", key))
+			return
+		}
+	}
+	after, err := intParam(q, "after", 0, 0, 1<<62)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := intParam(q, "limit", 100, 1, 1000)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		wait, err = time.ParseDuration(v)
+		if err != nil || wait < 0 {
+			s.writeError(w, r, badRequest("wait", "wait %q is invalid: use a duration such as 30s, at most %s", v, s.cfg.MaxWait))
+			return
+		}
+		if wait > s.cfg.MaxWait {
+			s.writeError(w, r, badRequest("wait", "wait %s is longer than the maximum %s", wait, s.cfg.MaxWait))
+			return
+		}
+	}
+
+	p := principalFrom(r.Context())
+	page, err := s.readChanges(w, r, after, int(limit), wait, p.scope())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	next := max(page.ScannedTo, after)
+	if !p.admin {
+		if err := s.hub.Store.RecordPull(r.Context(), p.integration.ID, next, time.Now().UTC()); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	out := client.ChangesPage{Changes: make([]client.Change, len(page.Changes)), Next: next}
+	for i, c := range page.Changes {
+		out.Changes[i] = client.Change{Cursor: c.Cursor, ArticleID: c.ArticleID, Version: c.Version, Type: string(c.Type), Time: c.Time}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// readChanges reads the log and, when nothing in scope is new, waits for
+// commits until the deadline. Entries outside the scope move the cursor on
+// without ending the wait.
+func (s *Server) readChanges(w http.ResponseWriter, r *http.Request, after int64, limit int, wait time.Duration, scope []knowledge.Scope) (store.ChangePage, error) {
+	ctx := r.Context()
+	deadline := time.Now().Add(wait)
+	if wait > 0 {
+		// The server's write timeout must not cut a long poll short.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + 10*time.Second))
+	}
+	scanned := after
+	for {
+		// Take the wake-up channel before reading, so that a commit between
+		// the read and the wait is not missed.
+		changed := s.hub.Wake.Changed()
+		page, err := s.hub.Store.ReadChanges(ctx, scanned, limit, scope...)
+		if err != nil {
+			return page, err
+		}
+		page.ScannedTo = max(page.ScannedTo, scanned)
+		remaining := time.Until(deadline)
+		if len(page.Changes) > 0 || remaining <= 0 {
+			return page, nil
+		}
+		scanned = page.ScannedTo
+		timer := time.NewTimer(remaining)
+		select {
+		case <-changed:
+			timer.Stop()
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return store.ChangePage{}, ctx.Err()
+		}
+	}
+}
+
+func intParam(q url.Values, name string, def, minValue, maxValue int64) (int64, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < minValue || n > maxValue {
+		return 0, badRequest(name, "%s %q is invalid: use an integer from %d to %d", name, v, minValue, maxValue)
+	}
+	return n, nil
+}

@@ -1,0 +1,215 @@
+// Package api serves khub's HTTP API: article writes and integration
+// management for the admin token, and the pull side (get, search, change
+// feed) for integration tokens within their scope. Handlers stay thin and
+// call the hub.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/khub-dev/khub/internal/hub"
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store"
+)
+
+// Config sets the server's limits. Zero values take the defaults.
+type Config struct {
+	// AdminToken authorizes every call. Required.
+	AdminToken string
+	// MaxBodyBytes bounds request bodies; default 4 MiB, which fits a
+	// maximum-size article body even when JSON escaping doubles it.
+	MaxBodyBytes int64
+	// MaxWait caps the wait parameter of the change feed; default 60s.
+	MaxWait time.Duration
+	// Registry receives the HTTP metrics and serves /metrics; nil serves an
+	// empty registry.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// Version is reported by /healthz.
+	Version string
+}
+
+// Server is the HTTP API.
+type Server struct {
+	hub     *hub.Hub
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	latency *prometheus.HistogramVec
+}
+
+// New builds the API server over a hub.
+func New(h *hub.Hub, cfg Config) *Server {
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 4 << 20
+	}
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = 60 * time.Second
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{hub: h, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "khub_http_request_duration_seconds",
+		Help:    "Time to answer API requests, by route and status code.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	}, []string{"route", "code"})
+	cfg.Registry.MustRegister(s.latency)
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	admin, pull := s.requireAdmin, s.requireToken
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.Handle("GET /metrics", admin(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP))
+
+	s.mux.Handle("POST /v1/articles", admin(s.createArticle))
+	s.mux.Handle("PUT /v1/articles/{id}", admin(s.putArticle))
+	s.mux.Handle("DELETE /v1/articles/{id}", admin(s.archiveArticle))
+	s.mux.Handle("GET /v1/articles/{id}", pull(s.getArticle))
+	s.mux.Handle("GET /v1/articles/{id}/versions", pull(s.listVersions))
+	s.mux.Handle("GET /v1/articles/{id}/versions/{version}", pull(s.getVersion))
+
+	s.mux.Handle("GET /v1/search", pull(s.search))
+	s.mux.Handle("GET /v1/changes", pull(s.changes))
+
+	s.mux.Handle("POST /v1/integrations", admin(s.createIntegration))
+	s.mux.Handle("GET /v1/integrations", admin(s.listIntegrations))
+	s.mux.Handle("GET /v1/integrations/{id}", admin(s.getIntegration))
+	s.mux.Handle("DELETE /v1/integrations/{id}", admin(s.deleteIntegration))
+	s.mux.Handle("GET /v1/integrations/{id}/deliveries", admin(s.listDeliveries))
+}
+
+// ServeHTTP records the latency of every request under its route pattern.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		pattern = "unmatched"
+	}
+	s.mux.ServeHTTP(rec, r)
+	s.latency.WithLabelValues(pattern, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer, which
+// long polls need to extend their write deadline.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.hub.Store.HeadCursor(ctx); err != nil {
+		s.log.Error("health check failed", "error", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "the store does not answer"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
+}
+
+// principal is the caller of a request: the admin, or one integration.
+type principal struct {
+	admin       bool
+	integration *store.IntegrationState
+}
+
+// scope returns the filters that limit what the caller sees.
+func (p principal) scope() []knowledge.Scope {
+	if p.admin {
+		return nil
+	}
+	return []knowledge.Scope{p.integration.Scope}
+}
+
+// canSee reports whether the caller may read the article.
+func (p principal) canSee(a *knowledge.Article) bool {
+	return p.admin || p.integration.Scope.Matches(a)
+}
+
+type principalKey struct{}
+
+func principalFrom(ctx context.Context) principal {
+	p, _ := ctx.Value(principalKey{}).(principal)
+	return p
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || token == "" {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+func (s *Server) isAdmin(token string) bool {
+	return subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1
+}
+
+var errUnauthorized = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "missing or invalid token: send Authorization: Bearer TOKEN with the admin token or an integration's pull token"}
+
+// requireAdmin lets only the admin token through.
+func (s *Server) requireAdmin(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearer(r)
+		if !ok {
+			s.writeError(w, r, errUnauthorized)
+			return
+		}
+		if !s.isAdmin(token) {
+			if _, err := s.hub.Authenticate(r.Context(), token); err == nil {
+				s.writeError(w, r, &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: "this call needs the admin token; an integration's pull token can only read"})
+				return
+			}
+			s.writeError(w, r, errUnauthorized)
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{admin: true})))
+	})
+}
+
+// requireToken lets the admin token or a pull token through, and records
+// which integration is calling.
+func (s *Server) requireToken(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearer(r)
+		if !ok {
+			s.writeError(w, r, errUnauthorized)
+			return
+		}
+		p := principal{admin: s.isAdmin(token)}
+		if !p.admin {
+			in, err := s.hub.Authenticate(r.Context(), token)
+			if err != nil {
+				s.writeError(w, r, errUnauthorized)
+				return
+			}
+			p.integration = &in
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}

@@ -1,0 +1,223 @@
+// Package app assembles a running hub from its parts: the store, the push
+// dispatchers, the HTTP API and the listener. The serve and demo commands
+// and the end-to-end tests start hubs through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/khub-dev/khub/internal/api"
+	"github.com/khub-dev/khub/internal/changelog"
+	"github.com/khub-dev/khub/internal/hub"
+	"github.com/khub-dev/khub/internal/push"
+	"github.com/khub-dev/khub/internal/store"
+	"github.com/khub-dev/khub/internal/store/sqlite"
+)
+
+// Version is the khub version reported by the binary and in User-Agent.
+var Version = "0.1.0-dev"
+
+// Config is everything a hub needs to start. Validate it with Validate.
+type Config struct {
+	// DataDir holds the SQLite database and the generated admin token.
+	DataDir string
+	// Addr is the listen address; default 127.0.0.1:8080. Port 0 picks a
+	// free port.
+	Addr string
+	// AdminToken authorizes admin calls; empty reads DataDir/admin.token or
+	// generates it there on first start.
+	AdminToken string
+	// AllowPrivate lets webhooks reach loopback and private networks.
+	AllowPrivate bool
+	// EventSource is the CloudEvents source of pushed events.
+	EventSource string
+	// ShutdownTimeout bounds a graceful stop; default 20s.
+	ShutdownTimeout time.Duration
+	// Push overrides dispatcher settings (backoff, timeouts); Source,
+	// AllowPrivate and Logger are filled in from this config.
+	Push   push.Config
+	Logger *slog.Logger
+}
+
+// Validate fills defaults and checks the config. Errors name the setting.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("--data is required: give a directory for the hub's database")
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("--addr %q is invalid: use HOST:PORT such as 127.0.0.1:8080: %w", c.Addr, err)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		return errors.New("--admin-token is too short: use at least 16 characters, or leave it empty to generate one")
+	}
+	if c.EventSource == "" {
+		c.EventSource = "urn:khub"
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 20 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// App is a hub that is open and, after Start, serving.
+type App struct {
+	cfg       Config
+	Store     store.Store
+	Hub       *hub.Hub
+	Push      *push.Manager
+	API       *api.Server
+	Registry  *prometheus.Registry
+	TokenFile string // where the admin token was read or written, if anywhere
+
+	server   *http.Server
+	listener net.Listener
+	done     chan error
+}
+
+// Open opens the data directory and builds the hub without serving yet.
+func Open(cfg Config) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	a := &App{cfg: cfg, Registry: prometheus.NewRegistry()}
+	if err := a.loadAdminToken(); err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "khub.db"), sqlite.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+	}
+	a.Store = st
+
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	wake := &changelog.Broadcaster{}
+	pc := cfg.Push
+	pc.Source = cfg.EventSource
+	pc.AllowPrivate = cfg.AllowPrivate
+	pc.Logger = cfg.Logger
+	pc.Metrics = push.NewMetrics(a.Registry)
+	pc.Version = Version
+	a.Push = push.NewManager(st, wake, pc)
+	a.Hub = &hub.Hub{Store: st, Wake: wake, Push: a.Push, AllowPrivate: cfg.AllowPrivate, Logger: cfg.Logger}
+	a.API = api.New(a.Hub, api.Config{AdminToken: a.cfg.AdminToken, Registry: a.Registry, Logger: cfg.Logger, Version: Version})
+	return a, nil
+}
+
+// AdminToken returns the token that authorizes admin calls.
+func (a *App) AdminToken() string { return a.cfg.AdminToken }
+
+// loadAdminToken uses the configured token, else the one in the data
+// directory, else generates one there with mode 0600.
+func (a *App) loadAdminToken() error {
+	if a.cfg.AdminToken != "" {
+		return nil
+	}
+	path := filepath.Join(a.cfg.DataDir, "admin.token")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		a.cfg.AdminToken = strings.TrimSpace(string(b))
+		a.TokenFile = path
+		if len(a.cfg.AdminToken) < 16 {
+			return fmt.Errorf("admin token in %s is too short: delete the file to generate a new one", path)
+		}
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("read admin token: %w", err)
+	}
+	token := hub.NewAdminToken()
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write admin token: %w", err)
+	}
+	a.cfg.AdminToken = token
+	a.TokenFile = path
+	a.cfg.Logger.Info("generated admin token", "path", path)
+	return nil
+}
+
+// Start listens, starts the dispatchers and serves in the background.
+func (a *App) Start(ctx context.Context) error {
+	head, err := a.Store.HeadCursor(ctx)
+	if err != nil {
+		return fmt.Errorf("read change log head: %w", err)
+	}
+	a.Hub.Wake.Notify(head)
+
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+	}
+	a.listener = ln
+	if err := a.Push.Start(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("start push dispatchers: %w", err)
+	}
+	a.server = &http.Server{
+		Handler:           a.API,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		// Long polls extend their own write deadline.
+		WriteTimeout:   60 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(a.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	a.done = make(chan error, 1)
+	go func() { a.done <- a.server.Serve(ln) }()
+	a.cfg.Logger.Info("khub serving", "addr", a.URL(), "data", a.cfg.DataDir, "version", Version, "allow_private_destinations", a.cfg.AllowPrivate)
+	return nil
+}
+
+// URL returns the base URL the hub serves on.
+func (a *App) URL() string {
+	if a.listener == nil {
+		return "http://" + a.cfg.Addr
+	}
+	return "http://" + a.listener.Addr().String()
+}
+
+// Done is closed with the server's error when it stops serving.
+func (a *App) Done() <-chan error { return a.done }
+
+// Shutdown stops accepting requests, lets requests in flight finish, stops
+// the dispatchers (an attempt in flight is cancelled and sent again after a
+// restart with the same event id), and closes the store.
+func (a *App) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if a.server != nil {
+		if err := a.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
+		}
+	}
+	if err := a.Push.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop dispatchers: %w", err))
+	}
+	if err := a.Store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	a.cfg.Logger.Info("khub stopped")
+	return errors.Join(errs...)
+}

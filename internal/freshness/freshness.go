@@ -1,0 +1,114 @@
+// Package freshness measures how stale each integration's tool is against
+// its freshness window.
+package freshness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store"
+)
+
+// Report is one measurement.
+type Report struct {
+	Window time.Duration
+	// Staleness is the age of the oldest change in scope that the tool has
+	// neither received by push nor fetched from the change feed; zero when
+	// it is caught up.
+	Staleness    time.Duration
+	WithinWindow bool
+	// OldestPending is the cursor of that change, or 0.
+	OldestPending int64
+}
+
+// maxHybridScan bounds the change-log entries read to find the oldest
+// change a hybrid tool must pull. Past it the measurement counts from the
+// first entry after the scanned range, so it may understate staleness for
+// a tool that is more than this many pushed changes behind on the feed.
+const maxHybridScan = 4096
+
+// Measure computes the staleness of one integration at now.
+//
+// What counts as received depends on the pattern:
+//   - push: changes up to the push cursor were delivered (or ended as failed).
+//   - pull: changes up to the pull cursor were fetched from the change feed.
+//     A pull tool that has never read the feed only looks knowledge up, and
+//     every lookup reads the current version, so its staleness is zero.
+//   - hybrid: pushed changes count as received once delivered, and the rest
+//     once fetched from the feed (when the tool reads it).
+func Measure(ctx context.Context, st store.Store, s *store.IntegrationState, now time.Time) (Report, error) {
+	r := Report{Window: s.Freshness}
+	var oldest *knowledge.Change
+
+	if s.Pattern.Pushes() {
+		c, err := st.OldestChangeAfter(ctx, &s.Integration, s.PushCursor, true)
+		switch {
+		case err == nil:
+			oldest = &c
+		case !errors.Is(err, store.ErrNotFound):
+			return r, fmt.Errorf("measure push backlog: %w", err)
+		}
+	}
+
+	if s.Pattern.Pulls() && s.PullSeen {
+		c, err := oldestPulled(ctx, st, s)
+		if err != nil {
+			return r, err
+		}
+		if c != nil && (oldest == nil || c.Cursor < oldest.Cursor) {
+			oldest = c
+		}
+	}
+
+	if oldest != nil {
+		r.OldestPending = oldest.Cursor
+		r.Staleness = max(now.Sub(oldest.Time), 0)
+	}
+	r.WithinWindow = r.Staleness <= r.Window
+	return r, nil
+}
+
+// oldestPulled returns the oldest change after the pull cursor that the
+// tool must fetch itself, or nil.
+func oldestPulled(ctx context.Context, st store.Store, s *store.IntegrationState) (*knowledge.Change, error) {
+	if s.Pattern == knowledge.PatternPull {
+		c, err := st.OldestChangeAfter(ctx, &s.Integration, s.PullCursor, false)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("measure pull backlog: %w", err)
+		}
+		return &c, nil
+	}
+
+	// Hybrid: skip the changes that push delivers.
+	after := s.PullCursor
+	for scanned := 0; scanned < maxHybridScan; {
+		page, err := st.ReadChanges(ctx, after, 256, s.Scope)
+		if err != nil {
+			return nil, fmt.Errorf("measure pull backlog: %w", err)
+		}
+		for i := range page.Changes {
+			if !s.PushesChange(&page.Changes[i]) {
+				return &page.Changes[i], nil
+			}
+		}
+		if len(page.Changes) == 0 || page.ScannedTo <= after {
+			return nil, nil
+		}
+		scanned += len(page.Changes)
+		after = page.ScannedTo
+	}
+	c, err := st.OldestChangeAfter(ctx, &s.Integration, after, false)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("measure pull backlog: %w", err)
+	}
+	return &c, nil
+}

@@ -1,0 +1,300 @@
+// Package hub holds khub's use cases: writing articles, creating and
+// removing integrations, measuring freshness. HTTP handlers, the command
+// line and the demo call it; it calls the store, wakes change-log readers
+// and tells the push dispatchers about integrations.
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/khub-dev/khub/internal/changelog"
+	"github.com/khub-dev/khub/internal/freshness"
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/netguard"
+	"github.com/khub-dev/khub/internal/planner"
+	"github.com/khub-dev/khub/internal/push"
+	"github.com/khub-dev/khub/internal/store"
+)
+
+// Dispatchers is the part of the push manager that the hub drives.
+type Dispatchers interface {
+	Add(in store.IntegrationState)
+	Remove(id string)
+}
+
+// Hub ties the store, the change-log broadcaster and the dispatchers
+// together. Create it with New.
+type Hub struct {
+	Store store.Store
+	Wake  *changelog.Broadcaster
+	// Push receives integrations as they are created and deleted; nil when
+	// the hub does not dispatch (tests of the pull side).
+	Push Dispatchers
+	// AllowPrivate lets webhook URLs point at loopback and private networks.
+	AllowPrivate bool
+	// Lookup resolves webhook hosts; nil uses the system resolver.
+	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+func (h *Hub) now() time.Time {
+	if h.Now != nil {
+		return h.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// SaveArticle normalizes, validates and stores an article, then wakes the
+// change-log readers when a new version was written.
+func (h *Hub) SaveArticle(ctx context.Context, a knowledge.Article, opts store.SaveOptions) (store.SaveResult, error) {
+	a.Normalize()
+	if err := a.Validate(); err != nil {
+		return store.SaveResult{}, err
+	}
+	if opts.Now.IsZero() {
+		opts.Now = h.now()
+	}
+	res, err := h.Store.SaveArticle(ctx, a, opts)
+	if err != nil {
+		return res, err
+	}
+	if res.Changed {
+		h.Wake.Notify(res.Change.Cursor)
+	}
+	return res, nil
+}
+
+// ArchiveArticle stores a new version of the article with status archived.
+// ifVersion, when non-zero, must equal the current version.
+func (h *Hub) ArchiveArticle(ctx context.Context, id string, ifVersion int64) (store.SaveResult, error) {
+	// A concurrent edit between the read and the write makes the write
+	// conflict; retry a few times instead of archiving stale content.
+	for range 5 {
+		cur, err := h.Store.GetArticle(ctx, id)
+		if err != nil {
+			return store.SaveResult{}, err
+		}
+		if ifVersion != 0 && cur.Version != ifVersion {
+			return store.SaveResult{}, store.ErrConflict
+		}
+		cur.Status = knowledge.StatusArchived
+		res, err := h.SaveArticle(ctx, cur, store.SaveOptions{IfVersion: cur.Version, MustExist: true})
+		if errors.Is(err, store.ErrConflict) && ifVersion == 0 {
+			continue
+		}
+		return res, err
+	}
+	return store.SaveResult{}, store.ErrConflict
+}
+
+// IntegrationInput is a request to create an integration, after JSON
+// decoding and before validation.
+type IntegrationInput struct {
+	Name          string
+	Freshness     string
+	Pattern       string
+	Scope         knowledge.Scope
+	WebhookURL    string
+	WebhookSecret string
+	HasWebhook    bool
+	PollInterval  string
+	Lookups       bool
+	AcceptRisk    bool
+}
+
+// Created is a new integration with the credentials shown only once.
+type Created struct {
+	State store.IntegrationState
+	// Token is the pull token for pull and hybrid patterns, else empty.
+	Token string
+}
+
+// MaxNameLen is the longest integration name, in bytes.
+const MaxNameLen = 100
+
+// CreateIntegration validates the request, lets the planner choose the
+// pattern, stores the integration and starts its dispatcher.
+func (h *Hub) CreateIntegration(ctx context.Context, in IntegrationInput) (Created, error) {
+	var out Created
+	ig, err := h.buildIntegration(ctx, in)
+	if err != nil {
+		return out, err
+	}
+	if ig.Pattern.Pulls() {
+		out.Token = newToken()
+		ig.TokenHash = HashToken(out.Token)
+	}
+	if err := h.Store.CreateIntegration(ctx, ig); err != nil {
+		return out, fmt.Errorf("store integration: %w", err)
+	}
+	st, err := h.Store.GetIntegration(ctx, ig.ID)
+	if err != nil {
+		return out, fmt.Errorf("read back integration: %w", err)
+	}
+	out.State = st
+	if h.Push != nil && ig.Pattern.Pushes() {
+		h.Push.Add(st)
+	}
+	h.logger().Info("integration created", "integration_id", ig.ID, "name", ig.Name, "pattern", ig.Pattern, "window", ig.Freshness.String())
+	return out, nil
+}
+
+func (h *Hub) buildIntegration(ctx context.Context, in IntegrationInput) (knowledge.Integration, error) {
+	name := strings.TrimSpace(in.Name)
+	switch {
+	case name == "":
+		return knowledge.Integration{}, &knowledge.FieldError{Field: "name", Message: "is required: name the tool this integration connects, such as \"helpdesk\""}
+	case len(name) > MaxNameLen || !utf8.ValidString(name):
+		return knowledge.Integration{}, &knowledge.FieldError{Field: "name", Message: fmt.Sprintf("must be valid UTF-8 of at most %d bytes", MaxNameLen)}
+	}
+	window, err := knowledge.ParseDuration("freshness", in.Freshness)
+	if err != nil {
+		return knowledge.Integration{}, err
+	}
+	var poll time.Duration
+	if in.PollInterval != "" {
+		if poll, err = knowledge.ParseDuration("poll_interval", in.PollInterval); err != nil {
+			return knowledge.Integration{}, err
+		}
+	}
+	scope := in.Scope
+	scope.Normalize()
+	if err := scope.Validate(); err != nil {
+		return knowledge.Integration{}, err
+	}
+
+	decision, err := planner.Decide(planner.Request{
+		Pattern:      knowledge.Pattern(in.Pattern),
+		Freshness:    window,
+		PollInterval: poll,
+		Lookups:      in.Lookups,
+		Scope:        scope,
+		HasWebhook:   in.HasWebhook,
+		AcceptRisk:   in.AcceptRisk,
+	})
+	if err != nil {
+		return knowledge.Integration{}, err
+	}
+
+	ig := knowledge.Integration{
+		ID:           "int_" + randomHex(8),
+		Name:         name,
+		Pattern:      decision.Pattern,
+		Freshness:    window,
+		PollInterval: poll,
+		Lookups:      in.Lookups,
+		AcceptRisk:   in.AcceptRisk,
+		Scope:        scope,
+		Reasons:      decision.Reasons,
+		CreatedAt:    h.now(),
+	}
+	if decision.Pattern.Pushes() {
+		if err := netguard.CheckURL(in.WebhookURL, h.AllowPrivate, h.Lookup); err != nil {
+			return knowledge.Integration{}, err
+		}
+		ig.WebhookURL = in.WebhookURL
+		ig.WebhookSecret = in.WebhookSecret
+		if ig.WebhookSecret == "" {
+			ig.WebhookSecret = push.NewSecret()
+		} else if _, err := push.ParseSecret(ig.WebhookSecret); err != nil {
+			return knowledge.Integration{}, err
+		}
+	}
+
+	if err := h.checkNameFree(ctx, name); err != nil {
+		return knowledge.Integration{}, err
+	}
+	return ig, nil
+}
+
+// checkNameFree rejects a second integration with the same name, so that
+// names work as handles in scripts.
+// NOTE: two concurrent creates with one name can both pass this check; the
+// store has no unique constraint on names.
+func (h *Hub) checkNameFree(ctx context.Context, name string) error {
+	all, err := h.Store.ListIntegrations(ctx)
+	if err != nil {
+		return fmt.Errorf("list integrations: %w", err)
+	}
+	for _, s := range all {
+		if s.Name == name {
+			return &knowledge.FieldError{Field: "name", Message: fmt.Sprintf("%q is taken by integration %s: choose another name or delete that integration", name, s.ID)}
+		}
+	}
+	return nil
+}
+
+// DeleteIntegration stops the integration's dispatcher and removes it with
+// its delivery history.
+func (h *Hub) DeleteIntegration(ctx context.Context, id string) error {
+	if _, err := h.Store.GetIntegration(ctx, id); err != nil {
+		return err
+	}
+	if h.Push != nil {
+		h.Push.Remove(id)
+	}
+	if err := h.Store.DeleteIntegration(ctx, id); err != nil {
+		return err
+	}
+	h.logger().Info("integration deleted", "integration_id", id)
+	return nil
+}
+
+// Freshness measures one integration now.
+func (h *Hub) Freshness(ctx context.Context, s *store.IntegrationState) (freshness.Report, error) {
+	return freshness.Measure(ctx, h.Store, s, h.now())
+}
+
+// Authenticate returns the integration that owns a pull token.
+func (h *Hub) Authenticate(ctx context.Context, token string) (store.IntegrationState, error) {
+	return h.Store.GetIntegrationByToken(ctx, HashToken(token))
+}
+
+func (h *Hub) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.Default()
+}
+
+// HashToken returns the hex SHA-256 under which a token is stored. Tokens
+// carry 256 random bits, so an unsalted fast hash is enough.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// PullTokenPrefix starts every pull token, so that secret scanners and
+// people can tell what a leaked string is.
+const PullTokenPrefix = "khub_pull_"
+
+func newToken() string {
+	return PullTokenPrefix + randomBase32(32)
+}
+
+// NewAdminToken returns a random admin token.
+func NewAdminToken() string { return "khub_admin_" + randomBase32(32) }
+
+func randomBase32(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // crypto/rand.Read never fails on supported platforms.
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

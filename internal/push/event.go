@@ -1,0 +1,83 @@
+// Package push sends change-log entries to webhook receivers. Each push
+// or hybrid integration gets a dispatcher that delivers its changes one at
+// a time in log order, as CloudEvents 1.0 JSON signed per Standard
+// Webhooks, and records every attempt in the store.
+package push
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+
+	"github.com/khub-dev/khub/internal/knowledge"
+)
+
+// ContentType is the media type of a structured-mode CloudEvent in JSON.
+const ContentType = "application/cloudevents+json; charset=utf-8"
+
+// EventTypePrefix starts every event type, and the change type follows it,
+// as in "khub.article.updated".
+const EventTypePrefix = "khub.article."
+
+// eventTimeLayout is RFC 3339 with a fixed nine-digit fraction, so that
+// equal times always encode to equal text.
+const eventTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// event is a CloudEvents 1.0 envelope. Fields encode in declaration order.
+type event struct {
+	SpecVersion     string            `json:"specversion"`
+	ID              string            `json:"id"`
+	Source          string            `json:"source"`
+	Type            string            `json:"type"`
+	Subject         string            `json:"subject"`
+	Time            string            `json:"time"`
+	DataContentType string            `json:"datacontenttype"`
+	Data            knowledge.Article `json:"data"`
+}
+
+// EventID returns the event id of a change: "evt_" and its cursor. The id
+// is also the webhook-id header, so it is the same for every retry,
+// restart and replay of the change, and receivers can drop duplicates by
+// it.
+func EventID(c *knowledge.Change) string {
+	return "evt_" + strconv.FormatInt(c.Cursor, 10)
+}
+
+// BuildEvent encodes a change as a CloudEvents 1.0 JSON event whose data
+// is the article version that the change created. The encoding is
+// deterministic: the same change gives the same bytes every time, because
+// struct fields keep their order, encoding/json sorts map keys, and times
+// are converted to UTC. HTML characters are not escaped.
+func BuildEvent(source string, c *knowledge.Change) ([]byte, error) {
+	article := c.Article
+	article.CreatedAt = article.CreatedAt.UTC()
+	article.UpdatedAt = article.UpdatedAt.UTC()
+	// Receivers get empty collections instead of null.
+	if article.Tags == nil {
+		article.Tags = []string{}
+	}
+	if article.Metadata == nil {
+		article.Metadata = map[string]string{}
+	}
+	ev := event{
+		SpecVersion:     "1.0",
+		ID:              EventID(c),
+		Source:          source,
+		Type:            EventTypePrefix + string(c.Type),
+		Subject:         c.ArticleID,
+		Time:            c.Time.UTC().Format(eventTimeLayout),
+		DataContentType: "application/json",
+		Data:            article,
+	}
+
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// "<", ">" and "&" are valid in JSON strings, so escaping them would
+	// only make bodies harder to read.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return nil, err
+	}
+	// Encode ends the value with a newline, which is not part of the event.
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
