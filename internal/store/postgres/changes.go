@@ -1,0 +1,176 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store"
+)
+
+// Page sizes of ReadChanges.
+const (
+	defaultChangeLimit = 100
+	maxChangeLimit     = 1000
+)
+
+// queryArgs collects the bound parameters of a query as it is built.
+type queryArgs []any
+
+// add appends v and returns its placeholder, such as $3.
+func (q *queryArgs) add(v any) string {
+	*q = append(*q, v)
+	return "$" + strconv.Itoa(len(*q))
+}
+
+// scopeFilter appends to where the SQL conditions that make an
+// article_versions row, aliased v, match every scope, with the values bound
+// as parameters in args.
+func scopeFilter(where []string, args *queryArgs, scopes ...knowledge.Scope) []string {
+	for _, sc := range scopes {
+		if len(sc.Collections) > 0 {
+			where = append(where, "v.collection = ANY ("+args.add(sc.Collections)+"::text[])")
+		}
+		if len(sc.Classes) > 0 {
+			classes := make([]string, len(sc.Classes))
+			for i, c := range sc.Classes {
+				classes[i] = string(c)
+			}
+			where = append(where, "v.class = ANY ("+args.add(classes)+"::text[])")
+		}
+		if len(sc.Tags) > 0 {
+			where = append(where, "v.tags && "+args.add(sc.Tags)+"::text[]")
+		}
+		// Containment of the whole map requires every key to have its
+		// value, and keys need no quoting as they would in a JSON path.
+		if len(sc.Metadata) > 0 {
+			where = append(where, "v.metadata @> "+args.add(sc.Metadata)+"::jsonb")
+		}
+	}
+	return where
+}
+
+// changeColumns are the columns that scanChange reads, for changes aliased c
+// joined with the version it created, aliased v.
+const changeColumns = versionColumns + `, c.cursor, c.type, c.time`
+
+const changeJoin = `changes c JOIN article_versions v ON v.article_id = c.article_id AND v.version = c.version`
+
+func scanChange(row pgx.Row) (knowledge.Change, error) {
+	var c knowledge.Change
+	var changeType string
+	a, err := scanVersion(row, &c.Cursor, &changeType, &c.Time)
+	if err != nil {
+		return knowledge.Change{}, err
+	}
+	c.ArticleID = a.ID
+	c.Version = a.Version
+	c.Type = knowledge.ChangeType(changeType)
+	c.Time = c.Time.UTC()
+	c.Article = a
+	return c, nil
+}
+
+// ReadChanges implements store.Store. A limit of 0 or less means 100, and
+// limits above 1000 are lowered to 1000. ScannedTo is where the caller
+// continues either way.
+func (s *Store) ReadChanges(ctx context.Context, after int64, limit int, filters ...knowledge.Scope) (store.ChangePage, error) {
+	if limit <= 0 {
+		limit = defaultChangeLimit
+	}
+	limit = min(limit, maxChangeLimit)
+	var args queryArgs
+	where := scopeFilter([]string{"c.cursor > " + args.add(after)}, &args, filters...)
+	query := `SELECT ` + changeColumns + ` FROM ` + changeJoin +
+		` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY c.cursor LIMIT ` + args.add(limit)
+
+	page := store.ChangePage{ScannedTo: after}
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, query, args...)
+		if err != nil {
+			return mapError(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			c, err := scanChange(rows)
+			if err != nil {
+				return err
+			}
+			page.Changes = append(page.Changes, c)
+		}
+		if err := rows.Err(); err != nil {
+			return mapError(err)
+		}
+		if len(page.Changes) == limit {
+			page.ScannedTo = page.Changes[len(page.Changes)-1].Cursor
+			return nil
+		}
+		// Fewer entries than the limit matched, so every entry up to the
+		// head of this snapshot has been looked at. No lower cursor can
+		// commit later, because SaveArticle allocates cursors in commit
+		// order.
+		head, err := headCursor(ctx, tx)
+		if err != nil {
+			return err
+		}
+		page.ScannedTo = max(head, after)
+		return nil
+	})
+	if err != nil {
+		return store.ChangePage{}, err
+	}
+	return page, nil
+}
+
+func headCursor(ctx context.Context, q interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}) (int64, error) {
+	var head int64
+	err := q.QueryRow(ctx, `SELECT coalesce(max(cursor), 0) FROM changes`).Scan(&head)
+	return head, mapError(err)
+}
+
+// HeadCursor implements store.Store.
+func (s *Store) HeadCursor(ctx context.Context) (int64, error) {
+	return headCursor(ctx, s.pool)
+}
+
+// OldestChangeAfter implements store.Store. A nil integration matches every
+// change, but pushedOnly then has no pattern to apply and is rejected.
+func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration, after int64, pushedOnly bool) (knowledge.Change, error) {
+	var args queryArgs
+	where := []string{"c.cursor > " + args.add(after)}
+	if in != nil {
+		where = scopeFilter(where, &args, in.Scope)
+	}
+	if pushedOnly {
+		if in == nil {
+			return knowledge.Change{}, errors.New("postgres: oldest change: pushedOnly needs an integration")
+		}
+		switch in.Pattern {
+		case knowledge.PatternPush:
+		case knowledge.PatternHybrid:
+			// The SQL form of Integration.PushesChange for hybrid.
+			classes := make([]string, len(knowledge.TimeSensitiveClasses))
+			for i, c := range knowledge.TimeSensitiveClasses {
+				classes[i] = string(c)
+			}
+			types := []string{string(knowledge.ChangeDeprecated), string(knowledge.ChangeArchived)}
+			where = append(where, "(v.class = ANY ("+args.add(classes)+"::text[]) OR c.type = ANY ("+args.add(types)+"::text[]))")
+		default:
+			return knowledge.Change{}, fmt.Errorf("integration %q with pattern %q pushes no changes: %w", in.ID, in.Pattern, store.ErrNotFound)
+		}
+	}
+	query := `SELECT ` + changeColumns + ` FROM ` + changeJoin +
+		` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY c.cursor LIMIT 1`
+	c, err := scanChange(s.pool.QueryRow(ctx, query, args...))
+	if err != nil {
+		return knowledge.Change{}, fmt.Errorf("change after cursor %d: %w", after, err)
+	}
+	return c, nil
+}
