@@ -1,0 +1,248 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/khub-dev/khub/client"
+)
+
+func newIntegrationsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "integrations",
+		Aliases: []string{"integration", "int"},
+		Short:   "Create, list, inspect and delete integrations",
+		Long: `An integration connects one tool to khub with a freshness window: the
+longest a change may take to reach the tool. khub picks push, pull or hybrid
+from the window, the scope and the tool's polling, and explains the choice.`,
+	}
+	cmd.AddCommand(newIntegrationsCreateCmd(), newIntegrationsListCmd(), newIntegrationsShowCmd(),
+		newIntegrationsDeleteCmd(), newIntegrationsDeliveriesCmd())
+	return cmd
+}
+
+func newIntegrationsCreateCmd() *cobra.Command {
+	var r remote
+	var req client.IntegrationRequest
+	var webhookURL, webhookSecret string
+	var meta []string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create an integration and print its pattern, reasons and credentials",
+		Long: `Create an integration. The answer shows the chosen pattern with its reasons,
+the webhook secret (for push and hybrid) and the pull token (for pull and
+hybrid). Both are shown only once: store them in the tool now.`,
+		Example: `  khub integrations create --name helpdesk --freshness 15m --class runbook --lookups
+  khub integrations create --name safety-board --freshness 1m --class safety \
+      --webhook-url https://board.example.com/hooks/khub`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			if webhookURL != "" || webhookSecret != "" {
+				req.Webhook = &client.Webhook{URL: webhookURL, Secret: webhookSecret}
+			}
+			for _, kv := range meta {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--meta %q is invalid: use KEY=VALUE", kv)
+				}
+				if req.Scope.Metadata == nil {
+					req.Scope.Metadata = map[string]string{}
+				}
+				req.Scope.Metadata[k] = v
+			}
+			in, err := c.CreateIntegration(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), in)
+			}
+			printIntegration(cmd.OutOrStdout(), &in)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Name, "name", "", "name of the tool this integration connects (required, unique)")
+	f.StringVar(&req.Freshness, "freshness", "", "freshness window: the longest a change may take to reach the tool, such as 30s, 15m or 24h (required)")
+	f.StringVar(&req.Pattern, "pattern", "auto", "auto, push, pull or hybrid; auto picks from the window and scope")
+	f.StringSliceVar(&req.Scope.Collections, "collection", nil, "limit the scope to these collections (repeatable)")
+	f.StringSliceVar(&req.Scope.Classes, "class", nil, "limit the scope to these classes: policy, safety, compliance, runbook, reference or custom (repeatable)")
+	f.StringSliceVar(&req.Scope.Tags, "tag", nil, "limit the scope to articles with one of these tags (repeatable)")
+	f.StringArrayVar(&meta, "meta", nil, "limit the scope to articles whose metadata KEY equals VALUE, as KEY=VALUE (repeatable, all must match)")
+	f.StringVar(&webhookURL, "webhook-url", "", "URL that receives signed CloudEvents (push and hybrid)")
+	f.StringVar(&webhookSecret, "webhook-secret", "", "signing secret, whsec_ and base64 (default: generated)")
+	f.StringVar(&req.PollInterval, "poll-interval", "", "how often the tool polls khub, such as 1m (pull; default 1m)")
+	f.BoolVar(&req.Lookups, "lookups", false, "the tool looks knowledge up during workflow steps (reads are fresh at query time)")
+	f.BoolVar(&req.AcceptRisk, "accept-risk", false, "accept a pattern the freshness rules reject, such as pulling policy slower than its window")
+	f.BoolVar(&asJSON, "json", false, "print the API answer as JSON")
+	r.addFlags(cmd)
+	return cmd
+}
+
+func newIntegrationsListCmd() *cobra.Command {
+	var r remote
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List integrations with their pattern and freshness",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			all, err := c.ListIntegrations(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), all)
+			}
+			printStatusTable(cmd.OutOrStdout(), all)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API answer as JSON")
+	r.addFlags(cmd)
+	return cmd
+}
+
+func newIntegrationsShowCmd() *cobra.Command {
+	var r remote
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one integration with its reasons and freshness",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			in, err := c.GetIntegration(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), in)
+			}
+			printIntegration(cmd.OutOrStdout(), &in)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API answer as JSON")
+	r.addFlags(cmd)
+	return cmd
+}
+
+func newIntegrationsDeleteCmd() *cobra.Command {
+	var r remote
+	cmd := &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete an integration and its delivery history",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteIntegration(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted integration %s\n", args[0])
+			return nil
+		},
+	}
+	r.addFlags(cmd)
+	return cmd
+}
+
+func newIntegrationsDeliveriesCmd() *cobra.Command {
+	var r remote
+	var limit int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "deliveries ID",
+		Short: "List the newest webhook delivery attempts of an integration",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			ds, err := c.Deliveries(cmd.Context(), args[0], limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), ds)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TIME\tEVENT\tARTICLE\tVERSION\tATTEMPT\tSTATUS\tLATENCY\tOUTCOME\tERROR")
+			for _, d := range ds {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.1fms\t%s\t%s\n", d.StartedAt.Local().Format(time.TimeOnly), d.EventID,
+					d.ArticleID, d.Version, d.Attempt, d.StatusCode, d.LatencyMS, d.Outcome, d.Error)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 50, "number of attempts to list, 1 to 1000")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API answer as JSON")
+	r.addFlags(cmd)
+	return cmd
+}
+
+func printIntegration(w io.Writer, in *client.Integration) {
+	fmt.Fprintf(w, "integration %s (%s)\n", in.ID, in.Name)
+	fmt.Fprintf(w, "  pattern:   %s\n", in.Pattern)
+	for _, r := range in.Reasons {
+		fmt.Fprintf(w, "             - %s\n", r)
+	}
+	fmt.Fprintf(w, "  freshness: window %s, staleness %s, %s\n", in.Freshness.Window,
+		formatSeconds(in.Freshness.StalenessSeconds), withinText(in.Freshness.WithinWindow))
+	if in.Webhook != nil {
+		fmt.Fprintf(w, "  webhook:   %s\n", in.Webhook.URL)
+		if in.Webhook.Secret != "" {
+			fmt.Fprintf(w, "  secret:    %s   (shown once)\n", in.Webhook.Secret)
+		}
+	}
+	if in.Token != "" {
+		fmt.Fprintf(w, "  token:     %s   (shown once)\n", in.Token)
+	}
+	if in.LastError != "" {
+		fmt.Fprintf(w, "  last error: %s at %s\n", in.LastError, in.LastErrorAt.Local().Format(time.DateTime))
+	}
+}
+
+func withinText(ok bool) string {
+	if ok {
+		return "within window"
+	}
+	return "OUTSIDE WINDOW"
+}
+
+func formatSeconds(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

@@ -1,0 +1,77 @@
+// Command khub runs and drives a khub knowledge integration hub.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/khub-dev/khub/client"
+	"github.com/khub-dev/khub/internal/app"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "khub:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "khub",
+		Short: "Connect an organisation's knowledge to the tools where people work",
+		Long: `khub keeps a knowledge base (policies, safety procedures, compliance
+documents, runbooks, reference articles) and connects it to tools through
+integrations. Each integration declares a freshness window, and the window
+decides how knowledge moves: push (signed webhooks as changes commit), pull
+(the tool asks through the API) or hybrid (critical changes pushed, the rest
+pulled).
+
+Start with "khub demo", or run a hub with "khub serve --data DIR".
+Commands that talk to a running hub take --server and --token, or the
+KHUB_SERVER and KHUB_TOKEN environment variables.`,
+		Version:       app.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCmd(), newDemoCmd(), newImportCmd(), newIntegrationsCmd(), newStatusCmd(), newSearchCmd())
+	return root
+}
+
+// remote holds the flags of commands that call a running hub.
+type remote struct {
+	server string
+	token  string
+}
+
+func (r *remote) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&r.server, "server", envOr("KHUB_SERVER", "http://127.0.0.1:8080"), "base URL of the hub (env KHUB_SERVER)")
+	cmd.Flags().StringVar(&r.token, "token", "", "admin or pull token (env KHUB_TOKEN); khub serve writes the admin token to DATA/admin.token")
+}
+
+func (r *remote) client() (*client.Client, error) {
+	token := r.token
+	if token == "" {
+		token = os.Getenv("KHUB_TOKEN")
+	}
+	if token == "" {
+		return nil, errors.New("no token: pass --token or set KHUB_TOKEN (khub serve writes the admin token to DATA/admin.token)")
+	}
+	return client.New(r.server, token), nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/khub-dev/khub/internal/app"
+)
+
+type logFlags struct {
+	format string
+	level  string
+}
+
+func (l *logFlags) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&l.format, "log-format", envOr("KHUB_LOG_FORMAT", "text"), "log format: text or json (env KHUB_LOG_FORMAT)")
+	cmd.Flags().StringVar(&l.level, "log-level", envOr("KHUB_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env KHUB_LOG_LEVEL)")
+}
+
+func (l *logFlags) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q is invalid: use debug, info, warn or error", l.level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(l.format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q is invalid: use text or json", l.format)
+}
+
+func newServeCmd() *cobra.Command {
+	var cfg app.Config
+	var logs logFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the hub on the embedded SQLite store",
+		Long: `Run the hub: the HTTP API, the push dispatchers and the change feed, on an
+SQLite database in the data directory.
+
+The admin token comes from --admin-token or KHUB_ADMIN_TOKEN. When neither is
+set, the hub generates one on first start, writes it to DATA/admin.token with
+mode 0600 and logs the path. SIGINT or SIGTERM stops accepting requests, lets
+requests in flight finish, hands back webhook deliveries in flight (they are
+sent again after a restart with the same webhook-id) and exits.`,
+		Example: `  khub serve --data ./khub-data
+  KHUB_ADMIN_TOKEN=... khub serve --data /var/lib/khub --addr 127.0.0.1:9090`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := logs.logger()
+			if err != nil {
+				return err
+			}
+			cfg.Logger = logger
+			return serve(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", envOr("KHUB_DATA", "khub-data"), "directory for the database and the generated admin token (env KHUB_DATA)")
+	f.StringVar(&cfg.Addr, "addr", envOr("KHUB_ADDR", "127.0.0.1:8080"), "listen address HOST:PORT; keep 127.0.0.1 unless a proxy in front of khub terminates TLS (env KHUB_ADDR)")
+	f.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("KHUB_ADMIN_TOKEN"), "admin token, at least 16 characters (env KHUB_ADMIN_TOKEN; default: generated into DATA/admin.token)")
+	allow, _ := strconv.ParseBool(os.Getenv("KHUB_ALLOW_PRIVATE_DESTINATIONS"))
+	f.BoolVar(&cfg.AllowPrivate, "allow-private-destinations", allow, "allow webhooks to loopback, private and link-local addresses (env KHUB_ALLOW_PRIVATE_DESTINATIONS)")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20e9, "longest graceful stop before in-flight work is cut off")
+	logs.addFlags(cmd)
+	return cmd
+}
+
+func serve(ctx context.Context, cfg app.Config) error {
+	a, err := app.Open(cfg)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx); err != nil {
+		a.Store.Close()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("stopping on signal")
+	case err := <-a.Done():
+		cfg.Logger.Error("HTTP server stopped", "error", err)
+	}
+	return a.Shutdown(context.Background())
+}
