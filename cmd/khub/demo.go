@@ -132,7 +132,7 @@ func (d *demo) run(ctx context.Context, logger *slog.Logger, exit bool) error {
 
 	d.printf("\nThe hub keeps serving at %s\n", hub.URL())
 	d.printf("  admin token: %s (also in %s)\n", hub.AdminToken(), hub.TokenFile)
-	d.printf("  try: curl -H 'Authorization: Bearer %s' '%s/v1/search?q=forklift'\n", ints.pullToken, hub.URL())
+	d.printf("  try: curl -H 'Authorization: Bearer %s' '%s/v1/search?q=failover'\n", ints.pullToken, hub.URL())
 	d.printf("       KHUB_SERVER=%s KHUB_TOKEN=%s khub status\n", hub.URL(), hub.AdminToken())
 	if exit {
 		return nil

@@ -13,7 +13,7 @@ import (
 	"github.com/khub-dev/khub/internal/app"
 )
 
-func startHub(t *testing.T) (*app.App, *client.Client) {
+func startHub(t testing.TB) (*app.App, *client.Client) {
 	t.Helper()
 	a, err := app.Open(app.Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 
 // startHub runs a hub on a free loopback port with a fresh data directory
 // and fast retries, and stops it when the test ends.
-func startHub(t *testing.T, mutate ...func(*app.Config)) (*app.App, *client.Client) {
+func startHub(t testing.TB, mutate ...func(*app.Config)) (*app.App, *client.Client) {
 	t.Helper()
 	cfg := app.Config{
 		DataDir:      t.TempDir(),
@@ -54,7 +54,7 @@ func startHub(t *testing.T, mutate ...func(*app.Config)) (*app.App, *client.Clie
 // with the Standard Webhooks reference library, independently of khub's
 // own signing code. It can be taken down and brought back on its port.
 type receiver struct {
-	t       *testing.T
+	t       testing.TB
 	secret  string
 	verify  *standardwebhooks.Webhook
 	addr    string
@@ -69,7 +69,7 @@ type receiver struct {
 	hang    chan struct{}
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t testing.TB) *receiver {
 	t.Helper()
 	secret := push.NewSecret()
 	wh, err := standardwebhooks.NewWebhook(secret)
@@ -213,7 +213,7 @@ func article(id, class, title, body string) client.Article {
 	return client.Article{ID: id, Title: title, Body: body, Collection: "handbook", Class: class}
 }
 
-func put(t *testing.T, c *client.Client, a client.Article) client.Article {
+func put(t testing.TB, c *client.Client, a client.Article) client.Article {
 	t.Helper()
 	out, _, err := c.PutArticle(context.Background(), a)
 	if err != nil {

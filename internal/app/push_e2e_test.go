@@ -10,7 +10,7 @@ import (
 	"github.com/khub-dev/khub/client"
 )
 
-func createPush(t *testing.T, c *client.Client, rv *receiver, req client.IntegrationRequest) client.Integration {
+func createPush(t testing.TB, c *client.Client, rv *receiver, req client.IntegrationRequest) client.Integration {
 	t.Helper()
 	req.Webhook = &client.Webhook{URL: rv.URL(), Secret: rv.secret}
 	in, err := c.CreateIntegration(context.Background(), req)
