@@ -43,7 +43,7 @@ KHUB_SERVER and KHUB_TOKEN environment variables.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newDemoCmd(), newImportCmd(), newIntegrationsCmd(), newStatusCmd(), newSearchCmd())
+	root.AddCommand(newServeCmd(), newDemoCmd(), newImportCmd(), newIntegrationsCmd(), newStatusCmd(), newSearchCmd(), newMigrateCmd())
 	return root
 }
 

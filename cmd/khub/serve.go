@@ -43,9 +43,15 @@ func newServeCmd() *cobra.Command {
 	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the hub on the embedded SQLite store",
-		Long: `Run the hub: the HTTP API, the push dispatchers and the change feed, on an
-SQLite database in the data directory.
+		Short: "Run the hub on SQLite, or on PostgreSQL with several nodes",
+		Long: `Run the hub: the HTTP API, the push dispatchers and the change feed.
+
+The store is an SQLite database in the data directory unless --db gives a
+PostgreSQL URL. Several nodes may share one PostgreSQL database: each push
+integration is dispatched by one node at a time under a lease that another
+node takes over when its holder stops renewing it (after --lease-ttl), and
+every node serves the API and the change feed. With --db, give every node
+the same --admin-token.
 
 The admin token comes from --admin-token or KHUB_ADMIN_TOKEN. When neither is
 set, the hub generates one on first start, writes it to DATA/admin.token with
@@ -53,7 +59,8 @@ mode 0600 and logs the path. SIGINT or SIGTERM stops accepting requests, lets
 requests in flight finish, hands back webhook deliveries in flight (they are
 sent again after a restart with the same webhook-id) and exits.`,
 		Example: `  khub serve --data ./khub-data
-  KHUB_ADMIN_TOKEN=... khub serve --data /var/lib/khub --addr 127.0.0.1:9090`,
+  KHUB_ADMIN_TOKEN=... khub serve --data /var/lib/khub --addr 127.0.0.1:9090
+  KHUB_ADMIN_TOKEN=... khub serve --db postgres://khub@db.internal:5432/khub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := logs.logger()
@@ -61,6 +68,11 @@ sent again after a restart with the same webhook-id) and exits.`,
 				return err
 			}
 			cfg.Logger = logger
+			// A shared database needs a token every node knows, so the
+			// default data directory is not used to generate one.
+			if cfg.DatabaseURL != "" && !cmd.Flags().Changed("data") && os.Getenv("KHUB_DATA") == "" {
+				cfg.DataDir = ""
+			}
 			return serve(cmd.Context(), cfg)
 		},
 	}
@@ -70,9 +82,19 @@ sent again after a restart with the same webhook-id) and exits.`,
 	f.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("KHUB_ADMIN_TOKEN"), "admin token, at least 16 characters (env KHUB_ADMIN_TOKEN; default: generated into DATA/admin.token)")
 	allow, _ := strconv.ParseBool(os.Getenv("KHUB_ALLOW_PRIVATE_DESTINATIONS"))
 	f.BoolVar(&cfg.AllowPrivate, "allow-private-destinations", allow, "allow webhooks to loopback, private and link-local addresses (env KHUB_ALLOW_PRIVATE_DESTINATIONS)")
+	addStoreFlags(cmd, &cfg)
+	f.StringVar(&cfg.Push.Node, "node-id", os.Getenv("KHUB_NODE_ID"), "name of this node in dispatch leases and logs (env KHUB_NODE_ID; default: host name, process id and random letters)")
+	f.DurationVar(&cfg.Push.LeaseTTL, "lease-ttl", 15e9, "how long a node's dispatch lease lasts without renewal: the longest a dead node's push integrations wait before another node takes them over")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20e9, "longest graceful stop before in-flight work is cut off")
 	logs.addFlags(cmd)
 	return cmd
+}
+
+// addStoreFlags adds the flags that select the PostgreSQL store.
+func addStoreFlags(cmd *cobra.Command, cfg *app.Config) {
+	f := cmd.Flags()
+	f.StringVar(&cfg.DatabaseURL, "db", os.Getenv("KHUB_DATABASE_URL"), "PostgreSQL URL such as postgres://user@host:5432/khub; empty uses SQLite in --data (env KHUB_DATABASE_URL)")
+	f.StringVar(&cfg.DatabaseSchema, "db-schema", envOr("KHUB_DATABASE_SCHEMA", "public"), "PostgreSQL schema for khub's tables, created when missing (env KHUB_DATABASE_SCHEMA)")
 }
 
 func serve(ctx context.Context, cfg app.Config) error {

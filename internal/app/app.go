@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ import (
 	"github.com/khub-dev/khub/internal/hub"
 	"github.com/khub-dev/khub/internal/push"
 	"github.com/khub-dev/khub/internal/store"
+	"github.com/khub-dev/khub/internal/store/postgres"
 	"github.com/khub-dev/khub/internal/store/sqlite"
 )
 
@@ -31,8 +33,14 @@ var Version = "0.1.0-dev"
 
 // Config is everything a hub needs to start. Validate it with Validate.
 type Config struct {
-	// DataDir holds the SQLite database and the generated admin token.
+	// DataDir holds the SQLite database and the generated admin token. With
+	// DatabaseURL set it is optional and holds only the admin token file.
 	DataDir string
+	// DatabaseURL selects the PostgreSQL store, shared by every node of a
+	// multi-node deployment; empty means SQLite in DataDir.
+	DatabaseURL string
+	// DatabaseSchema is the PostgreSQL schema of the store; default public.
+	DatabaseSchema string
 	// Addr is the listen address; default 127.0.0.1:8080. Port 0 picks a
 	// free port.
 	Addr string
@@ -45,6 +53,10 @@ type Config struct {
 	EventSource string
 	// ShutdownTimeout bounds a graceful stop; default 20s.
 	ShutdownTimeout time.Duration
+	// HeadPollInterval is how often a node that shares its store re-reads
+	// the head cursor, in case a notification of another node's commit was
+	// lost across a reconnect; default 5s.
+	HeadPollInterval time.Duration
 	// Push overrides dispatcher settings (backoff, timeouts); Source,
 	// AllowPrivate and Logger are filled in from this config.
 	Push   push.Config
@@ -53,8 +65,14 @@ type Config struct {
 
 // Validate fills defaults and checks the config. Errors name the setting.
 func (c *Config) Validate() error {
-	if c.DataDir == "" {
-		return errors.New("--data is required: give a directory for the hub's database")
+	if c.DatabaseURL == "" && c.DataDir == "" {
+		return errors.New("--data is required: give a directory for the hub's database, or --db with a PostgreSQL URL")
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return errors.New("--db is invalid: use a PostgreSQL URL such as postgres://user@host:5432/khub")
+	}
+	if c.DatabaseURL != "" && c.DataDir == "" && c.AdminToken == "" {
+		return errors.New("--admin-token (or KHUB_ADMIN_TOKEN) is required with --db, so that every node accepts the same token; or give --data to keep a generated one there")
 	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
@@ -67,6 +85,9 @@ func (c *Config) Validate() error {
 	}
 	if c.EventSource == "" {
 		c.EventSource = "urn:khub"
+	}
+	if c.HeadPollInterval <= 0 {
+		c.HeadPollInterval = 5 * time.Second
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 20 * time.Second
@@ -90,6 +111,9 @@ type App struct {
 	server   *http.Server
 	listener net.Listener
 	done     chan error
+	// stopFollow ends the goroutines that follow other nodes' commits.
+	stopFollow context.CancelFunc
+	following  sync.WaitGroup
 }
 
 // Open opens the data directory and builds the hub without serving yet.
@@ -97,16 +121,18 @@ func Open(cfg Config) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
 	}
 	a := &App{cfg: cfg, Registry: prometheus.NewRegistry()}
 	if err := a.loadAdminToken(); err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "khub.db"), sqlite.Options{})
+	st, err := OpenStore(context.Background(), cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+		return nil, err
 	}
 	a.Store = st
 
@@ -124,13 +150,31 @@ func Open(cfg Config) (*App, error) {
 	return a, nil
 }
 
+// OpenStore opens the store that cfg selects and applies its pending
+// migrations: PostgreSQL when DatabaseURL is set, else SQLite in DataDir.
+func OpenStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.DatabaseURL != "" {
+		st, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema})
+		if err != nil {
+			// The URL may carry a password, so it stays out of the message.
+			return nil, fmt.Errorf("open PostgreSQL store: %w", err)
+		}
+		return st, nil
+	}
+	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "khub.db"), sqlite.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+	}
+	return st, nil
+}
+
 // AdminToken returns the token that authorizes admin calls.
 func (a *App) AdminToken() string { return a.cfg.AdminToken }
 
 // loadAdminToken uses the configured token, else the one in the data
 // directory, else generates one there with mode 0600.
 func (a *App) loadAdminToken() error {
-	if a.cfg.AdminToken != "" {
+	if a.cfg.AdminToken != "" || a.cfg.DataDir == "" {
 		return nil
 	}
 	path := filepath.Join(a.cfg.DataDir, "admin.token")
@@ -169,6 +213,9 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
 	}
 	a.listener = ln
+	if l, ok := a.Store.(store.ChangeListener); ok {
+		a.followChanges(l)
+	}
 	if err := a.Push.Start(ctx); err != nil {
 		ln.Close()
 		return fmt.Errorf("start push dispatchers: %w", err)
@@ -187,6 +234,47 @@ func (a *App) Start(ctx context.Context) error {
 	go func() { a.done <- a.server.Serve(ln) }()
 	a.cfg.Logger.Info("khub serving", "addr", a.URL(), "data", a.cfg.DataDir, "version", Version, "allow_private_destinations", a.cfg.AllowPrivate)
 	return nil
+}
+
+// followChanges wakes this node's dispatchers, long polls and streams for
+// changes that other nodes commit: notifications from the store as they
+// arrive, and a poll of the head cursor as a safety net.
+func (a *App) followChanges(l store.ChangeListener) {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stopFollow = cancel
+	a.following.Add(2)
+	go func() {
+		defer a.following.Done()
+		delay := 100 * time.Millisecond
+		for {
+			err := l.ListenChanges(ctx, a.Hub.Wake.Notify)
+			if ctx.Err() != nil {
+				return
+			}
+			a.cfg.Logger.Warn("listening for other nodes' changes failed; reconnecting", "error", err, "retry_in", delay)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 5*time.Second)
+		}
+	}()
+	go func() {
+		defer a.following.Done()
+		ticker := time.NewTicker(a.cfg.HeadPollInterval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+			if head, err := a.Store.HeadCursor(ctx); err == nil {
+				a.Hub.Wake.Notify(head)
+			}
+		}
+	}()
 }
 
 // URL returns the base URL the hub serves on.
@@ -214,6 +302,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	if err := a.Push.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop dispatchers: %w", err))
+	}
+	if a.stopFollow != nil {
+		a.stopFollow()
+		a.following.Wait()
 	}
 	if err := a.Store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))

@@ -29,7 +29,7 @@ import (
 
 // Dispatchers is the part of the push manager that the hub drives.
 type Dispatchers interface {
-	Add(in store.IntegrationState)
+	Add(ctx context.Context, in store.IntegrationState)
 	Remove(id string)
 }
 
@@ -145,7 +145,7 @@ func (h *Hub) CreateIntegration(ctx context.Context, in IntegrationInput) (Creat
 	}
 	out.State = st
 	if h.Push != nil && ig.Pattern.Pushes() {
-		h.Push.Add(st)
+		h.Push.Add(ctx, st)
 	}
 	h.logger().Info("integration created", "integration_id", ig.ID, "name", ig.Name, "pattern", ig.Pattern, "window", ig.Freshness.String())
 	return out, nil

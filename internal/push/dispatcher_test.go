@@ -694,8 +694,8 @@ func TestManagerAddAndRemove(t *testing.T) {
 	defer stop()
 
 	h.addIntegration("int-a", knowledge.PatternPush, knowledge.Scope{}, rcv)
-	m.Add(h.state("int-a"))
-	m.Add(h.state("int-a")) // a second Add of a running integration is ignored
+	m.Add(context.Background(), h.state("int-a"))
+	m.Add(context.Background(), h.state("int-a")) // a second Add of a running integration is ignored
 	changes := h.savePolicies("p", 2)
 	rcv.waitSucceeded(2)
 	h.waitCursor("int-a", changes[1].Cursor)
@@ -709,7 +709,7 @@ func TestManagerAddAndRemove(t *testing.T) {
 	// delivery is prompt, and a removed dispatcher that still ran would add
 	// a second copy of the late change.
 	h.addIntegration("int-b", knowledge.PatternPush, knowledge.Scope{}, rcv)
-	m.Add(h.state("int-b"))
+	m.Add(context.Background(), h.state("int-b"))
 	rcv.waitSucceeded(5)
 	h.waitCursor("int-b", late[0].Cursor)
 	stop()
@@ -733,11 +733,11 @@ func TestManagerIgnoresPullIntegrations(t *testing.T) {
 	rcv := newReceiver(t)
 	h.addIntegration("int-pull", knowledge.PatternPull, knowledge.Scope{}, rcv)
 	m, stop := h.start()
-	m.Add(h.state("int-pull"))
+	m.Add(context.Background(), h.state("int-pull"))
 	// A push integration added afterwards shows when deliveries happen.
 	other := newReceiver(t)
 	h.addIntegration("int-push", knowledge.PatternPush, knowledge.Scope{}, other)
-	m.Add(h.state("int-push"))
+	m.Add(context.Background(), h.state("int-push"))
 	changes := h.savePolicies("p", 1)
 
 	other.waitSucceeded(1)
@@ -905,3 +905,38 @@ func (b *lockedBuffer) String() string {
 }
 
 var _ io.Writer = (*lockedBuffer)(nil)
+
+func TestLeaseHandsOverBetweenNodes(t *testing.T) {
+	h := newHarness(t)
+	rcv := newReceiver(t)
+	h.addIntegration("int-a", knowledge.PatternPush, knowledge.Scope{}, rcv)
+	h.cfg.LeaseTTL = 60 * time.Millisecond
+
+	h.cfg.Node = "node-a"
+	_, stopA := h.start()
+	h.cfg.Node = "node-b"
+	_, stopB := h.start()
+	defer stopB()
+
+	first := h.savePolicies("before", 3)
+	rcv.waitSucceeded(3)
+	h.waitCursor("int-a", first[2].Cursor)
+
+	// node-a holds the lease because it started first, and its clean stop
+	// releases it, so node-b continues from the stored cursor.
+	stopA()
+	later := h.savePolicies("after", 2)
+	rcv.waitSucceeded(5)
+	h.waitCursor("int-a", later[1].Cursor)
+	stopB()
+
+	counts := map[string]int{}
+	for _, id := range ids(rcv.all()) {
+		counts[id]++
+	}
+	for _, c := range append(first, later...) {
+		if n := counts[EventID(&c)]; n != 1 {
+			t.Errorf("change %d arrived %d times, want once: one node dispatches at a time", c.Cursor, n)
+		}
+	}
+}

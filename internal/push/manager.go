@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -48,6 +49,14 @@ type Config struct {
 	Now func() time.Time
 	// Rand returns the jitter fraction in [0, 1); default math/rand/v2.
 	Rand func() float64
+	// Node names this process in dispatch leases; default a name made of
+	// the host name, the process id and random letters.
+	Node string
+	// LeaseTTL is how long a dispatch lease lasts without renewal, and so
+	// how long the integrations of a node that died wait before another
+	// node takes them over; default 15s. Leases are renewed every third of
+	// it.
+	LeaseTTL time.Duration
 }
 
 // Defaults for Config.
@@ -63,6 +72,7 @@ const (
 	DefaultMaxAttempts    = 30
 	DefaultPageSize       = 256
 	DefaultFlushEvery     = 64
+	DefaultLeaseTTL       = 15 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -96,14 +106,23 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.Node == "" {
+		c.Node = defaultNode()
+	}
 	if c.Rand == nil {
 		c.Rand = rand.Float64
 	}
 	return c
 }
 
-// Manager runs one dispatcher per push or hybrid integration. Its methods
-// are safe for concurrent use.
+// Manager runs one dispatcher per push or hybrid integration whose
+// dispatch lease this node holds. Several hubs may share one store: a lease
+// loop takes free or expired leases, renews held ones and stops the
+// dispatchers of leases it lost, so each integration is dispatched by one
+// node at a time. Its methods are safe for concurrent use.
 type Manager struct {
 	st     store.Store
 	wake   *changelog.Broadcaster
@@ -114,11 +133,21 @@ type Manager struct {
 	base    context.Context // parent of the dispatchers; nil until Start
 	stopped bool
 	running map[string]*dispatcherHandle
+	// removed holds integrations removed on this node, so that a lease pass
+	// racing the deletion does not start them again.
+	removed   map[string]bool
+	loopStop  context.CancelFunc
+	loopDone  chan struct{}
+	passMutex sync.Mutex // one lease pass at a time
 }
 
 type dispatcherHandle struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	// renewed is when the lease was last taken or renewed. A dispatcher
+	// whose lease could not be renewed for a whole TTL is stopped, because
+	// another node may hold the lease by then.
+	renewed time.Time
 }
 
 // NewManager returns a manager that reads changes from st and wakes up on
@@ -131,54 +160,174 @@ func NewManager(st store.Store, wake *changelog.Broadcaster, cfg Config) *Manage
 		cfg:     cfg,
 		client:  netguard.NewHTTPClient(netguard.ClientConfig{AllowPrivate: cfg.AllowPrivate, Timeout: cfg.Timeout}),
 		running: map[string]*dispatcherHandle{},
+		removed: map[string]bool{},
 	}
 }
 
-// Start loads the integrations from the store and starts a dispatcher for
-// each one whose pattern pushes. ctx bounds the loading and passes its
-// values to the dispatchers, which run until Stop or Remove whether or
-// not ctx is cancelled.
+// Node returns the name this manager uses in dispatch leases.
+func (m *Manager) Node() string { return m.cfg.Node }
+
+// Start takes the leases it can and starts a dispatcher for each, then
+// keeps a lease loop running. ctx bounds the first pass and passes its
+// values to the dispatchers, which run until Stop or Remove whether or not
+// ctx is cancelled.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.base != nil || m.stopped {
+		m.mu.Unlock()
 		return errors.New("push manager already started or stopped: create a new Manager")
 	}
-	all, err := m.st.ListIntegrations(ctx)
-	if err != nil {
-		return fmt.Errorf("list integrations: %w", err)
-	}
 	m.base = context.WithoutCancel(ctx)
-	for _, in := range all {
-		if in.Pattern.Pushes() {
-			m.startLocked(in)
-		}
+	loopCtx, cancel := context.WithCancel(m.base)
+	m.loopStop = cancel
+	m.loopDone = make(chan struct{})
+	m.mu.Unlock()
+
+	if err := m.leasePass(ctx); err != nil {
+		cancel()
+		close(m.loopDone)
+		return err
 	}
-	m.cfg.Logger.Info("push dispatchers started", "dispatchers", len(m.running))
+	m.mu.Lock()
+	n := len(m.running)
+	m.mu.Unlock()
+	m.cfg.Logger.Info("push dispatchers started", "node", m.cfg.Node, "dispatchers", n)
+	go m.leaseLoop(loopCtx)
 	return nil
 }
 
-// Add starts a dispatcher for an integration that was just created. It
-// ignores integrations that do not push or already run, and calls before
-// Start or after Stop, because Start loads every stored integration.
-func (m *Manager) Add(in store.IntegrationState) {
-	if !in.Pattern.Pushes() {
-		return
+// leaseLoop runs a lease pass every third of the lease TTL until ctx ends.
+func (m *Manager) leaseLoop(ctx context.Context) {
+	defer close(m.loopDone)
+	ticker := time.NewTicker(m.cfg.LeaseTTL / 3)
+	defer ticker.Stop()
+	var lastError string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if err := m.leasePass(ctx); err != nil && ctx.Err() == nil {
+			if err.Error() != lastError {
+				m.cfg.Logger.Error("dispatch lease pass failed; will retry", "node", m.cfg.Node, "error", err)
+			}
+			lastError = err.Error()
+			continue
+		}
+		lastError = ""
 	}
+}
+
+// leasePass lists the integrations, takes or renews the lease of each one
+// that pushes, starts dispatchers for new leases and stops those whose
+// lease was lost or whose integration is gone.
+func (m *Manager) leasePass(ctx context.Context) error {
+	m.passMutex.Lock()
+	defer m.passMutex.Unlock()
+	all, err := m.st.ListIntegrations(ctx)
+	if err != nil {
+		m.stopExpired()
+		return fmt.Errorf("list integrations: %w", err)
+	}
+	seen := make(map[string]bool, len(all))
+	var errs []error
+	for _, in := range all {
+		if !in.Pattern.Pushes() {
+			continue
+		}
+		seen[in.ID] = true
+		held, err := m.st.AcquireLease(ctx, in.ID, m.cfg.Node, m.cfg.LeaseTTL)
+		if errors.Is(err, store.ErrNotFound) {
+			seen[in.ID] = false
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("lease integration %s: %w", in.ID, err))
+			continue
+		}
+		if held {
+			m.startIfLeased(in)
+		} else if m.stopOne(in.ID) {
+			m.cfg.Logger.Info("push dispatcher handed over: another node holds the lease", "integration_id", in.ID, "node", m.cfg.Node)
+		}
+	}
+
+	m.mu.Lock()
+	var gone []string
+	for id := range m.running {
+		if !seen[id] {
+			gone = append(gone, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range gone {
+		m.stopOne(id)
+	}
+	m.stopExpired()
+	return errors.Join(errs...)
+}
+
+// startIfLeased starts the integration's dispatcher unless it runs, or
+// records the renewal when it does.
+func (m *Manager) startIfLeased(in store.IntegrationState) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.base == nil || m.stopped {
+	if m.base == nil || m.stopped || m.removed[in.ID] {
 		return
 	}
-	if _, ok := m.running[in.ID]; ok {
+	if h, ok := m.running[in.ID]; ok {
+		h.renewed = m.cfg.Now()
 		return
 	}
 	m.startLocked(in)
 }
 
+// stopExpired stops dispatchers whose lease went a whole TTL without a
+// renewal, because another node may have taken it over.
+func (m *Manager) stopExpired() {
+	now := m.cfg.Now()
+	m.mu.Lock()
+	var expired []string
+	for id, h := range m.running {
+		if now.Sub(h.renewed) >= m.cfg.LeaseTTL {
+			expired = append(expired, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range expired {
+		if m.stopOne(id) {
+			m.cfg.Logger.Warn("push dispatcher stopped: its lease could not be renewed", "integration_id", id, "node", m.cfg.Node)
+		}
+	}
+}
+
+// Add starts a dispatcher for an integration that was just created, if it
+// pushes and this node gets its lease. Calls before Start or after Stop do
+// nothing, because Start takes every lease it can.
+func (m *Manager) Add(ctx context.Context, in store.IntegrationState) {
+	if !in.Pattern.Pushes() {
+		return
+	}
+	m.mu.Lock()
+	started := m.base != nil && !m.stopped
+	m.mu.Unlock()
+	if !started {
+		return
+	}
+	held, err := m.st.AcquireLease(ctx, in.ID, m.cfg.Node, m.cfg.LeaseTTL)
+	if err != nil {
+		m.cfg.Logger.Warn("lease new integration failed; the lease loop will try again", "integration_id", in.ID, "error", err)
+		return
+	}
+	if held {
+		m.startIfLeased(in)
+	}
+}
+
 func (m *Manager) startLocked(in store.IntegrationState) {
 	ctx, cancel := context.WithCancel(m.base)
-	h := &dispatcherHandle{cancel: cancel, done: make(chan struct{})}
+	h := &dispatcherHandle{cancel: cancel, done: make(chan struct{}), renewed: m.cfg.Now()}
 	m.running[in.ID] = h
 	d := newDispatcher(m, in)
 	go func() {
@@ -187,46 +336,61 @@ func (m *Manager) startLocked(in store.IntegrationState) {
 	}()
 }
 
-// Remove stops the integration's dispatcher and waits until it has
-// written its pending records. Call it before deleting the integration.
-func (m *Manager) Remove(id string) {
+// stopOne stops a running dispatcher, waits until it has written its
+// pending records and reports whether one was running.
+func (m *Manager) stopOne(id string) bool {
 	m.mu.Lock()
 	h := m.running[id]
 	delete(m.running, id)
 	m.mu.Unlock()
 	if h == nil {
-		return
+		return false
 	}
 	h.cancel()
 	<-h.done
+	return true
+}
+
+// Remove stops the integration's dispatcher and waits until it has
+// written its pending records. Call it before deleting the integration.
+func (m *Manager) Remove(id string) {
+	m.mu.Lock()
+	m.removed[id] = true
+	m.mu.Unlock()
+	m.stopOne(id)
 	m.cfg.Metrics.forget(id)
 }
 
-// Stop cancels every dispatcher, including attempts in flight, and waits
-// until each has written its pending records or ctx is done. An attempt
-// cut off by Stop is not recorded, so its change is sent again, with the
-// same webhook-id, after a restart.
+// Stop ends the lease loop, cancels every dispatcher, including attempts in
+// flight, waits until each has written its pending records or ctx is done,
+// and releases the leases so other nodes take over at once. An attempt cut
+// off by Stop is not recorded, so its change is sent again, with the same
+// webhook-id, by the next node that dispatches the integration.
 func (m *Manager) Stop(ctx context.Context) error {
 	m.mu.Lock()
 	m.stopped = true
 	handles := m.running
 	m.running = map[string]*dispatcherHandle{}
+	loopStop, loopDone := m.loopStop, m.loopDone
 	m.mu.Unlock()
 
+	if loopStop != nil {
+		loopStop()
+		<-loopDone
+	}
 	for _, h := range handles {
 		h.cancel()
 	}
 	var stillRunning int
-	for _, h := range handles {
-		select {
-		case <-h.done:
-			continue
-		default:
-		}
+	for id, h := range handles {
 		select {
 		case <-h.done:
 		case <-ctx.Done():
 			stillRunning++
+			continue
+		}
+		if err := m.st.ReleaseLease(ctx, id, m.cfg.Node); err != nil {
+			m.cfg.Logger.Warn("release dispatch lease failed; it expires on its own", "integration_id", id, "error", err)
 		}
 	}
 	m.client.CloseIdleConnections()
@@ -234,4 +398,19 @@ func (m *Manager) Stop(ctx context.Context) error {
 		return fmt.Errorf("%d push dispatchers did not stop in time: %w", stillRunning, ctx.Err())
 	}
 	return nil
+}
+
+// defaultNode returns host-pid-random, unique enough to tell the nodes of
+// one deployment apart in leases and logs.
+func defaultNode() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "khub"
+	}
+	const letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+	suffix := make([]byte, 6)
+	for i := range suffix {
+		suffix[i] = letters[rand.IntN(len(letters))]
+	}
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), suffix)
 }

@@ -70,7 +70,34 @@ type Store interface {
 	// cursor. The pull cursor never moves back.
 	RecordPull(ctx context.Context, integrationID string, cursor int64, at time.Time) error
 
+	// AcquireLease takes or renews node's lease on dispatching an
+	// integration's pushes, valid for ttl from now by the store's clock, and
+	// reports whether node holds it. A lease held by another node is taken
+	// only once it has expired, so at most one node dispatches an
+	// integration at a time. Deleting the integration deletes its lease.
+	// A lease taken with a ttl of 0 expires at once. It returns
+	// ErrNotFound for an unknown integration and an error for an empty node
+	// or a negative ttl.
+	AcquireLease(ctx context.Context, integrationID, node string, ttl time.Duration) (bool, error)
+	// ReleaseLease ends node's lease early, so another node can take the
+	// integration over without waiting for expiry. Releasing a lease that
+	// node does not hold, or of an unknown integration, does nothing.
+	ReleaseLease(ctx context.Context, integrationID, node string) error
+
 	Close() error
+}
+
+// ChangeListener is implemented by stores that several hub processes share.
+// ListenChanges calls fn with the cursor of each change that any process
+// commits, until ctx ends or the connection fails, and returns the reason
+// it stopped. Once it listens, it first calls fn with the head cursor, so a
+// change committed before the listener started is not missed.
+//
+// fn runs on the listener's goroutine, one call at a time. Notifications
+// may be coalesced. A change committed while no listener runs reaches fn
+// only through the head cursor of the next ListenChanges call.
+type ChangeListener interface {
+	ListenChanges(ctx context.Context, fn func(cursor int64)) error
 }
 
 // SaveOptions are the preconditions of a write.

@@ -195,14 +195,21 @@ func insertVersion(ctx context.Context, tx pgx.Tx, next *knowledge.Article, hash
 // committed or rolled back for good. Any snapshot that contains a cursor
 // then contains every committed lower one, and a reader that continues from
 // the newest cursor it saw skips nothing. Rolled-back writes leave gaps.
+//
+// The same statement queues a notification with the cursor on the store's
+// channel. PostgreSQL delivers it to ListenChanges at COMMIT, and drops it
+// on rollback.
 func (s *Store) appendChange(ctx context.Context, tx pgx.Tx, c *knowledge.Change) (int64, error) {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, 0)`, s.changesOID); err != nil {
 		return 0, mapError(err)
 	}
 	var cursor int64
-	err := tx.QueryRow(ctx, `INSERT INTO changes (article_id, version, type, time)
-		VALUES ($1, $2, $3, $4) RETURNING cursor`,
-		c.ArticleID, c.Version, string(c.Type), c.Time,
+	err := tx.QueryRow(ctx, `WITH c AS (
+			INSERT INTO changes (article_id, version, type, time)
+			VALUES ($1, $2, $3, $4) RETURNING cursor
+		)
+		SELECT c.cursor FROM c, pg_notify($5, c.cursor::text)`,
+		c.ArticleID, c.Version, string(c.Type), c.Time, s.channel,
 	).Scan(&cursor)
 	if err != nil {
 		return 0, fmt.Errorf("append change of article %q version %d: %w", c.ArticleID, c.Version, mapError(err))

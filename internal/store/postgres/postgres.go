@@ -55,6 +55,9 @@ type Store struct {
 	// (articlesOID, hash of the id) serializes writers of one article.
 	changesOID  int32
 	articlesOID int32
+	// channel is the notification channel of the schema's changes, named
+	// by changeChannel.
+	channel string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -124,6 +127,7 @@ func (s *Store) setUp(ctx context.Context) error {
 	// The lock functions take int4 keys; the bits of the OID are kept.
 	s.changesOID = int32(changes)
 	s.articlesOID = int32(articles)
+	s.channel = changeChannel(changes)
 	return nil
 }
 

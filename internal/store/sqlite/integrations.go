@@ -140,7 +140,7 @@ func (s *Store) ListIntegrations(ctx context.Context) ([]store.IntegrationState,
 }
 
 // DeleteIntegration implements store.Store. It deletes the integration's
-// delivery attempts too.
+// delivery attempts too, and its lease goes through ON DELETE CASCADE.
 func (s *Store) DeleteIntegration(ctx context.Context, id string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE integration_id = ?`, id); err != nil {

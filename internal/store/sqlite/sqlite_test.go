@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"testing"
 
@@ -106,6 +107,11 @@ func TestReaderIsQueryOnly(t *testing.T) {
 
 func TestMigrationIdempotent(t *testing.T) {
 	ctx := context.Background()
+	files, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := len(files)
 	path := filepath.Join(t.TempDir(), "khub.db")
 	for i := range 3 {
 		s, err := Open(path, Options{})
@@ -118,8 +124,8 @@ func TestMigrationIdempotent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if versions != 1 || applied != 1 {
-			t.Errorf("open %d: goose_db_version has %d versions in %d rows, want 1 in 1", i, versions, applied)
+		if versions != want || applied != want {
+			t.Errorf("open %d: goose_db_version has %d versions in %d rows, want %d in %d", i, versions, applied, want, want)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)

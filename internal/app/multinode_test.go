@@ -1,0 +1,79 @@
+package app_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/khub-dev/khub/client"
+	"github.com/khub-dev/khub/internal/app"
+)
+
+// sharedPostgres returns a mutator that puts a hub on a new PostgreSQL
+// schema, shared by every hub started with the same mutator, or skips the
+// test without a database (fails in CI).
+func sharedPostgres(t *testing.T) func(*app.Config) {
+	t.Helper()
+	url := os.Getenv("KHUB_TEST_POSTGRES_URL")
+	if url == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("KHUB_TEST_POSTGRES_URL is required in CI: set it to a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+		}
+		t.Skip("KHUB_TEST_POSTGRES_URL is not set: set it to a PostgreSQL URL to run the multi-node tests")
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "khub_app_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return func(c *app.Config) {
+		c.DatabaseURL = url
+		c.DatabaseSchema = schema
+		c.AdminToken = "shared-admin-token-0123456789"
+		// Only a notification can wake the other node within the test.
+		c.HeadPollInterval = time.Hour
+	}
+}
+
+func TestLongPollWakesForOtherNode(t *testing.T) {
+	shared := sharedPostgres(t)
+	_, nodeA := startHub(t, shared)
+	_, nodeB := startHub(t, shared)
+	ctx := context.Background()
+
+	type result struct {
+		page client.ChangesPage
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		page, err := nodeA.Changes(ctx, 0, 10, 30*time.Second)
+		done <- result{page, err}
+	}()
+	// Let the long poll start waiting before the write.
+	time.Sleep(100 * time.Millisecond)
+	put(t, nodeB, article("rb-1", "runbook", "Restart the queue", "Drain first."))
+
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.page.Changes) != 1 || r.page.Changes[0].ArticleID != "rb-1" {
+		t.Errorf("long poll on node A returned %+v, want the change written through node B", r.page.Changes)
+	}
+}
