@@ -17,7 +17,7 @@ import (
 // sharedPostgres returns a mutator that puts a hub on a new PostgreSQL
 // schema, shared by every hub started with the same mutator, or skips the
 // test without a database (fails in CI).
-func sharedPostgres(t *testing.T) func(*app.Config) {
+func sharedPostgres(t testing.TB) func(*app.Config) {
 	t.Helper()
 	url := os.Getenv("KHUB_TEST_POSTGRES_URL")
 	if url == "" {

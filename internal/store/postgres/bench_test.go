@@ -138,31 +138,30 @@ func BenchmarkSaveArticle(b *testing.B) {
 func BenchmarkSearch(b *testing.B) {
 	s := openBench(b)
 	seedArticles(b, s, 10000)
-	ctx := context.Background()
-	queries := []struct{ name, text string }{
-		{"common", benchVocabulary[0]},
-		{"common-pair", benchVocabulary[0] + " " + benchVocabulary[1]},
-		{"medium", benchVocabulary[200]},
-		{"medium-pair", benchVocabulary[150] + " " + benchVocabulary[200]},
-		{"rare", benchVocabulary[3000]},
-		{"rare-filtered", benchVocabulary[3000]},
+	runSearchQueries(b, s)
+}
+
+type benchQuery struct {
+	name  string
+	query store.SearchQuery
+}
+
+// benchQueries returns one query per frequency class of the vocabulary.
+func benchQueries() []benchQuery {
+	text := func(words ...int) string {
+		var parts []string
+		for _, w := range words {
+			parts = append(parts, benchVocabulary[w])
+		}
+		return strings.Join(parts, " ")
 	}
-	for _, q := range queries {
-		b.Run(q.name, func(b *testing.B) {
-			query := store.SearchQuery{Text: q.text}
-			if q.name == "rare-filtered" {
-				query.Filters = []knowledge.Scope{{Collections: []string{"ops"}}}
-			}
-			for b.Loop() {
-				hits, err := s.Search(ctx, query)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if len(hits) == 0 {
-					b.Fatalf("Search(%q) found nothing", q.text)
-				}
-			}
-		})
+	return []benchQuery{
+		{"common", store.SearchQuery{Text: text(0)}},
+		{"common-pair", store.SearchQuery{Text: text(0, 1)}},
+		{"medium", store.SearchQuery{Text: text(200)}},
+		{"medium-pair", store.SearchQuery{Text: text(150, 200)}},
+		{"rare", store.SearchQuery{Text: text(3000)}},
+		{"rare-filtered", store.SearchQuery{Text: text(3000), Filters: []knowledge.Scope{{Collections: []string{"ops"}}}}},
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -77,6 +78,9 @@ func validateSchema(schema string) error {
 	return nil
 }
 
+// defaultMaxConns is the pool size when the URL does not set one.
+const defaultMaxConns = 16
+
 // Open connects to the database at url (a PostgreSQL URL or key=value
 // string as pgx accepts, including pool_ settings such as pool_max_conns),
 // creates the schema when missing and applies pending migrations. It sets
@@ -96,6 +100,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open: the database URL is invalid: %w", err)
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	// pgxpool's default of max(4, CPUs) connections queues a hub's push
+	// dispatchers, which each read and record on their own, behind one
+	// another. pool_max_conns in url still wins.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
