@@ -164,7 +164,9 @@ type SearchOptions struct {
 	Tags        []string
 	Collections []string
 	Metadata    map[string]string
-	Limit       int
+	// Limit is the number of hits, 1 to 100; 0 leaves the server's default
+	// of 20. Other values are sent as given, so the server rejects them.
+	Limit int
 }
 
 // Search runs a full-text search within the token's scope.
@@ -183,7 +185,7 @@ func (c *Client) Search(ctx context.Context, q string, opts SearchOptions) (Sear
 	for k, x := range opts.Metadata {
 		v.Set("meta."+k, x)
 	}
-	if opts.Limit > 0 {
+	if opts.Limit != 0 {
 		v.Set("limit", strconv.Itoa(opts.Limit))
 	}
 	var out SearchResult

@@ -184,6 +184,9 @@ func (d *demo) createIntegrations(ctx context.Context, c *client.Client, rv *rec
 			Webhook: &client.Webhook{URL: recvURL + "/ops-chat", Secret: rv.secretFor("/ops-chat")},
 		},
 	}
+	if err := d.removeEarlierRun(ctx, c, reqs); err != nil {
+		return out, err
+	}
 	d.printf("\n2. Created three integrations; khub chose each pattern from the window and scope:\n")
 	for _, req := range reqs {
 		in, err := c.CreateIntegration(ctx, req)
@@ -199,6 +202,35 @@ func (d *demo) createIntegrations(ctx context.Context, c *client.Client, rv *rec
 		}
 	}
 	return out, nil
+}
+
+// removeEarlierRun deletes the integrations that an earlier demo on the
+// same data directory created under the names in reqs. Their webhooks point
+// at that run's receiver, which is gone, and their names must be free for
+// this run.
+func (d *demo) removeEarlierRun(ctx context.Context, c *client.Client, reqs []client.IntegrationRequest) error {
+	names := map[string]bool{}
+	for _, req := range reqs {
+		names[req.Name] = true
+	}
+	all, err := c.ListIntegrations(ctx)
+	if err != nil {
+		return fmt.Errorf("list integrations of an earlier demo run: %w", err)
+	}
+	var removed []string
+	for _, in := range all {
+		if !names[in.Name] {
+			continue
+		}
+		if err := c.DeleteIntegration(ctx, in.ID); err != nil && !client.IsNotFound(err) {
+			return fmt.Errorf("delete integration %s (%s) of an earlier demo run: %w", in.ID, in.Name, err)
+		}
+		removed = append(removed, in.Name)
+	}
+	if len(removed) > 0 {
+		d.printf("\n   Deleted the integrations of an earlier demo run in this data directory: %s\n", strings.Join(removed, ", "))
+	}
+	return nil
 }
 
 // changePolicy edits a policy and waits until both pushing integrations

@@ -35,7 +35,9 @@ the first heading or the file name gives the title and the path gives the id.
 
 Importing again is safe: unchanged files create no version and changed files
 create one each. A file that cannot be imported is listed with its path and
-reason, and the rest still import.`,
+reason, and the rest still import. Empty pages, such as Hugo section pages
+with only front matter, are listed too; other skipped files make the command
+exit with status 1.`,
 		Example: `  khub import ./handbook --collection handbook --class policy
   khub import ./runbooks --collection ops --class runbook --tag oncall`,
 		Args: cobra.ExactArgs(1),
@@ -53,8 +55,10 @@ reason, and the rest still import.`,
 				return err
 			}
 			sum.Print(cmd.OutOrStdout())
-			if len(sum.Skipped) > 0 {
-				return fmt.Errorf("%d files were not imported; see the list above", len(sum.Skipped))
+			// Empty pages are listed but hold nothing to import, so only
+			// files that could not be read, parsed or sent fail the command.
+			if n := sum.Failed(); n > 0 {
+				return fmt.Errorf("%d %s could not be imported; see the list above for each path and how to fix it", n, plural(n, "file", "files"))
 			}
 			return nil
 		},
@@ -105,4 +109,12 @@ func (s apiSink) PutArticle(ctx context.Context, a knowledge.Article) (importer.
 		Status:     string(a.Status),
 	})
 	return importer.Outcome(outcome), err
+}
+
+// plural returns one when n is 1 and many otherwise.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

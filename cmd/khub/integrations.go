@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/khub-dev/khub/client"
+	"github.com/khub-dev/khub/internal/knowledge"
 )
 
 func newIntegrationsCmd() *cobra.Command {
@@ -122,7 +124,7 @@ func newIntegrationsShowCmd() *cobra.Command {
 	var r remote
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "show ID",
+		Use:   "show ID|NAME",
 		Short: "Show one integration with its reasons and freshness",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -130,7 +132,7 @@ func newIntegrationsShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			in, err := c.GetIntegration(cmd.Context(), args[0])
+			in, err := findIntegration(cmd.Context(), c, args[0])
 			if err != nil {
 				return err
 			}
@@ -149,7 +151,7 @@ func newIntegrationsShowCmd() *cobra.Command {
 func newIntegrationsDeleteCmd() *cobra.Command {
 	var r remote
 	cmd := &cobra.Command{
-		Use:   "delete ID",
+		Use:   "delete ID|NAME",
 		Short: "Delete an integration and its delivery history",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -157,10 +159,14 @@ func newIntegrationsDeleteCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.DeleteIntegration(cmd.Context(), args[0]); err != nil {
+			in, err := findIntegration(cmd.Context(), c, args[0])
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted integration %s\n", args[0])
+			if err := c.DeleteIntegration(cmd.Context(), in.ID); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted integration %s (%s)\n", in.ID, in.Name)
 			return nil
 		},
 	}
@@ -173,7 +179,7 @@ func newIntegrationsDeliveriesCmd() *cobra.Command {
 	var limit int
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "deliveries ID",
+		Use:   "deliveries ID|NAME",
 		Short: "List the newest webhook delivery attempts of an integration",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -181,12 +187,20 @@ func newIntegrationsDeliveriesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ds, err := c.Deliveries(cmd.Context(), args[0], limit)
+			in, err := findIntegration(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			ds, err := c.Deliveries(cmd.Context(), in.ID, limit)
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), ds)
+			}
+			if len(ds) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), noDeliveriesText(&in))
+				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TIME\tEVENT\tARTICLE\tVERSION\tATTEMPT\tSTATUS\tLATENCY\tOUTCOME\tERROR")
@@ -220,9 +234,51 @@ func printIntegration(w io.Writer, in *client.Integration) {
 	if in.Token != "" {
 		fmt.Fprintf(w, "  token:     %s   (shown once)\n", in.Token)
 	}
-	if in.LastError != "" {
-		fmt.Fprintf(w, "  last error: %s at %s\n", in.LastError, in.LastErrorAt.Local().Format(time.DateTime))
+	if msg := currentError(in); msg != "" {
+		fmt.Fprintf(w, "  last error: %s at %s\n", msg, in.LastErrorAt.Local().Format(time.DateTime))
 	}
+}
+
+// currentError returns the integration's last delivery error when no
+// delivery has succeeded since, and "" otherwise: an error that a later
+// success followed no longer describes the integration.
+func currentError(in *client.Integration) string {
+	if in.LastError == "" || in.LastErrorAt == nil {
+		return ""
+	}
+	if in.LastSuccessAt != nil && !in.LastErrorAt.After(*in.LastSuccessAt) {
+		return ""
+	}
+	return in.LastError
+}
+
+// noDeliveriesText explains an empty list of delivery attempts.
+func noDeliveriesText(in *client.Integration) string {
+	if in.Webhook == nil {
+		return fmt.Sprintf("integration %s (%s) uses %s: khub sends it no webhooks, so it has no deliveries; its tool reads through the API with its pull token", in.ID, in.Name, in.Pattern)
+	}
+	return fmt.Sprintf("integration %s (%s) has no delivery attempts yet: none of its changes has been sent", in.ID, in.Name)
+}
+
+// findIntegration returns the integration whose id or name is ref. It tries
+// ref as an id first, then as a name, which at most one integration has.
+func findIntegration(ctx context.Context, c *client.Client, ref string) (client.Integration, error) {
+	if knowledge.ValidateID("id", ref) == nil {
+		in, err := c.GetIntegration(ctx, ref)
+		if !client.IsNotFound(err) {
+			return in, err
+		}
+	}
+	all, err := c.ListIntegrations(ctx)
+	if err != nil {
+		return client.Integration{}, err
+	}
+	for _, in := range all {
+		if in.Name == ref {
+			return in, nil
+		}
+	}
+	return client.Integration{}, fmt.Errorf("no integration has the id or name %q: list them with khub integrations list", ref)
 }
 
 func withinText(ok bool) string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -20,9 +21,19 @@ func main() {
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "khub:", err)
+		fmt.Fprintln(os.Stderr, errorLine(err))
 		os.Exit(1)
 	}
+}
+
+// errorLine is the message printed for a failed command: the error after
+// "khub: ", unless it starts so already, as errors of the client package do.
+func errorLine(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "khub: ") {
+		return msg
+	}
+	return "khub: " + msg
 }
 
 func newRootCmd() *cobra.Command {
@@ -53,9 +64,21 @@ type remote struct {
 	token  string
 }
 
+// addFlags adds --server and --token to a command that needs the admin
+// token.
 func (r *remote) addFlags(cmd *cobra.Command) {
+	r.addFlagsWithTokenHelp(cmd, "admin token (env KHUB_TOKEN); khub serve writes it to DATA/admin.token")
+}
+
+// addReadFlags adds --server and --token to a command that reads only, so
+// an integration's pull token works too, within its scope.
+func (r *remote) addReadFlags(cmd *cobra.Command) {
+	r.addFlagsWithTokenHelp(cmd, "admin token, or an integration's pull token to read within its scope (env KHUB_TOKEN); khub serve writes the admin token to DATA/admin.token")
+}
+
+func (r *remote) addFlagsWithTokenHelp(cmd *cobra.Command, tokenHelp string) {
 	cmd.Flags().StringVar(&r.server, "server", envOr("KHUB_SERVER", "http://127.0.0.1:8080"), "base URL of the hub (env KHUB_SERVER)")
-	cmd.Flags().StringVar(&r.token, "token", "", "admin or pull token (env KHUB_TOKEN); khub serve writes the admin token to DATA/admin.token")
+	cmd.Flags().StringVar(&r.token, "token", "", tokenHelp)
 }
 
 func (r *remote) client() (*client.Client, error) {

@@ -9,14 +9,36 @@ import (
 	"github.com/khub-dev/khub/client"
 )
 
+// maxSearchLimit is the largest --limit the API accepts.
+const maxSearchLimit = 100
+
 func newSearchCmd() *cobra.Command {
 	var r remote
 	var opts client.SearchOptions
+	var meta []string
 	cmd := &cobra.Command{
 		Use:   "search QUERY",
 		Short: "Search the knowledge base within the token's scope",
-		Args:  cobra.MinimumNArgs(1),
+		Example: `  khub search "database failover"
+  khub search failover --class runbook --meta team=platform --limit 5`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Limit < 1 || opts.Limit > maxSearchLimit {
+				return fmt.Errorf("--limit %d is invalid: give a number of hits from 1 to %d", opts.Limit, maxSearchLimit)
+			}
+			for _, kv := range meta {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--meta %q is invalid: use KEY=VALUE, such as --meta team=platform", kv)
+				}
+				if opts.Metadata == nil {
+					opts.Metadata = map[string]string{}
+				}
+				if prev, dup := opts.Metadata[k]; dup && prev != v {
+					return fmt.Errorf("--meta gives key %q twice, as %q and %q: an article has one value per key, so give it once", k, prev, v)
+				}
+				opts.Metadata[k] = v
+			}
 			c, err := r.client()
 			if err != nil {
 				return err
@@ -30,7 +52,7 @@ func newSearchCmd() *cobra.Command {
 				fmt.Fprintln(w, "no matches")
 			}
 			for _, h := range res.Hits {
-				fmt.Fprintf(w, "%-40s v%-3d %-10s %s\n    %s\n", h.ID, h.Version, h.Class, h.Title, h.Snippet)
+				fmt.Fprintf(w, "%-40s v%-3d %-10s %s\n    %s\n", h.ID, h.Version, h.Class, oneLine(h.Title), oneLine(h.Snippet))
 			}
 			return nil
 		},
@@ -38,7 +60,13 @@ func newSearchCmd() *cobra.Command {
 	cmd.Flags().StringSliceVar(&opts.Classes, "class", nil, "only these classes (repeatable)")
 	cmd.Flags().StringSliceVar(&opts.Tags, "tag", nil, "only articles with one of these tags (repeatable)")
 	cmd.Flags().StringSliceVar(&opts.Collections, "collection", nil, "only these collections (repeatable)")
-	cmd.Flags().IntVar(&opts.Limit, "limit", 10, "number of hits, 1 to 100")
-	r.addFlags(cmd)
+	cmd.Flags().StringArrayVar(&meta, "meta", nil, "only articles whose metadata KEY equals VALUE, as KEY=VALUE (repeatable, all must match)")
+	cmd.Flags().IntVar(&opts.Limit, "limit", 10, fmt.Sprintf("number of hits, 1 to %d", maxSearchLimit))
+	r.addReadFlags(cmd)
 	return cmd
 }
+
+// oneLine collapses every run of white space, newlines included, into one
+// space, so that a snippet taken from the middle of Markdown keeps to its
+// line of the output.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -45,7 +45,7 @@ func printStatusTable(w io.Writer, all []client.Integration) {
 	fmt.Fprintln(tw, "ID\tNAME\tPATTERN\tWINDOW\tSTALENESS\tSTATE\tLAST ERROR")
 	for _, in := range all {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Name, in.Pattern, in.Freshness.Window,
-			formatSeconds(in.Freshness.StalenessSeconds), withinText(in.Freshness.WithinWindow), in.LastError)
+			formatSeconds(in.Freshness.StalenessSeconds), withinText(in.Freshness.WithinWindow), oneLine(currentError(&in)))
 	}
 	tw.Flush()
 }

@@ -59,6 +59,10 @@ func (s *Server) putArticle(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if opts.CreateOnly, err = ifNoneMatchCreate(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	res, err := s.hub.SaveArticle(r.Context(), fromClientArticle(in), opts)
 	if err != nil {
 		s.writeError(w, r, s.preconditionError(r, id, opts, err))
@@ -99,15 +103,20 @@ func (s *Server) archiveArticle(w http.ResponseWriter, r *http.Request) {
 	writeArticle(w, http.StatusOK, &res.Article, outcome)
 }
 
-// preconditionError turns a failed If-Match into 412 with the current
-// version, so the client knows what to re-read.
+// preconditionError turns a failed If-Match or If-None-Match into 412 with
+// the current version, so the client knows what to re-read.
 func (s *Server) preconditionError(r *http.Request, id string, opts store.SaveOptions, err error) error {
-	conditional := opts.IfVersion != 0 || opts.MustExist
+	conditional := opts.IfVersion != 0 || opts.MustExist || opts.CreateOnly
 	if !conditional || !(errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound)) {
 		return err
 	}
-	msg := fmt.Sprintf("article %q does not exist, so If-Match cannot match", id)
-	if cur, gerr := s.hub.Store.GetArticle(r.Context(), id); gerr == nil {
+	cur, gerr := s.hub.Store.GetArticle(r.Context(), id)
+	if opts.CreateOnly && gerr == nil {
+		return &apiError{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Field: "If-None-Match",
+			Message: fmt.Sprintf("If-None-Match: * allows only creation, and article %q exists at version %d (ETag %s): drop the header to update it, or send If-Match with that ETag", id, cur.Version, etag(cur.Version))}
+	}
+	msg := fmt.Sprintf("article %q does not exist, so If-Match cannot match: drop If-Match to create it", id)
+	if gerr == nil {
 		msg = fmt.Sprintf("If-Match does not match: article %q is at version %d (ETag %s); read it again and retry", id, cur.Version, etag(cur.Version))
 	}
 	return &apiError{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Field: "If-Match", Message: msg}
@@ -136,9 +145,14 @@ func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := client.VersionList{Versions: make([]client.Article, len(versions))}
+	// An article can move into the caller's scope, by a change of class for
+	// example, so its older versions may lie outside and stay hidden.
+	p := principalFrom(r.Context())
+	out := client.VersionList{Versions: make([]client.Article, 0, len(versions))}
 	for i := range versions {
-		out.Versions[i] = toClientArticle(&versions[i])
+		if p.canSee(&versions[i]) {
+			out.Versions = append(out.Versions, toClientArticle(&versions[i]))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -154,6 +168,14 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := s.hub.Store.GetArticleVersion(r.Context(), a.ID, n)
+	if err == nil && !principalFrom(r.Context()).canSee(&v) {
+		// A version outside the caller's scope gets the same 404 as a missing one.
+		err = store.ErrNotFound
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		err = &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "version",
+			Message: fmt.Sprintf("version %d of article %q not found: list the versions with GET /v1/articles/%s/versions", n, a.ID, a.ID)}
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -240,6 +262,22 @@ func ifMatch(r *http.Request) (store.SaveOptions, error) {
 			Message: fmt.Sprintf("If-Match %q is not an ETag of this API: send the ETag header of a GET, such as \"v3\" in quotes", h)}
 	}
 	return store.SaveOptions{IfVersion: n, MustExist: true}, nil
+}
+
+// ifNoneMatchCreate reports whether a PUT carries If-None-Match: *, which
+// makes it create-only (RFC 9110, section 13.1.2): it fails with 412 when
+// the article exists. Entity tags in the header are rejected, because a
+// PUT that must not overwrite one version but may overwrite others is
+// better written with If-Match.
+func ifNoneMatchCreate(r *http.Request) (bool, error) {
+	h := strings.TrimSpace(r.Header.Get("If-None-Match"))
+	switch h {
+	case "":
+		return false, nil
+	case "*":
+		return true, nil
+	}
+	return false, badRequest("If-None-Match", "If-None-Match %q is not supported on PUT: send * to create the article only if it does not exist, or If-Match with an ETag to update a known version", h)
 }
 
 // notModified evaluates If-None-Match against the current version.

@@ -39,7 +39,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &fe):
 		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Field: fe.Field, Message: fe.Error()}
 	case errors.Is(err, store.ErrNotFound):
-		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
+		// Handlers name the missing resource themselves; this covers the
+		// rest, such as a resource deleted while the request ran.
+		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("%s not found: it does not exist or was deleted while the request ran", r.URL.Path)}
 	case errors.Is(err, store.ErrConflict):
 		ae = &apiError{Status: http.StatusConflict, Code: "conflict", Message: "the resource changed or already exists"}
 	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:

@@ -88,6 +88,10 @@ func (s *Server) deleteIntegration(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.hub.DeleteIntegration(r.Context(), st.ID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			// Another request deleted it after loadIntegration read it.
+			err = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("integration %q not found: it was deleted by another request", st.ID)}
+		}
 		s.writeError(w, r, err)
 		return
 	}
@@ -136,7 +140,7 @@ func (s *Server) loadIntegration(w http.ResponseWriter, r *http.Request) (store.
 	}
 	st, err := s.hub.Store.GetIntegration(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		err = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("integration %q not found", id)}
+		err = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("integration %q not found: list the integrations with GET /v1/integrations to find its id", id)}
 	}
 	if err != nil {
 		s.writeError(w, r, err)

@@ -59,7 +59,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	filter.Normalize()
-	if err := filter.Validate(); err != nil {
+	if err := filter.ValidateFields(searchFilterFields); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -75,6 +75,15 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		out.Hits[i] = client.SearchHit{ID: h.ID, Title: h.Title, Class: string(h.Class), Status: string(h.Status), Version: h.Version, Snippet: h.Snippet, Score: h.Score}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// searchFilterFields name the query parameters of a search filter, so that
+// an invalid value is reported under the parameter the caller sent.
+var searchFilterFields = knowledge.ScopeFields{
+	Collections:    "collection",
+	Classes:        "class",
+	Tags:           "tag",
+	MetadataPrefix: "meta.",
 }
 
 // changes serves the change feed. With wait set, it holds the request open
@@ -95,6 +104,17 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 	limit, err := intParam(q, "limit", 100, 1, 1000)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	// A cursor beyond the head would be saved as the caller's position and
+	// make it skip every change up to that cursor once they commit.
+	head, err := s.hub.Store.HeadCursor(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if after > head {
+		s.writeError(w, r, badRequest("after", "after %d is beyond the newest change, cursor %d: pass the next value of an earlier response, or 0 to start from the beginning", after, head))
 		return
 	}
 	var wait time.Duration

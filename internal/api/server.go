@@ -157,13 +157,16 @@ func principalFrom(ctx context.Context) principal {
 	return p
 }
 
+// bearer returns the token of an Authorization header in the Bearer
+// scheme. The scheme name is case-insensitive (RFC 9110, section 11.1), so
+// "bearer" and "BEARER" work too.
 func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || token == "" {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}
-	return strings.TrimSpace(token), true
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }
 
 func (s *Server) isAdmin(token string) bool {

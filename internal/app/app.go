@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -111,6 +112,9 @@ type App struct {
 	server   *http.Server
 	listener net.Listener
 	done     chan error
+	// lock is the data directory's lock file, held while the SQLite store
+	// is open.
+	lock *os.File
 	// stopFollow ends the goroutines that follow other nodes' commits.
 	stopFollow context.CancelFunc
 	following  sync.WaitGroup
@@ -127,11 +131,27 @@ func Open(cfg Config) (*App, error) {
 		}
 	}
 	a := &App{cfg: cfg, Registry: prometheus.NewRegistry()}
+	if cfg.DatabaseURL == "" {
+		lock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		a.lock = lock
+		// One process owns the SQLite store, so its dispatch leases carry
+		// a fixed name and a restart takes them back at once instead of
+		// waiting for them to expire.
+		if cfg.Push.Node == "" {
+			cfg.Push.Node = "local"
+			a.cfg.Push.Node = "local"
+		}
+	}
 	if err := a.loadAdminToken(); err != nil {
+		a.unlock()
 		return nil, err
 	}
 	st, err := OpenStore(context.Background(), cfg)
 	if err != nil {
+		a.unlock()
 		return nil, err
 	}
 	a.Store = st
@@ -167,6 +187,33 @@ func OpenStore(ctx context.Context, cfg Config) (store.Store, error) {
 	}
 	return st, nil
 }
+
+// lockDataDir takes an exclusive lock on DIR/khub.lock, so that a second
+// process cannot open the same SQLite store and dispatch the same
+// integrations. The kernel drops the lock when the process dies.
+func lockDataDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "khub.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another khub process (lock %s): stop that process, or give this one another --data", dir, path)
+	}
+	return f, nil
+}
+
+// unlock releases the data directory's lock, if held.
+func (a *App) unlock() {
+	if a.lock != nil {
+		a.lock.Close()
+		a.lock = nil
+	}
+}
+
+// Config returns the configuration with its defaults filled in.
+func (a *App) Config() Config { return a.cfg }
 
 // AdminToken returns the token that authorizes admin calls.
 func (a *App) AdminToken() string { return a.cfg.AdminToken }
@@ -310,6 +357,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if err := a.Store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
+	a.unlock()
 	a.cfg.Logger.Info("khub stopped")
 	return errors.Join(errs...)
 }

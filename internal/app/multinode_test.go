@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +76,13 @@ func TestLongPollWakesForOtherNode(t *testing.T) {
 	}
 	if len(r.page.Changes) != 1 || r.page.Changes[0].ArticleID != "rb-1" {
 		t.Errorf("long poll on node A returned %+v, want the change written through node B", r.page.Changes)
+	}
+}
+
+func TestDataDirLockedByOneProcess(t *testing.T) {
+	first, _ := startHub(t)
+	_, err := app.Open(app.Config{DataDir: first.Config().DataDir, Addr: "127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), "in use by another khub process") {
+		t.Fatalf("second Open on the same data directory: error %v, want it to say the directory is in use", err)
 	}
 }

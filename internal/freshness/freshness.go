@@ -33,34 +33,56 @@ const maxHybridScan = 4096
 // Measure computes the staleness of one integration at now.
 //
 // What counts as received depends on the pattern:
-//   - push: changes up to the push cursor were delivered (or ended as failed).
+//   - push: changes up to the push cursor were delivered, skipped or failed
+//     for good. A failed change still counts as pending until the tool gets
+//     a later version of the same article, or that article's later change
+//     is skipped because the integration does not push it.
 //   - pull: changes up to the pull cursor were fetched from the change feed.
-//     A pull tool that has never read the feed only looks knowledge up, and
-//     every lookup reads the current version, so its staleness is zero.
+//     A tool that has never read the feed has fetched nothing, so its
+//     staleness runs from the oldest change in scope. Only a tool that
+//     declared lookups is fresh without the feed, because every lookup
+//     reads the current version at query time.
 //   - hybrid: pushed changes count as received once delivered, and the rest
-//     once fetched from the feed (when the tool reads it).
+//     once fetched from the feed, with the same rule for a tool that has
+//     never read it. A failed push that the tool has since read from the
+//     feed counts as received.
 func Measure(ctx context.Context, st store.Store, s *store.IntegrationState, now time.Time) (Report, error) {
 	r := Report{Window: s.Freshness}
 	var oldest *knowledge.Change
+	consider := func(c *knowledge.Change) {
+		if c != nil && (oldest == nil || c.Cursor < oldest.Cursor) {
+			oldest = c
+		}
+	}
 
 	if s.Pattern.Pushes() {
 		c, err := st.OldestChangeAfter(ctx, &s.Integration, s.PushCursor, true)
 		switch {
 		case err == nil:
-			oldest = &c
+			consider(&c)
 		case !errors.Is(err, store.ErrNotFound):
 			return r, fmt.Errorf("measure push backlog: %w", err)
 		}
+
+		var fetched int64
+		if s.Pattern == knowledge.PatternHybrid && s.PullSeen {
+			fetched = s.PullCursor
+		}
+		f, err := st.OldestFailedChange(ctx, &s.Integration, fetched)
+		switch {
+		case err == nil:
+			consider(&f)
+		case !errors.Is(err, store.ErrNotFound):
+			return r, fmt.Errorf("measure failed deliveries: %w", err)
+		}
 	}
 
-	if s.Pattern.Pulls() && s.PullSeen {
+	if s.Pattern.Pulls() && (s.PullSeen || !s.Lookups) {
 		c, err := oldestPulled(ctx, st, s)
 		if err != nil {
 			return r, err
 		}
-		if c != nil && (oldest == nil || c.Cursor < oldest.Cursor) {
-			oldest = c
-		}
+		consider(c)
 	}
 
 	if oldest != nil {
@@ -72,7 +94,8 @@ func Measure(ctx context.Context, st store.Store, s *store.IntegrationState, now
 }
 
 // oldestPulled returns the oldest change after the pull cursor that the
-// tool must fetch itself, or nil.
+// tool must fetch itself, or nil. The pull cursor of a tool that has never
+// read the feed is 0, so the scan starts at the oldest change.
 func oldestPulled(ctx context.Context, st store.Store, s *store.IntegrationState) (*knowledge.Change, error) {
 	if s.Pattern == knowledge.PatternPull {
 		c, err := st.OldestChangeAfter(ctx, &s.Integration, s.PullCursor, false)

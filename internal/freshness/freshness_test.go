@@ -78,20 +78,153 @@ func TestPushStalenessFollowsCursor(t *testing.T) {
 	}
 }
 
-func TestPullWithoutFeedIsFresh(t *testing.T) {
+func TestPullWithoutFeed(t *testing.T) {
 	st, s := setup(t, knowledge.PatternPull)
 	write(t, st, "a", "runbook", 0)
+	// A tool that polls but has never read the feed has received nothing.
 	r := measure(t, st, s.ID, t0.Add(time.Hour))
-	if r.Staleness != 0 {
-		t.Errorf("lookup-only pull tool: staleness %s, want 0", r.Staleness)
+	if r.Staleness != time.Hour || r.WithinWindow || r.OldestPending != 1 {
+		t.Errorf("pull tool that never read the feed: staleness %s within %v at cursor %d, want 1h outside at cursor 1",
+			r.Staleness, r.WithinWindow, r.OldestPending)
 	}
 
-	if err := st.RecordPull(context.Background(), s.ID, 0, t0); err != nil {
+	if err := st.RecordPull(context.Background(), s.ID, 1, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	r = measure(t, st, s.ID, t0.Add(time.Hour))
+	if r.Staleness != 0 || !r.WithinWindow {
+		t.Errorf("feed reader caught up: staleness %s within %v, want 0 within", r.Staleness, r.WithinWindow)
+	}
+}
+
+func TestPullWithLookupsIsFresh(t *testing.T) {
+	st, _ := setup(t, knowledge.PatternPull)
+	in := knowledge.Integration{ID: "int_2", Name: "lookups", Pattern: knowledge.PatternPull, Lookups: true, Freshness: 10 * time.Minute, CreatedAt: t0, TokenHash: "h2"}
+	in.Scope.Normalize()
+	if err := st.CreateIntegration(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	write(t, st, "a", "runbook", 0)
+	r := measure(t, st, in.ID, t0.Add(time.Hour))
+	if r.Staleness != 0 {
+		t.Errorf("lookup tool: staleness %s, want 0", r.Staleness)
+	}
+
+	// Once it reads the feed, the feed is what it has received.
+	if err := st.RecordPull(context.Background(), in.ID, 0, t0); err != nil {
+		t.Fatal(err)
+	}
+	r = measure(t, st, in.ID, t0.Add(time.Hour))
 	if r.Staleness != time.Hour {
-		t.Errorf("feed reader behind: staleness %s, want 1h", r.Staleness)
+		t.Errorf("lookup tool behind on the feed: staleness %s, want 1h", r.Staleness)
+	}
+}
+
+// fail records a final failed delivery of the change at cursor and moves
+// the push cursor past it, as the dispatcher does.
+func fail(t *testing.T, st store.Store, id string, c knowledge.Change) {
+	t.Helper()
+	a := store.Attempt{EventID: "evt", Cursor: c.Cursor, ArticleID: c.ArticleID, Version: c.Version, Type: c.Type,
+		Attempt: 1, StatusCode: 400, Error: "HTTP 400", StartedAt: c.Time, Outcome: store.OutcomeFailed}
+	err := st.CommitDelivery(context.Background(), store.DeliveryCommit{IntegrationID: id, Attempts: []store.Attempt{a},
+		PushCursor: c.Cursor, LastError: a.Error, LastErrorAt: c.Time})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deliver records a delivered attempt of the change at cursor.
+func deliver(t *testing.T, st store.Store, id string, c knowledge.Change) {
+	t.Helper()
+	a := store.Attempt{EventID: "evt", Cursor: c.Cursor, ArticleID: c.ArticleID, Version: c.Version, Type: c.Type,
+		Attempt: 1, StatusCode: 204, StartedAt: c.Time, Outcome: store.OutcomeDelivered}
+	err := st.CommitDelivery(context.Background(), store.DeliveryCommit{IntegrationID: id, Attempts: []store.Attempt{a},
+		PushCursor: c.Cursor, LastSuccessAt: c.Time})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// change returns the change-log entry at cursor.
+func change(t *testing.T, st store.Store, cursor int64) knowledge.Change {
+	t.Helper()
+	page, err := st.ReadChanges(context.Background(), cursor-1, 1)
+	if err != nil || len(page.Changes) != 1 || page.Changes[0].Cursor != cursor {
+		t.Fatalf("read change %d: %+v %v", cursor, page.Changes, err)
+	}
+	return page.Changes[0]
+}
+
+func TestFailedDeliveryStaysStale(t *testing.T) {
+	st, s := setup(t, knowledge.PatternPush)
+	a1 := change(t, st, write(t, st, "a", "policy", 0))
+	fail(t, st, s.ID, a1)
+
+	// The cursor moved past the change, but the tool never got it.
+	r := measure(t, st, s.ID, t0.Add(20*time.Minute))
+	if r.Staleness != 20*time.Minute || r.WithinWindow || r.OldestPending != a1.Cursor {
+		t.Errorf("after a failed delivery: staleness %s within %v at cursor %d, want 20m outside at cursor %d",
+			r.Staleness, r.WithinWindow, r.OldestPending, a1.Cursor)
+	}
+
+	// Another article delivered does not make up for it.
+	b := change(t, st, write(t, st, "b", "policy", time.Minute))
+	deliver(t, st, s.ID, b)
+	if r := measure(t, st, s.ID, t0.Add(20*time.Minute)); r.Staleness != 20*time.Minute {
+		t.Errorf("after another article was delivered: staleness %s, want 20m", r.Staleness)
+	}
+
+	// A later version of the same article delivered does.
+	a2 := change(t, st, write(t, st, "a", "policy", 25*time.Minute))
+	if r := measure(t, st, s.ID, t0.Add(30*time.Minute)); r.Staleness != 30*time.Minute {
+		t.Errorf("new version not yet delivered: staleness %s, want 30m from the failed change", r.Staleness)
+	}
+	deliver(t, st, s.ID, a2)
+	if r := measure(t, st, s.ID, t0.Add(30*time.Minute)); r.Staleness != 0 || !r.WithinWindow {
+		t.Errorf("new version delivered: staleness %s within %v, want 0 within", r.Staleness, r.WithinWindow)
+	}
+}
+
+func TestFailedDeliverySettledBySkip(t *testing.T) {
+	st, _ := setup(t, knowledge.PatternPush)
+	in := knowledge.Integration{ID: "int_pol", Name: "policies", Pattern: knowledge.PatternPush, Freshness: 10 * time.Minute, CreatedAt: t0,
+		Scope: knowledge.Scope{Classes: []knowledge.Class{knowledge.ClassPolicy}}}
+	in.Scope.Normalize()
+	if err := st.CreateIntegration(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	a1 := change(t, st, write(t, st, "a", "policy", 0))
+	fail(t, st, in.ID, a1)
+	if r := measure(t, st, in.ID, t0.Add(5*time.Minute)); r.Staleness != 5*time.Minute {
+		t.Errorf("after a failed delivery: staleness %s, want 5m", r.Staleness)
+	}
+
+	// The article leaves the scope; the dispatcher skips its change.
+	moved := write(t, st, "a", "runbook", time.Minute)
+	if err := st.CommitDelivery(context.Background(), store.DeliveryCommit{IntegrationID: in.ID, PushCursor: moved}); err != nil {
+		t.Fatal(err)
+	}
+	if r := measure(t, st, in.ID, t0.Add(5*time.Minute)); r.Staleness != 0 {
+		t.Errorf("after the article left the scope: staleness %s, want 0", r.Staleness)
+	}
+}
+
+func TestHybridFailedPushFetchedFromFeed(t *testing.T) {
+	st, s := setup(t, knowledge.PatternHybrid)
+	pol := change(t, st, write(t, st, "pol", "policy", 0))
+	fail(t, st, s.ID, pol)
+	if err := st.RecordPull(context.Background(), s.ID, 0, t0); err != nil {
+		t.Fatal(err)
+	}
+	if r := measure(t, st, s.ID, t0.Add(5*time.Minute)); r.Staleness != 5*time.Minute {
+		t.Errorf("failed push not yet read from the feed: staleness %s, want 5m", r.Staleness)
+	}
+	// The tool read the change from the feed, so it has it after all.
+	if err := st.RecordPull(context.Background(), s.ID, pol.Cursor, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if r := measure(t, st, s.ID, t0.Add(5*time.Minute)); r.Staleness != 0 {
+		t.Errorf("failed push read from the feed: staleness %s, want 0", r.Staleness)
 	}
 }
 

@@ -11,9 +11,16 @@ import (
 	"github.com/khub-dev/khub/internal/knowledge"
 )
 
+// emptyPageError is the reason a page without text is skipped. Such a page
+// holds no knowledge to import, so skipping it is not a failure of the
+// import.
+type emptyPageError struct{ reason string }
+
+func (e *emptyPageError) Error() string { return e.reason }
+
 // errEmptySectionPage marks a Hugo _index.md that contains only front
 // matter. Such pages order a site's menu and contain no knowledge.
-var errEmptySectionPage = errors.New("empty section page")
+var errEmptySectionPage = &emptyPageError{"empty section page"}
 
 // parse turns the bytes of one Markdown file into a normalized, valid
 // article. rel is the file's slash-separated path under the import root.
@@ -42,9 +49,9 @@ func (s *scanner) parse(rel string, src []byte) (knowledge.Article, error) {
 		case section:
 			return knowledge.Article{}, errEmptySectionPage
 		case hasFrontMatter:
-			return knowledge.Article{}, errors.New("is empty after the front matter: add content or delete the file")
+			return knowledge.Article{}, &emptyPageError{"is empty after the front matter: add content or delete the file"}
 		default:
-			return knowledge.Article{}, errors.New("is empty: add content or delete the file")
+			return knowledge.Article{}, &emptyPageError{"is empty: add content or delete the file"}
 		}
 	}
 

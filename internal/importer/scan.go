@@ -50,6 +50,10 @@ type Skip struct {
 	Path string
 	// Reason describes what is wrong and, where possible, how to fix it.
 	Reason string
+	// Empty is true for a page with no text, such as a Hugo section page
+	// with only front matter. It holds nothing to import, so it is
+	// reported but is not a failure.
+	Empty bool
 }
 
 func (s Skip) String() string { return s.Path + ": " + s.Reason }
@@ -225,6 +229,11 @@ func (s *scanner) visitFile(p, rel string) {
 		return
 	}
 	a, err := s.parse(rel, src)
+	var empty *emptyPageError
+	if errors.As(err, &empty) {
+		s.result.Skipped = append(s.result.Skipped, Skip{Path: rel, Reason: err.Error(), Empty: true})
+		return
+	}
 	if err != nil {
 		s.skip(rel, err.Error())
 		return

@@ -140,6 +140,18 @@ send:
 	return sum
 }
 
+// Failed returns the number of skipped files that are failures: those
+// that could not be read, parsed or uploaded. Empty pages do not count.
+func (s Summary) Failed() int {
+	n := 0
+	for _, sk := range s.Skipped {
+		if !sk.Empty {
+			n++
+		}
+	}
+	return n
+}
+
 // DryRun returns the Summary of an import that sends nothing: the skipped
 // files and the number of valid documents.
 func (r *Result) DryRun() Summary {
@@ -162,7 +174,11 @@ func (s Summary) Print(w io.Writer) {
 		fmt.Fprintf(w, "imported:      %d (%d created, %d updated)\n", s.Created+s.Updated, s.Created, s.Updated)
 		fmt.Fprintf(w, "unchanged:     %d\n", s.Unchanged)
 	}
-	fmt.Fprintf(w, "skipped:       %d\n", len(s.Skipped))
+	if empty := len(s.Skipped) - s.Failed(); empty > 0 {
+		fmt.Fprintf(w, "skipped:       %d (%d empty %s, which %s nothing to import)\n", len(s.Skipped), empty, plural(empty, "page", "pages"), plural(empty, "has", "have"))
+	} else {
+		fmt.Fprintf(w, "skipped:       %d\n", len(s.Skipped))
+	}
 	for _, sk := range s.Skipped {
 		fmt.Fprintf(w, "  %s: %s\n", sk.Path, sk.Reason)
 	}
@@ -184,4 +200,12 @@ func formatDuration(d time.Duration) string {
 	default:
 		return d.Round(time.Second).String()
 	}
+}
+
+// plural returns one when n is 1 and many otherwise.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -186,15 +186,32 @@ func (a *Article) Validate() error {
 		return &FieldError{Field: "metadata", Message: fmt.Sprintf("has %d keys; the maximum is %d", len(a.Metadata), MaxMetadataKeys)}
 	}
 	for k, v := range a.Metadata {
-		if k == "" {
-			return &FieldError{Field: "metadata", Message: "has an empty key"}
-		}
-		if err := checkText("metadata key", k, MaxMetadataKey); err != nil {
+		if err := checkMetadataKey("metadata.", k); err != nil {
 			return err
 		}
 		if err := checkText("metadata."+k, v, MaxMetadataValue); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkMetadataKey checks a metadata key given under the field prefix, such
+// as "metadata." or "scope.metadata.". Its errors name the prefix without
+// the dot and quote the key in the message, because an empty, overlong or
+// non-UTF-8 key would make an unreadable field name. Errors about a value
+// name prefix and key instead, as in "metadata.owner".
+func checkMetadataKey(prefix, k string) error {
+	bare := strings.TrimSuffix(prefix, ".")
+	switch {
+	case k == "":
+		return &FieldError{Field: bare, Message: "has an empty key: give every metadata value a key"}
+	case len(k) > MaxMetadataKey:
+		return &FieldError{Field: bare, Message: fmt.Sprintf("key %.40q… is %d bytes long; the maximum is %d", k, len(k), MaxMetadataKey)}
+	case !utf8.ValidString(k):
+		return &FieldError{Field: bare, Message: "has a key that is not valid UTF-8"}
+	case strings.ContainsRune(k, 0):
+		return &FieldError{Field: bare, Message: fmt.Sprintf("key %q contains a NUL character", k)}
 	}
 	return nil
 }

@@ -21,6 +21,14 @@ func (p Pattern) Pushes() bool { return p == PatternPush || p == PatternHybrid }
 // Pulls reports whether the tool gets a pull token for this pattern.
 func (p Pattern) Pulls() bool { return p == PatternPull || p == PatternHybrid }
 
+// ClassOperations is the class of the articles in which khub reports its
+// own delivery events (pauses, resumptions, exhausted retries), so that an
+// operations channel can subscribe to them.
+const ClassOperations Class = "operations"
+
+// OpsCollection is the collection of the operations articles.
+const OpsCollection = "khub-operations"
+
 // Integration is a connection from khub to one tool.
 type Integration struct {
 	ID      string  `json:"id"`
@@ -46,17 +54,26 @@ type Integration struct {
 	// shown once at creation and not stored.
 	TokenHash string    `json:"-"`
 	CreatedAt time.Time `json:"created_at"`
+	// Delivery tunes webhook delivery; zero fields take the defaults.
+	Delivery DeliverySettings `json:"delivery"`
 }
 
 // PushesChange reports whether a change in scope is sent by webhook: every
-// change for push, and for hybrid only time-sensitive classes plus
-// deprecations and archivals.
+// change for push, and for hybrid only time-sensitive classes, operations
+// events, deprecations and archivals. Operations events go only to
+// integrations whose scope names their class or collection.
 func (in *Integration) PushesChange(c *Change) bool {
+	if c.Article.Class == ClassOperations && !in.Scope.NamesOperations() {
+		// An integration receives khub's operations events only when it
+		// asks for them, so a tool never hears about its own outages.
+		return false
+	}
 	switch in.Pattern {
 	case PatternPush:
 		return true
 	case PatternHybrid:
-		return c.Article.Class.TimeSensitive() || c.Type == ChangeDeprecated || c.Type == ChangeArchived
+		return c.Article.Class.TimeSensitive() || c.Article.Class == ClassOperations ||
+			c.Type == ChangeDeprecated || c.Type == ChangeArchived
 	}
 	return false
 }

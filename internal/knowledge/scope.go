@@ -55,28 +55,51 @@ func (s *Scope) Normalize() {
 	}
 }
 
-// Validate checks every name in the scope.
-func (s Scope) Validate() error {
+// ScopeFields names the input fields that a scope was read from, so that a
+// validation error names the field the caller sent. MetadataPrefix is
+// followed by the metadata key, as in "scope.metadata.region".
+type ScopeFields struct {
+	Collections    string
+	Classes        string
+	Tags           string
+	MetadataPrefix string
+}
+
+// IntegrationScopeFields are the field names of a scope in the body of an
+// integration request.
+var IntegrationScopeFields = ScopeFields{
+	Collections:    "scope.collections",
+	Classes:        "scope.classes",
+	Tags:           "scope.tags",
+	MetadataPrefix: "scope.metadata.",
+}
+
+// Validate checks every name in the scope of an integration request.
+func (s Scope) Validate() error { return s.ValidateFields(IntegrationScopeFields) }
+
+// ValidateFields checks every name in the scope and names the field at
+// fault with the names in f.
+func (s Scope) ValidateFields(f ScopeFields) error {
 	for _, c := range s.Collections {
-		if err := checkName("scope.collections", c); err != nil {
+		if err := checkName(f.Collections, c); err != nil {
 			return err
 		}
 	}
 	for _, c := range s.Classes {
-		if err := checkName("scope.classes", string(c)); err != nil {
+		if err := checkName(f.Classes, string(c)); err != nil {
 			return err
 		}
 	}
 	for _, t := range s.Tags {
-		if err := checkText("scope.tags", t, MaxTagLen); err != nil {
+		if err := checkText(f.Tags, t, MaxTagLen); err != nil {
 			return err
 		}
 	}
 	for k, v := range s.Metadata {
-		if k == "" {
-			return &FieldError{Field: "scope.metadata", Message: "has an empty key"}
+		if err := checkMetadataKey(f.MetadataPrefix, k); err != nil {
+			return err
 		}
-		if err := checkText("scope.metadata."+k, v, MaxMetadataValue); err != nil {
+		if err := checkText(f.MetadataPrefix+k, v, MaxMetadataValue); err != nil {
 			return err
 		}
 	}
@@ -118,9 +141,15 @@ const (
 )
 
 // ChangeTypeFor returns the type of the change that turns prev into next.
-// prev is nil for a new article.
+// prev is nil for a new article. A new article that is already archived or
+// deprecated is an archival or a deprecation, because tools that act on
+// those (hybrid integrations push them) must hear of it like any other.
 func ChangeTypeFor(prev, next *Article) ChangeType {
 	switch {
+	case prev == nil && next.Status == StatusArchived:
+		return ChangeArchived
+	case prev == nil && next.Status == StatusDeprecated:
+		return ChangeDeprecated
 	case prev == nil:
 		return ChangeCreated
 	case next.Status == StatusArchived && prev.Status != StatusArchived:
@@ -142,4 +171,10 @@ type Change struct {
 	Time      time.Time  `json:"time"`
 	// Article is the version this change created, with the full body.
 	Article Article `json:"-"`
+}
+
+// NamesOperations reports whether the scope explicitly selects khub's
+// operations events, by their class or their collection.
+func (s Scope) NamesOperations() bool {
+	return slices.Contains(s.Classes, ClassOperations) || slices.Contains(s.Collections, OpsCollection)
 }

@@ -56,7 +56,7 @@ func CheckURL(raw string, allowPrivate bool, lookup LookupFunc) error {
 	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
 	if addr, err := netip.ParseAddr(host); err == nil {
 		if kind := Classify(addr); kind != "" {
-			return fieldError("host %s is a %s address; %s", addr, kind, allowHint)
+			return fieldError("host %s is %s address; %s", addr, withArticle(kind), allowHint)
 		}
 		return nil
 	}
@@ -196,8 +196,17 @@ func DialControl(allowPrivate bool) func(network, address string, c syscall.RawC
 			return fmt.Errorf("%w: cannot parse dial address %q: %v", ErrBlocked, address, err)
 		}
 		if kind := Classify(ap.Addr()); kind != "" {
-			return fmt.Errorf("%w: %s is a %s address; %s", ErrBlocked, ap.Addr(), kind, allowHint)
+			return fmt.Errorf("%w: %s is %s address; %s", ErrBlocked, ap.Addr(), withArticle(kind), allowHint)
 		}
 		return nil
 	}
+}
+
+// withArticle puts "a" or "an" before an address kind from Classify, as in
+// "an unspecified" or "a loopback".
+func withArticle(kind string) string {
+	if kind != "" && strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "an " + kind
+	}
+	return "a " + kind
 }

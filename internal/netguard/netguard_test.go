@@ -115,7 +115,7 @@ func TestCheckURLTable(t *testing.T) {
 		{"metadata literal", "http://169.254.169.254/latest/meta-data/", false, "link-local address"},
 		{"mapped metadata", "http://[::ffff:169.254.169.254]/", false, "link-local address"},
 		{"link-local IPv6 with zone", "http://[fe80::1%25eth0]/", false, "link-local address"},
-		{"unspecified", "http://0.0.0.0/", false, "unspecified address"},
+		{"unspecified", "http://0.0.0.0/", false, "0.0.0.0 is an unspecified address"},
 		{"multicast", "http://224.0.0.1/", false, "multicast address"},
 		{"CGNAT", "http://100.64.1.1/", false, "shared (CGNAT) address"},
 		{"unique local", "http://[fd00::1]/", false, "private address"},

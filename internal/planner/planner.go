@@ -80,11 +80,11 @@ func (f facts) timeSensitiveReason() string {
 			names = append(names, string(c))
 		}
 	}
-	what := "The scope includes " + strings.Join(names, ", ")
+	what := "The scope includes " + joinAnd(names)
 	if len(f.Scope.Classes) == 0 {
-		what = "The scope names no classes, so it includes " + strings.Join(names, ", ")
+		what = "The scope names no classes, so it includes " + joinAnd(names)
 	}
-	return what + ", which tools must reflect as soon as it changes, so khub pushes those changes as they commit."
+	return what + ", which tools must reflect as soon as they change, so khub pushes those changes as they commit."
 }
 
 func (f facts) auto() (Decision, error) {
@@ -175,4 +175,12 @@ func lowerFirst(s string) string {
 		return s
 	}
 	return strings.ToLower(s[:1]) + s[1:]
+}
+
+// joinAnd joins words as an English list: "a", "a and b", "a, b and c".
+func joinAnd(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
 }

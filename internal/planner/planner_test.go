@@ -49,13 +49,13 @@ func TestDecide(t *testing.T) {
 			name:     "auto mixed scope is hybrid",
 			req:      Request{Freshness: 15 * time.Minute, Scope: scopeOf("safety", "runbook"), HasWebhook: true},
 			want:     knowledge.PatternHybrid,
-			wantText: "safety",
+			wantText: "includes safety, which tools must reflect as soon as they change",
 		},
 		{
 			name:     "auto empty scope is hybrid",
 			req:      Request{Freshness: 15 * time.Minute, HasWebhook: true},
 			want:     knowledge.PatternHybrid,
-			wantText: "names no classes",
+			wantText: "names no classes, so it includes policy, safety and compliance, which tools must reflect as soon as they change",
 		},
 		{
 			name:     "auto mixed with short window is push",

@@ -3,12 +3,17 @@ package push
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store"
@@ -23,17 +28,22 @@ const flushTimeout = 10 * time.Second
 // small body leaves the connection reusable; the body is discarded.
 const maxResponseRead = 64 << 10
 
-// dispatcher delivers the changes of one integration, one at a time in
-// log order. Only its own goroutine touches its fields.
+// dispatcher delivers the changes of one integration in log order, one
+// request at a time, each request carrying one event or a batch. Only its
+// own goroutine touches its fields.
 //
 // Delivery is at least once: attempts and the cursor are written in
 // batches, so after a crash (not a Stop) up to FlushEvery delivered
 // changes are sent again, with the same webhook-id.
 type dispatcher struct {
-	m      *Manager
-	in     store.IntegrationState
-	log    *slog.Logger
-	secret []byte
+	m   *Manager
+	in  store.IntegrationState
+	set knowledge.DeliverySettings
+	log *slog.Logger
+	// secrets sign every request: the current secret first, then the
+	// previous one while its rotation overlap lasts.
+	secrets [][]byte
+	limiter *rate.Limiter
 
 	// cursor is the last change delivered, failed or skipped, written to
 	// the store or not.
@@ -45,6 +55,16 @@ type dispatcher struct {
 	retry  store.RetryState
 	batch  pendingRecords
 	streak failureStreak
+	// failedRun counts retryable failed attempts in a row, across changes,
+	// for the circuit breaker.
+	failedRun   int
+	refreshedAt time.Time
+	// replay marks a dispatcher that redelivers a range beside the
+	// integration's own: it records attempts only, gives up after
+	// replayAttempts, and neither pauses nor disables the integration.
+	replay bool
+	// include, when set, limits delivery to the changes it accepts.
+	include func(*knowledge.Change) bool
 }
 
 // pendingRecords are delivery results not yet written to the store.
@@ -79,26 +99,93 @@ type attemptResult struct {
 	interrupted bool
 }
 
+// outcome is what became of one request's changes.
+type outcome int
+
+const (
+	// finished: delivered or given up; the cursor moved past them.
+	finished outcome = iota
+	// stopped: the dispatcher is stopping; nothing more is sent.
+	stopped
+	// halted: the integration was disabled; the changes wait for a resume.
+	halted
+)
+
 func newDispatcher(m *Manager, in store.IntegrationState) *dispatcher {
 	d := &dispatcher{
 		m:      m,
-		in:     in,
 		log:    m.cfg.Logger.With("integration_id", in.ID),
 		cursor: in.PushCursor,
 	}
+	d.apply(in)
 	if in.Retry.Cursor > in.PushCursor {
 		d.resume = in.Retry
 		d.retry = in.Retry
 		// The error is logged again once after a restart, so lastText
 		// stays empty.
 		d.streak = failureStreak{since: in.LastErrorAt, failed: in.Retry.Attempt}
+		d.failedRun = in.Retry.Attempt
 	}
 	return d
 }
 
-func (d *dispatcher) run(ctx context.Context) {
-	secret, err := ParseSecret(d.in.WebhookSecret)
+// apply takes the integration's stored settings, secrets and state.
+func (d *dispatcher) apply(in store.IntegrationState) {
+	d.in = in
+	d.set = d.m.settings(in.Delivery)
+	d.refreshedAt = d.m.cfg.Now()
+	d.limiter = nil
+	if d.set.RateLimit > 0 {
+		// A burst of one spaces requests evenly.
+		d.limiter = rate.NewLimiter(rate.Limit(d.set.RateLimit), 1)
+	}
+	d.secrets = d.secrets[:0]
+	if secret, err := ParseSecret(in.WebhookSecret); err == nil {
+		d.secrets = append(d.secrets, secret)
+	}
+	if in.PreviousSecret != "" && d.m.cfg.Now().Before(in.PreviousSecretUntil) {
+		if previous, err := ParseSecret(in.PreviousSecret); err == nil {
+			d.secrets = append(d.secrets, previous)
+		}
+	}
+}
+
+// state returns the integration's delivery state, active when unset.
+func (d *dispatcher) state() knowledge.DeliveryState {
+	if d.in.State == "" {
+		return knowledge.StateActive
+	}
+	return d.in.State
+}
+
+// refresh re-reads the integration when StateRefresh has passed since the
+// last read, and reports false when the integration is gone. A store error
+// keeps the current settings until the next refresh.
+func (d *dispatcher) refresh(ctx context.Context) bool {
+	if d.m.cfg.Now().Sub(d.refreshedAt) < d.m.cfg.StateRefresh {
+		return true
+	}
+	in, err := d.m.st.GetIntegration(ctx, d.in.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false
+	}
 	if err != nil {
+		d.refreshedAt = d.m.cfg.Now()
+		return true
+	}
+	if d.state() != knowledge.StateActive && (in.State == "" || in.State == knowledge.StateActive) {
+		d.log.Info("webhook delivery resumed by an operator", "was", d.state())
+		d.failedRun = 0
+	}
+	// The cursor and retry state are this dispatcher's own; only settings,
+	// secrets and the state come from the store.
+	in.PushCursor, in.Retry = d.in.PushCursor, d.in.Retry
+	d.apply(in)
+	return true
+}
+
+func (d *dispatcher) run(ctx context.Context) {
+	if _, err := ParseSecret(d.in.WebhookSecret); err != nil {
 		d.log.Error("push dispatcher not started: invalid webhook secret; delete the integration and create it again", "error", err)
 		d.batch.lastError = "invalid webhook secret: " + err.Error()
 		d.batch.lastErrorAt = d.m.cfg.Now()
@@ -106,8 +193,8 @@ func (d *dispatcher) run(ctx context.Context) {
 		d.flush(ctx)
 		return
 	}
-	d.secret = secret
-	d.log.Info("push dispatcher started", "destination", redactURL(d.in.WebhookURL), "pattern", d.in.Pattern, "cursor", d.cursor)
+	d.log.Info("push dispatcher started", "destination", redactURL(d.in.WebhookURL), "pattern", d.in.Pattern,
+		"cursor", d.cursor, "state", d.state(), "batch_size", d.set.BatchSize)
 	defer func() {
 		d.flush(ctx)
 		d.log.Info("push dispatcher stopped", "cursor", d.cursor)
@@ -116,6 +203,14 @@ func (d *dispatcher) run(ctx context.Context) {
 	var readFailures int
 	var lastReadError string
 	for {
+		if d.state() == knowledge.StateDisabled {
+			// Nothing is sent until an operator resumes the integration.
+			d.flush(ctx)
+			if !d.sleep(ctx, d.m.cfg.StateRefresh) || !d.refresh(ctx) {
+				return
+			}
+			continue
+		}
 		// Take the wake-up channel before reading, so that a change that
 		// commits after the read still ends the wait below.
 		changed := d.m.wake.Changed()
@@ -126,7 +221,7 @@ func (d *dispatcher) run(ctx context.Context) {
 				return
 			}
 			readFailures++
-			delay := backoffDelay(readFailures, d.m.cfg.InitialBackoff, d.m.cfg.MaxBackoff, d.m.cfg.Rand())
+			delay := backoffDelay(readFailures, d.set.InitialBackoff, d.set.MaxBackoff, d.m.cfg.Rand())
 			if err.Error() != lastReadError {
 				lastReadError = err.Error()
 				d.log.Error("read change log failed; will retry", "error", err, "retry_in", delay)
@@ -138,15 +233,11 @@ func (d *dispatcher) run(ctx context.Context) {
 		}
 		readFailures, lastReadError = 0, ""
 
-		for i := range page.Changes {
-			c := &page.Changes[i]
-			if !d.in.PushesChange(c) {
-				d.advance(c.Cursor)
-				continue
-			}
-			if !d.deliver(ctx, c) {
-				return
-			}
+		switch d.deliverPage(ctx, page.Changes) {
+		case stopped:
+			return
+		case halted:
+			continue
 		}
 		d.advance(page.ScannedTo)
 
@@ -156,95 +247,248 @@ func (d *dispatcher) run(ctx context.Context) {
 			continue
 		}
 		d.flush(ctx)
+		refresh := time.NewTimer(d.m.cfg.StateRefresh)
 		select {
 		case <-changed:
+		case <-refresh.C:
 		case <-ctx.Done():
+			refresh.Stop()
+			return
+		}
+		refresh.Stop()
+		if !d.refresh(ctx) {
 			return
 		}
 	}
 }
 
-// deliver sends one change until it is delivered or fails for good, and
-// reports false when the dispatcher stopped first. The body is built once,
+// deliverPage sends the changes of one page that the integration pushes,
+// in order, grouped into requests of up to BatchSize events. Changes it
+// does not push, and with Coalesce older versions of an article that a
+// newer one in the page supersedes, are passed over.
+func (d *dispatcher) deliverPage(ctx context.Context, changes []knowledge.Change) outcome {
+	var newest map[string]int64
+	if d.set.Coalesce {
+		newest = make(map[string]int64, len(changes))
+		for i := range changes {
+			if d.in.PushesChange(&changes[i]) {
+				newest[changes[i].ArticleID] = changes[i].Cursor
+			}
+		}
+	}
+	var group []*knowledge.Change
+	// passed is the last change passed over while group was filling; the
+	// cursor moves to it only once the group is delivered.
+	var passed int64
+	send := func() outcome {
+		if len(group) == 0 {
+			return finished
+		}
+		out := d.deliver(ctx, group)
+		if out == finished {
+			d.advance(passed)
+		}
+		group, passed = group[:0], 0
+		return out
+	}
+	for i := range changes {
+		c := &changes[i]
+		pushes := d.in.PushesChange(c) && (newest == nil || newest[c.ArticleID] == c.Cursor) &&
+			(d.include == nil || d.include(c))
+		if !pushes {
+			if len(group) == 0 {
+				d.advance(c.Cursor)
+			} else {
+				passed = c.Cursor
+			}
+			continue
+		}
+		group = append(group, c)
+		if len(group) >= d.set.BatchSize {
+			if out := send(); out != finished {
+				return out
+			}
+		}
+	}
+	return send()
+}
+
+// deliver sends one request with the changes until it is delivered, fails
+// for good or the dispatcher stops or is disabled. The body is built once,
 // so every attempt sends the same bytes with the same webhook-id.
-//
-// NOTE: changes are sent one at a time in log order, so one slow change
-// holds up the rest. Parallel delivery across articles is not built yet.
-func (d *dispatcher) deliver(ctx context.Context, c *knowledge.Change) bool {
+func (d *dispatcher) deliver(ctx context.Context, changes []*knowledge.Change) outcome {
 	cfg := &d.m.cfg
-	eventID := EventID(c)
+	first := changes[0]
+	requestID := EventID(first)
+	if d.set.BatchSize > 1 {
+		requestID = BatchID(changes)
+	}
 	attempt := 0
 	var due time.Time
-	if d.resume.Cursor == c.Cursor {
+	if d.resume.Cursor == first.Cursor {
 		attempt = d.resume.Attempt
-		// A due time beyond MaxBackoff comes from another configuration or
+		// A due time beyond the longest wait comes from other settings or
 		// a clock change, so the wait is capped.
 		due = d.resume.DueAt
-		if latest := cfg.Now().Add(cfg.MaxBackoff); due.After(latest) {
+		longest := d.set.MaxBackoff
+		if d.state() == knowledge.StatePaused {
+			longest = max(longest, d.set.ProbeEvery)
+		}
+		if latest := cfg.Now().Add(longest); due.After(latest) {
 			due = latest
 		}
+		d.retry = d.resume
 	} else if d.resume.Cursor != 0 {
 		// The change of the persisted retry is no longer pushed.
 		d.retry = store.RetryState{}
 	}
 	d.resume = store.RetryState{}
 
-	body, err := BuildEvent(cfg.Source, c)
+	body, contentType, err := d.encode(changes)
 	if err != nil {
-		rec := d.newAttempt(c, eventID, attempt+1, attemptResult{started: cfg.Now(), errText: "encode event: " + err.Error()})
-		d.finishFailed(rec, false)
-		return true
+		res := attemptResult{started: cfg.Now(), errText: "encode event: " + err.Error()}
+		d.finishFailed(d.newAttempts(changes, requestID, attempt+1, res), false)
+		return finished
 	}
 
 	for {
-		if !due.IsZero() && !d.sleep(ctx, due.Sub(cfg.Now())) {
-			return false
+		if !due.IsZero() && !d.waitUntil(ctx, due) {
+			return stopped
+		}
+		if d.state() == knowledge.StateDisabled {
+			return halted
+		}
+		if d.limiter != nil && d.limiter.Wait(ctx) != nil {
+			return stopped
 		}
 		attempt++
-		res := d.send(ctx, eventID, body)
+		res := d.send(ctx, requestID, contentType, body)
 		if res.interrupted {
-			// Not recorded: the receiver may or may not have the event, so
-			// it is sent again after a restart.
-			return false
+			// Not recorded: the receiver may or may not have the events, so
+			// they are sent again after a restart.
+			return stopped
 		}
-		rec := d.newAttempt(c, eventID, attempt, res)
+		recs := d.newAttempts(changes, requestID, attempt, res)
 		if res.errText == "" {
-			d.finishDelivered(c, rec)
-			return true
+			d.finishDelivered(changes, recs)
+			return finished
 		}
-		exhausted := res.retryable && attempt >= cfg.MaxAttempts
-		if !res.retryable || exhausted {
-			d.finishFailed(rec, exhausted)
-			return true
+		if d.replay && (res.status == http.StatusGone || !res.retryable || attempt >= replayAttempts) {
+			d.finishFailed(recs, res.retryable)
+			if res.status == http.StatusGone {
+				return halted
+			}
+			return finished
+		}
+		if res.status == http.StatusGone {
+			// The tool says the endpoint is gone for good: stop sending
+			// until an operator resumes, and keep the changes waiting.
+			d.retry = store.RetryState{Cursor: first.Cursor, Attempt: attempt, DueAt: cfg.Now(), Since: d.retrySince(res)}
+			d.recordRetrying(recs, d.retry.DueAt, 0)
+			d.transition(ctx, knowledge.StateDisabled, "the webhook answered 410 Gone; resume the integration once the endpoint exists again")
+			d.flush(ctx)
+			return halted
+		}
+		if !res.retryable {
+			d.finishFailed(recs, false)
+			return finished
 		}
 
-		delay := backoffDelay(attempt, cfg.InitialBackoff, cfg.MaxBackoff, cfg.Rand())
-		delay = min(max(delay, res.retryAfter), cfg.MaxBackoff)
+		since := d.retrySince(res)
+		exhausted := cfg.Now().Sub(since) >= d.set.RetryFor || (cfg.MaxAttempts > 0 && attempt >= cfg.MaxAttempts)
+		if exhausted {
+			d.finishFailed(recs, true)
+			d.publishOps(ctx, "exhausted", fmt.Sprintf("gave up on %s after %d attempts over %s: %s",
+				requestID, attempt, cfg.Now().Sub(since).Round(time.Second), res.errText))
+			return finished
+		}
+
+		d.failedRun++
+		if d.failedRun >= d.set.PauseAfter && d.state() == knowledge.StateActive {
+			d.transition(ctx, knowledge.StatePaused, fmt.Sprintf("%d failed attempts in a row, the last: %s; probing every %s", d.failedRun, res.errText, d.set.ProbeEvery))
+		}
+		delay := backoffDelay(attempt, d.set.InitialBackoff, d.set.MaxBackoff, cfg.Rand())
+		ceiling := d.set.MaxBackoff
+		if d.state() == knowledge.StatePaused {
+			delay = d.set.ProbeEvery
+			ceiling = max(ceiling, d.set.ProbeEvery)
+		}
+		delay = min(max(delay, res.retryAfter), ceiling)
 		due = cfg.Now().Add(delay)
-		d.recordRetrying(rec, due, delay)
+		d.retry = store.RetryState{Cursor: first.Cursor, Attempt: attempt, DueAt: due, Since: since}
+		d.recordRetrying(recs, due, delay)
 		// Persist the retry before waiting, so a restart resumes it.
 		d.flush(ctx)
 	}
 }
 
-// send makes one signed POST of the event. The signature covers a fresh
+// retrySince returns when the current change's failures began: the
+// persisted start of its retries, or this attempt.
+func (d *dispatcher) retrySince(res attemptResult) time.Time {
+	if !d.retry.Since.IsZero() {
+		return d.retry.Since
+	}
+	return res.started
+}
+
+// waitUntil sleeps until due, re-reading the integration every
+// StateRefresh so that an operator's resume cuts a pause short. It
+// reports false when the dispatcher is stopping or the integration is
+// gone.
+func (d *dispatcher) waitUntil(ctx context.Context, due time.Time) bool {
+	for {
+		wait := due.Sub(d.m.cfg.Now())
+		if wait <= 0 {
+			return true
+		}
+		was := d.state()
+		if !d.sleep(ctx, min(wait, d.m.cfg.StateRefresh)) {
+			return false
+		}
+		if !d.refresh(ctx) {
+			return false
+		}
+		if was != knowledge.StateActive && d.state() == knowledge.StateActive {
+			return true
+		}
+	}
+}
+
+// encode builds the request body: one structured CloudEvent, or with a
+// BatchSize above one a JSON array of them.
+func (d *dispatcher) encode(changes []*knowledge.Change) ([]byte, string, error) {
+	if d.set.BatchSize <= 1 {
+		body, err := BuildEvent(d.m.cfg.Source, changes[0])
+		return body, ContentType, err
+	}
+	body, err := BuildBatch(d.m.cfg.Source, changes)
+	return body, BatchContentType, err
+}
+
+// send makes one signed POST of the body. The signature covers a fresh
 // timestamp, so every attempt has its own webhook-timestamp.
-func (d *dispatcher) send(ctx context.Context, eventID string, body []byte) attemptResult {
+func (d *dispatcher) send(ctx context.Context, requestID, contentType string, body []byte) attemptResult {
 	cfg := &d.m.cfg
 	res := attemptResult{started: cfg.Now()}
-	attemptCtx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	attemptCtx, cancel := context.WithTimeout(ctx, d.set.Timeout)
 	defer cancel()
 
 	req, err := http.NewRequestWithContext(attemptCtx, http.MethodPost, d.in.WebhookURL, bytes.NewReader(body))
 	if err != nil {
-		res.errText = "invalid webhook URL: " + transportErrorText(err, cfg.Timeout)
+		res.errText = "invalid webhook URL: " + transportErrorText(err, d.set.Timeout)
 		return res
 	}
-	req.Header.Set("Content-Type", ContentType)
+	signatures := make([]string, len(d.secrets))
+	for i, secret := range d.secrets {
+		signatures[i] = Sign(secret, requestID, res.started, body)
+	}
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "khub/"+cfg.Version)
-	req.Header.Set(HeaderID, eventID)
+	req.Header.Set(HeaderID, requestID)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(res.started.Unix(), 10))
-	req.Header.Set(HeaderSignature, Sign(d.secret, eventID, res.started, body))
+	// Standard Webhooks separates several signatures with spaces; a
+	// receiver accepts the request when any one verifies.
+	req.Header.Set(HeaderSignature, strings.Join(signatures, " "))
 
 	begin := time.Now()
 	resp, err := d.m.client.Do(req)
@@ -254,7 +498,7 @@ func (d *dispatcher) send(ctx context.Context, eventID string, body []byte) atte
 			res.interrupted = true
 			return res
 		}
-		res.errText = transportErrorText(err, cfg.Timeout)
+		res.errText = transportErrorText(err, d.set.Timeout)
 		res.retryable = true
 		return res
 	}
@@ -278,6 +522,15 @@ func (d *dispatcher) send(ctx context.Context, eventID string, body []byte) atte
 	return res
 }
 
+// newAttempts returns one attempt record per change of a request.
+func (d *dispatcher) newAttempts(changes []*knowledge.Change, requestID string, attempt int, res attemptResult) []store.Attempt {
+	recs := make([]store.Attempt, len(changes))
+	for i, c := range changes {
+		recs[i] = d.newAttempt(c, requestID, attempt, res)
+	}
+	return recs
+}
+
 func (d *dispatcher) newAttempt(c *knowledge.Change, eventID string, attempt int, res attemptResult) store.Attempt {
 	return store.Attempt{
 		IntegrationID: d.in.ID,
@@ -294,56 +547,66 @@ func (d *dispatcher) newAttempt(c *knowledge.Change, eventID string, attempt int
 	}
 }
 
-func (d *dispatcher) finishDelivered(c *knowledge.Change, rec store.Attempt) {
+func (d *dispatcher) finishDelivered(changes []*knowledge.Change, recs []store.Attempt) {
 	now := d.m.cfg.Now()
-	rec.Outcome = store.OutcomeDelivered
-	d.batch.attempts = append(d.batch.attempts, rec)
+	for i := range recs {
+		recs[i].Outcome = store.OutcomeDelivered
+		d.m.cfg.Metrics.observeAttempt(d.in.ID, recs[i].Outcome, recs[i].Latency)
+		d.m.cfg.Metrics.observeDelivered(d.in.ID, now.Sub(changes[i].Time))
+		d.countDelivery()
+	}
+	d.batch.attempts = append(d.batch.attempts, recs...)
 	d.batch.lastSuccessAt = now
 	d.retry = store.RetryState{}
-	d.advance(c.Cursor)
-	d.m.cfg.Metrics.observeAttempt(d.in.ID, rec.Outcome, rec.Latency)
-	d.m.cfg.Metrics.observeDelivered(d.in.ID, now.Sub(c.Time))
+	d.advance(changes[len(changes)-1].Cursor)
+	d.failedRun = 0
 
+	last := recs[len(recs)-1]
 	if d.streak.failed > 0 {
-		d.log.Info("webhook delivery recovered", "event_id", rec.EventID, "attempt", rec.Attempt, "status", rec.StatusCode,
+		d.log.Info("webhook delivery recovered", "event_id", last.EventID, "attempt", last.Attempt, "status", last.StatusCode,
 			"failed_attempts", d.streak.failed, "outage", now.Sub(d.streak.since).Round(time.Millisecond))
 		d.streak = failureStreak{}
 	}
-	d.countDelivery()
+	if d.state() == knowledge.StatePaused && !d.replay {
+		d.transition(context.Background(), knowledge.StateActive, "the webhook answered a probe with "+strconv.Itoa(last.StatusCode))
+	}
 }
 
-// finishFailed ends a change that failed for good and moves past it, so
-// one bad change does not block the integration.
-//
-// NOTE: a failed change is only recorded; there is no dead-letter queue
-// to replay it yet.
-func (d *dispatcher) finishFailed(rec store.Attempt, exhausted bool) {
-	rec.Outcome = store.OutcomeFailed
-	d.batch.attempts = append(d.batch.attempts, rec)
+// finishFailed ends changes that failed for good and moves past them, so
+// one bad change does not block the integration. They stay in the
+// delivery history with outcome failed, from where they can be replayed.
+func (d *dispatcher) finishFailed(recs []store.Attempt, exhausted bool) {
+	for i := range recs {
+		recs[i].Outcome = store.OutcomeFailed
+		d.m.cfg.Metrics.observeAttempt(d.in.ID, recs[i].Outcome, recs[i].Latency)
+		d.countDelivery()
+	}
+	rec := recs[len(recs)-1]
+	d.batch.attempts = append(d.batch.attempts, recs...)
 	d.batch.lastError = rec.Error
 	d.batch.lastErrorAt = rec.StartedAt
 	d.retry = store.RetryState{}
 	d.advance(rec.Cursor)
-	d.m.cfg.Metrics.observeAttempt(d.in.ID, rec.Outcome, rec.Latency)
 
 	// A run of changes that fail the same way logs once, but giving up
-	// after MaxAttempts is always logged.
+	// after the retry period is always logged.
 	if d.noteFailure(rec) || exhausted {
 		d.log.Error("webhook delivery failed; moving on to the next change",
 			"event_id", rec.EventID, "attempt", rec.Attempt, "status", rec.StatusCode, "error", rec.Error,
-			"gave_up_after_max_attempts", exhausted)
+			"gave_up_after_retry_period", exhausted)
 	}
-	d.countDelivery()
 }
 
-func (d *dispatcher) recordRetrying(rec store.Attempt, due time.Time, delay time.Duration) {
-	rec.Outcome = store.OutcomeRetrying
-	d.batch.attempts = append(d.batch.attempts, rec)
+func (d *dispatcher) recordRetrying(recs []store.Attempt, due time.Time, delay time.Duration) {
+	for i := range recs {
+		recs[i].Outcome = store.OutcomeRetrying
+		d.m.cfg.Metrics.observeAttempt(d.in.ID, recs[i].Outcome, recs[i].Latency)
+	}
+	rec := recs[len(recs)-1]
+	d.batch.attempts = append(d.batch.attempts, recs...)
 	d.batch.lastError = rec.Error
 	d.batch.lastErrorAt = rec.StartedAt
 	d.batch.dirty = true
-	d.retry = store.RetryState{Cursor: rec.Cursor, Attempt: rec.Attempt, DueAt: due}
-	d.m.cfg.Metrics.observeAttempt(d.in.ID, rec.Outcome, rec.Latency)
 
 	if d.noteFailure(rec) {
 		d.log.Warn("webhook delivery failed; will retry",
@@ -369,16 +632,18 @@ func (d *dispatcher) noteFailure(rec store.Attempt) bool {
 func (d *dispatcher) countDelivery() {
 	d.batch.dirty = true
 	d.batch.deliveries++
-	if d.batch.deliveries >= d.m.cfg.FlushEvery {
-		d.flush(context.Background())
-	}
 }
 
+// advance moves the cursor forward, and writes the records once FlushEvery
+// changes have finished since the last write.
 func (d *dispatcher) advance(cursor int64) {
 	if cursor > d.cursor {
 		d.cursor = cursor
 		d.batch.cursor = cursor
 		d.batch.dirty = true
+	}
+	if d.batch.deliveries >= d.m.cfg.FlushEvery {
+		d.flush(context.Background())
 	}
 }
 
@@ -392,6 +657,7 @@ func (d *dispatcher) flush(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	defer cancel()
 	err := d.m.st.CommitDelivery(ctx, store.DeliveryCommit{
+		AttemptsOnly:  d.replay,
 		IntegrationID: d.in.ID,
 		Attempts:      d.batch.attempts,
 		PushCursor:    d.batch.cursor,

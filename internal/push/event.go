@@ -81,3 +81,33 @@ func BuildEvent(source string, c *knowledge.Change) ([]byte, error) {
 	// Encode ends the value with a newline, which is not part of the event.
 	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
+
+// BatchContentType is the media type of a batch of CloudEvents in JSON.
+const BatchContentType = "application/cloudevents-batch+json; charset=utf-8"
+
+// BatchID returns the webhook-id of a request that carries several
+// changes: "batch_", the first cursor, "-" and the last. Each event in the
+// batch keeps its own id, which is what receivers should deduplicate by,
+// because a batch may be cut differently after a restart.
+func BatchID(changes []*knowledge.Change) string {
+	return "batch_" + strconv.FormatInt(changes[0].Cursor, 10) + "-" + strconv.FormatInt(changes[len(changes)-1].Cursor, 10)
+}
+
+// BuildBatch encodes changes as a JSON array of the events BuildEvent
+// makes, in order.
+func BuildBatch(source string, changes []*knowledge.Change) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	for i, c := range changes {
+		ev, err := BuildEvent(source, c)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(ev)
+	}
+	buf.WriteByte(']')
+	return buf.Bytes(), nil
+}

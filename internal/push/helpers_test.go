@@ -252,6 +252,8 @@ type harness struct {
 	st   *sqlite.Store
 	wake *changelog.Broadcaster
 	cfg  Config
+	// settings are the delivery settings of integrations added from now on.
+	settings knowledge.DeliverySettings
 }
 
 func newHarness(t *testing.T) *harness {
@@ -273,8 +275,12 @@ func testConfig() Config {
 		InitialBackoff: time.Millisecond,
 		MaxBackoff:     10 * time.Millisecond,
 		MaxAttempts:    1000,
-		Version:        "test",
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// The breaker stays out of tests that are not about it.
+		PauseAfter:   1000,
+		ProbeEvery:   10 * time.Millisecond,
+		StateRefresh: 10 * time.Millisecond,
+		Version:      "test",
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 
@@ -296,6 +302,7 @@ func (h *harness) addIntegrationURL(id string, pattern knowledge.Pattern, scope 
 		WebhookURL:    webhookURL,
 		WebhookSecret: secret,
 		CreatedAt:     time.Now().UTC(),
+		Delivery:      h.settings,
 	})
 	if err != nil {
 		h.t.Fatalf("create integration %s: %v", id, err)

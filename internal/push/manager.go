@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/khub-dev/khub/internal/changelog"
+	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/netguard"
 	"github.com/khub-dev/khub/internal/store"
 )
@@ -23,15 +24,27 @@ type Config struct {
 	Source string
 	// AllowPrivate lets webhooks reach loopback and private networks.
 	AllowPrivate bool
-	// Timeout bounds one attempt; default 15s.
-	Timeout time.Duration
-	// InitialBackoff is the ceiling of the first retry wait; default 2s.
+	// Timeout, InitialBackoff and MaxBackoff are the hub's defaults for
+	// integrations whose delivery settings leave them zero; zero here
+	// means the defaults in package knowledge (15s, 5s, 1h).
+	Timeout        time.Duration
 	InitialBackoff time.Duration
-	// MaxBackoff caps every retry wait, Retry-After included; default 10m.
-	MaxBackoff time.Duration
-	// MaxAttempts is the number of attempts per change before it fails;
-	// default 30.
+	MaxBackoff     time.Duration
+	// RetryFor is the hub's default of how long a change is retried after
+	// its first failed attempt; zero means knowledge.DefaultRetryFor (72h).
+	RetryFor time.Duration
+	// MaxAttempts, when positive, also ends a change's retries after that
+	// many attempts. Zero leaves RetryFor alone in charge.
 	MaxAttempts int
+	// PauseAfter and ProbeEvery are the hub's defaults for the circuit
+	// breaker: failed attempts in a row before pausing, and the wait
+	// between probes while paused.
+	PauseAfter int
+	ProbeEvery time.Duration
+	// StateRefresh is how often a dispatcher re-reads its integration, to
+	// pick up a resume, a rotated secret or new settings made through any
+	// node; default 5s.
+	StateRefresh time.Duration
 	// PageSize is the number of change-log entries read per query; default
 	// 256.
 	PageSize int
@@ -60,36 +73,17 @@ type Config struct {
 }
 
 // Defaults for Config.
-//
-// NOTE: with these defaults, the 29 waits between 30 attempts have
-// ceilings that add up to about 3.6 hours, and full jitter halves that on
-// average, so a receiver that is down for longer loses changes. A larger
-// MaxBackoff or MaxAttempts keeps trying for longer.
 const (
-	DefaultTimeout        = 15 * time.Second
-	DefaultInitialBackoff = 2 * time.Second
-	DefaultMaxBackoff     = 10 * time.Minute
-	DefaultMaxAttempts    = 30
-	DefaultPageSize       = 256
-	DefaultFlushEvery     = 64
-	DefaultLeaseTTL       = 15 * time.Second
+	DefaultPageSize     = 256
+	DefaultFlushEvery   = 64
+	DefaultLeaseTTL     = 15 * time.Second
+	DefaultStateRefresh = 5 * time.Second
 )
 
 func (c Config) withDefaults() Config {
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultTimeout
+	if c.StateRefresh <= 0 {
+		c.StateRefresh = DefaultStateRefresh
 	}
-	if c.InitialBackoff <= 0 {
-		c.InitialBackoff = DefaultInitialBackoff
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
-	c.MaxBackoff = max(c.MaxBackoff, c.InitialBackoff)
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-
 	if c.PageSize <= 0 {
 		c.PageSize = DefaultPageSize
 	}
@@ -135,10 +129,13 @@ type Manager struct {
 	running map[string]*dispatcherHandle
 	// removed holds integrations removed on this node, so that a lease pass
 	// racing the deletion does not start them again.
-	removed   map[string]bool
-	loopStop  context.CancelFunc
-	loopDone  chan struct{}
-	passMutex sync.Mutex // one lease pass at a time
+	removed map[string]bool
+	// replays counts replays in flight, which Stop cancels and waits for.
+	replays       sync.WaitGroup
+	replayCancels []context.CancelFunc
+	loopStop      context.CancelFunc
+	loopDone      chan struct{}
+	passMutex     sync.Mutex // one lease pass at a time
 }
 
 type dispatcherHandle struct {
@@ -155,13 +152,34 @@ type dispatcherHandle struct {
 func NewManager(st store.Store, wake *changelog.Broadcaster, cfg Config) *Manager {
 	cfg = cfg.withDefaults()
 	return &Manager{
-		st:      st,
-		wake:    wake,
-		cfg:     cfg,
-		client:  netguard.NewHTTPClient(netguard.ClientConfig{AllowPrivate: cfg.AllowPrivate, Timeout: cfg.Timeout}),
+		st:   st,
+		wake: wake,
+		cfg:  cfg,
+		// Attempts carry their own deadline from the integration's
+		// settings, so the client's timeout is only a backstop.
+		client:  netguard.NewHTTPClient(netguard.ClientConfig{AllowPrivate: cfg.AllowPrivate, Timeout: 2 * time.Minute}),
 		running: map[string]*dispatcherHandle{},
 		removed: map[string]bool{},
 	}
+}
+
+// settings returns an integration's delivery settings with every zero field
+// filled from the hub's defaults, then from package knowledge's.
+func (m *Manager) settings(in knowledge.DeliverySettings) knowledge.DeliverySettings {
+	fill := func(v *time.Duration, hub time.Duration) {
+		if *v <= 0 {
+			*v = hub
+		}
+	}
+	fill(&in.Timeout, m.cfg.Timeout)
+	fill(&in.InitialBackoff, m.cfg.InitialBackoff)
+	fill(&in.MaxBackoff, m.cfg.MaxBackoff)
+	fill(&in.RetryFor, m.cfg.RetryFor)
+	fill(&in.ProbeEvery, m.cfg.ProbeEvery)
+	if in.PauseAfter <= 0 {
+		in.PauseAfter = m.cfg.PauseAfter
+	}
+	return in.WithDefaults()
 }
 
 // Node returns the name this manager uses in dispatch leases.
@@ -372,7 +390,14 @@ func (m *Manager) Stop(ctx context.Context) error {
 	handles := m.running
 	m.running = map[string]*dispatcherHandle{}
 	loopStop, loopDone := m.loopStop, m.loopDone
+	replayCancels := m.replayCancels
+	m.replayCancels = nil
 	m.mu.Unlock()
+
+	for _, cancel := range replayCancels {
+		cancel()
+	}
+	m.replays.Wait()
 
 	if loopStop != nil {
 		loopStop()

@@ -303,15 +303,21 @@ func TestBackoffDelayTable(t *testing.T) {
 	}
 }
 
-func TestDefaultScheduleLength(t *testing.T) {
-	// The sum of the wait ceilings between DefaultMaxAttempts attempts,
-	// which the NOTE on the defaults quotes.
-	var total time.Duration
-	for failed := 1; failed < DefaultMaxAttempts; failed++ {
-		total += backoffDelay(failed, DefaultInitialBackoff, DefaultMaxBackoff, 1)
+func TestDefaultScheduleKeepsTryingThreeDays(t *testing.T) {
+	set := knowledge.DeliverySettings{}.WithDefaults()
+	if set.RetryFor < 72*time.Hour {
+		t.Errorf("default RetryFor = %s, want at least 72h", set.RetryFor)
 	}
-	if total < 3*time.Hour || total > 4*time.Hour {
-		t.Errorf("ceilings add up to %s, want about 3.6h", total)
+	// Full jitter draws each wait below its ceiling, so the ceilings of the
+	// waits within RetryFor bound how many attempts that is at least.
+	var total time.Duration
+	attempts := 1
+	for total < set.RetryFor {
+		total += backoffDelay(attempts, set.InitialBackoff, set.MaxBackoff, 1)
+		attempts++
+	}
+	if attempts < 70 {
+		t.Errorf("the ceilings reach RetryFor after %d attempts, want at least 70", attempts)
 	}
 }
 

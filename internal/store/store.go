@@ -51,6 +51,15 @@ type Store interface {
 	// matches every filter and, when pushedOnly is set, that the
 	// integration's pattern pushes. It returns ErrNotFound when there is none.
 	OldestChangeAfter(ctx context.Context, in *knowledge.Integration, after int64, pushedOnly bool) (knowledge.Change, error)
+	// OldestFailedChange returns the oldest change after the cursor whose
+	// delivery to the integration ended with OutcomeFailed and that nothing
+	// has settled since. A delivered attempt at the same or a later change
+	// of the same article settles it. So does a later change of that
+	// article up to the push cursor that was skipped, because it is outside
+	// the integration's scope or its pattern does not push it. It returns
+	// ErrNotFound when there is none. Freshness needs it because the push
+	// cursor moves past failed changes, so OldestChangeAfter misses them.
+	OldestFailedChange(ctx context.Context, in *knowledge.Integration, after int64) (knowledge.Change, error)
 
 	CreateIntegration(ctx context.Context, in knowledge.Integration) error
 	GetIntegration(ctx context.Context, id string) (IntegrationState, error)
@@ -66,6 +75,17 @@ type Store interface {
 	CommitDelivery(ctx context.Context, c DeliveryCommit) error
 	// ListDeliveries returns the newest attempts first.
 	ListDeliveries(ctx context.Context, integrationID string, limit int) ([]Attempt, error)
+	// QueryDeliveries returns the attempts that match f, newest first. It
+	// returns ErrNotFound for an unknown integration.
+	QueryDeliveries(ctx context.Context, integrationID string, f DeliveryFilter) ([]Attempt, error)
+	// SetDeliveryState records a pause, a disablement or a resumption, with
+	// its reason and time. It returns ErrNotFound for an unknown
+	// integration.
+	SetDeliveryState(ctx context.Context, integrationID string, state knowledge.DeliveryState, reason string, at time.Time) error
+	// RotateSecret makes secret the integration's webhook secret and keeps
+	// the old one as PreviousSecret until previousUntil. It returns
+	// ErrNotFound for an unknown integration.
+	RotateSecret(ctx context.Context, integrationID, secret string, previousUntil time.Time) error
 	// RecordPull notes that a pull tool has read the change feed up to
 	// cursor. The pull cursor never moves back.
 	RecordPull(ctx context.Context, integrationID string, cursor int64, at time.Time) error
@@ -163,9 +183,19 @@ type IntegrationState struct {
 	PullSeen   bool
 	LastPullAt time.Time
 	// Retry is the pending retry of the change after PushCursor, if any.
-	Retry       RetryState
-	LastError   string
-	LastErrorAt time.Time
+	Retry RetryState
+	// State is whether webhooks flow; StateReason says why it is not
+	// active, and StateSince when it last changed. An empty State reads as
+	// active.
+	State       knowledge.DeliveryState
+	StateReason string
+	StateSince  time.Time
+	// PreviousSecret is the webhook secret before the last rotation. Until
+	// PreviousSecretUntil, requests carry a signature under it as well.
+	PreviousSecret      string
+	PreviousSecretUntil time.Time
+	LastError           string
+	LastErrorAt         time.Time
 	// LastSuccessAt is the time of the last 2xx webhook answer.
 	LastSuccessAt time.Time
 }
@@ -176,6 +206,20 @@ type RetryState struct {
 	Cursor  int64     // 0 when nothing is pending
 	Attempt int       // attempts made so far
 	DueAt   time.Time // when to try next
+	// Since is the time of the change's first failed attempt; retries end
+	// once the integration's RetryFor has passed since then.
+	Since time.Time
+}
+
+// DeliveryFilter selects delivery attempts. Zero fields match everything.
+type DeliveryFilter struct {
+	Outcome   string // one of the Outcome constants
+	ArticleID string
+	// Since and Until bound StartedAt: Since <= StartedAt < Until.
+	Since, Until time.Time
+	// Limit is the number of attempts returned, newest first: 0 or less
+	// means 50, and more than 1000 means 1000.
+	Limit int
 }
 
 // Attempt is one HTTP delivery attempt.
@@ -214,4 +258,8 @@ type DeliveryCommit struct {
 	LastError     string
 	LastErrorAt   time.Time
 	LastSuccessAt time.Time // zero leaves it alone
+	// AttemptsOnly records the attempts and leaves the integration's
+	// cursor, retry state and last error alone, for replays that run
+	// beside the integration's dispatcher.
+	AttemptsOnly bool
 }

@@ -155,13 +155,7 @@ func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration
 		switch in.Pattern {
 		case knowledge.PatternPush:
 		case knowledge.PatternHybrid:
-			// The SQL form of Integration.PushesChange for hybrid.
-			classes := make([]string, len(knowledge.TimeSensitiveClasses))
-			for i, c := range knowledge.TimeSensitiveClasses {
-				classes[i] = string(c)
-			}
-			types := []string{string(knowledge.ChangeDeprecated), string(knowledge.ChangeArchived)}
-			where = append(where, "(v.class = ANY ("+args.add(classes)+"::text[]) OR c.type = ANY ("+args.add(types)+"::text[]))")
+			where = append(where, hybridPushes(&args, "c"))
 		default:
 			return knowledge.Change{}, fmt.Errorf("integration %q with pattern %q pushes no changes: %w", in.ID, in.Pattern, store.ErrNotFound)
 		}
@@ -171,6 +165,67 @@ func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration
 	c, err := scanChange(s.pool.QueryRow(ctx, query, args...))
 	if err != nil {
 		return knowledge.Change{}, fmt.Errorf("change after cursor %d: %w", after, err)
+	}
+	return c, nil
+}
+
+// hybridPushes returns the SQL form of Integration.PushesChange for hybrid,
+// for a change aliased change joined with its version aliased v, and binds
+// its values in args.
+func hybridPushes(args *queryArgs, change string) string {
+	classes := make([]string, len(knowledge.TimeSensitiveClasses))
+	for i, c := range knowledge.TimeSensitiveClasses {
+		classes[i] = string(c)
+	}
+	types := []string{string(knowledge.ChangeDeprecated), string(knowledge.ChangeArchived)}
+	return "(v.class = ANY (" + args.add(classes) + "::text[]) OR " + change + ".type = ANY (" + args.add(types) + "::text[]))"
+}
+
+// OldestFailedChange implements store.Store. A pull integration has no
+// deliveries, so it returns store.ErrNotFound for one.
+func (s *Store) OldestFailedChange(ctx context.Context, in *knowledge.Integration, after int64) (knowledge.Change, error) {
+	if in == nil {
+		return knowledge.Change{}, errors.New("postgres: oldest failed change: an integration is required")
+	}
+
+	var args queryArgs
+	id, cursor := args.add(in.ID), args.add(after)
+	// wanted holds for a later change of the article that the dispatcher
+	// tries to deliver. Any other later change up to the push cursor was
+	// skipped, and that settles the failure.
+	wanted := scopeFilter(nil, &args, in.Scope)
+	switch in.Pattern {
+	case knowledge.PatternPush:
+	case knowledge.PatternHybrid:
+		wanted = append(wanted, hybridPushes(&args, "later"))
+	default:
+		return knowledge.Change{}, fmt.Errorf("integration %q with pattern %q pushes no changes: %w", in.ID, in.Pattern, store.ErrNotFound)
+	}
+	if len(wanted) == 0 {
+		wanted = []string{"TRUE"}
+	}
+
+	// The outcomes are literals rather than parameters, so that every plan,
+	// generic ones included, can use the partial index deliveries_failed.
+	failed, delivered := "'"+store.OutcomeFailed+"'", "'"+store.OutcomeDelivered+"'"
+	query := `SELECT ` + changeColumns + `
+		FROM deliveries d
+		JOIN integrations i ON i.id = d.integration_id
+		JOIN changes c ON c.cursor = d.cursor
+		JOIN article_versions v ON v.article_id = c.article_id AND v.version = c.version
+		WHERE d.integration_id = ` + id + ` AND d.outcome = ` + failed + ` AND d.cursor > ` + cursor + `
+		AND NOT EXISTS (SELECT 1 FROM deliveries ok
+			WHERE ok.integration_id = d.integration_id AND ok.article_id = d.article_id
+			AND ok.cursor >= d.cursor AND ok.outcome = ` + delivered + `)
+		AND NOT EXISTS (SELECT 1 FROM changes later
+			JOIN article_versions v ON v.article_id = later.article_id AND v.version = later.version
+			WHERE later.article_id = d.article_id AND later.cursor > d.cursor AND later.cursor <= i.push_cursor
+			AND NOT (` + strings.Join(wanted, " AND ") + `))
+		ORDER BY d.cursor LIMIT 1`
+
+	c, err := scanChange(s.pool.QueryRow(ctx, query, args...))
+	if err != nil {
+		return knowledge.Change{}, fmt.Errorf("failed delivery of integration %q after cursor %d: %w", in.ID, after, err)
 	}
 	return c, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,7 +15,7 @@ import (
 	"github.com/khub-dev/khub/internal/store"
 )
 
-// Page sizes of ListDeliveries.
+// Page sizes of ListDeliveries and QueryDeliveries.
 const (
 	defaultDeliveryLimit = 50
 	maxDeliveryLimit     = 1000
@@ -36,13 +37,17 @@ func (s *Store) CreateIntegration(ctx context.Context, in knowledge.Integration)
 	if err != nil {
 		return err
 	}
+	delivery, err := json.Marshal(in.Delivery)
+	if err != nil {
+		return err
+	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO integrations
 		(id, name, pattern, freshness_ns, poll_interval_ns, lookups, accept_risk, scope, reasons,
-		 webhook_url, webhook_secret, token_hash, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		 webhook_url, webhook_secret, token_hash, created_at, delivery)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		in.ID, in.Name, string(in.Pattern), int64(in.Freshness), int64(in.PollInterval),
 		in.Lookups, in.AcceptRisk, string(scope), string(reasons),
-		in.WebhookURL, in.WebhookSecret, in.TokenHash, timeArg(in.CreatedAt))
+		in.WebhookURL, in.WebhookSecret, in.TokenHash, timeArg(in.CreatedAt), string(delivery))
 	if err != nil {
 		return fmt.Errorf("create integration %q: %w", in.ID, mapError(err))
 	}
@@ -50,33 +55,43 @@ func (s *Store) CreateIntegration(ctx context.Context, in knowledge.Integration)
 }
 
 const integrationColumns = `id, name, pattern, freshness_ns, poll_interval_ns, lookups, accept_risk,
-	scope, reasons, webhook_url, webhook_secret, token_hash, created_at,
+	scope, reasons, webhook_url, webhook_secret, token_hash, created_at, delivery,
 	push_cursor, pull_cursor, pull_seen, last_pull_at,
-	retry_cursor, retry_attempt, retry_due_at, last_error, last_error_at, last_success_at`
+	retry_cursor, retry_attempt, retry_due_at, retry_since,
+	state, state_reason, state_since, previous_secret, previous_secret_until,
+	last_error, last_error_at, last_success_at`
 
 func scanIntegration(row pgx.Row) (store.IntegrationState, error) {
 	var (
-		st                          store.IntegrationState
-		pattern                     string
-		scope, reasons              []byte
-		freshness, poll             int64
-		created, lastPull, retryDue pgtype.Timestamptz
-		lastErrorAt, lastSuccess    pgtype.Timestamptz
+		st                              store.IntegrationState
+		pattern, state                  string
+		scope, reasons, delivery        []byte
+		freshness, poll                 int64
+		created, lastPull               pgtype.Timestamptz
+		retryDue, retrySince            pgtype.Timestamptz
+		stateSince, previousSecretUntil pgtype.Timestamptz
+		lastErrorAt, lastSuccess        pgtype.Timestamptz
 	)
 	err := row.Scan(&st.ID, &st.Name, &pattern, &freshness, &poll, &st.Lookups, &st.AcceptRisk,
-		&scope, &reasons, &st.WebhookURL, &st.WebhookSecret, &st.TokenHash, &created,
+		&scope, &reasons, &st.WebhookURL, &st.WebhookSecret, &st.TokenHash, &created, &delivery,
 		&st.PushCursor, &st.PullCursor, &st.PullSeen, &lastPull,
-		&st.Retry.Cursor, &st.Retry.Attempt, &retryDue, &st.LastError, &lastErrorAt, &lastSuccess)
+		&st.Retry.Cursor, &st.Retry.Attempt, &retryDue, &retrySince,
+		&state, &st.StateReason, &stateSince, &st.PreviousSecret, &previousSecretUntil,
+		&st.LastError, &lastErrorAt, &lastSuccess)
 	if err != nil {
 		return st, mapError(err)
 	}
 
 	st.Pattern = knowledge.Pattern(pattern)
+	st.State = knowledge.DeliveryState(state)
 	if err := json.Unmarshal(scope, &st.Scope); err != nil {
 		return st, fmt.Errorf("postgres: integration %q: stored scope is invalid: %w", st.ID, err)
 	}
 	if err := json.Unmarshal(reasons, &st.Reasons); err != nil {
 		return st, fmt.Errorf("postgres: integration %q: stored reasons are invalid: %w", st.ID, err)
+	}
+	if err := json.Unmarshal(delivery, &st.Delivery); err != nil {
+		return st, fmt.Errorf("postgres: integration %q: stored delivery settings are invalid: %w", st.ID, err)
 	}
 	st.Freshness = time.Duration(freshness)
 	st.PollInterval = time.Duration(poll)
@@ -84,6 +99,9 @@ func scanIntegration(row pgx.Row) (store.IntegrationState, error) {
 	st.CreatedAt = timeValue(created)
 	st.LastPullAt = timeValue(lastPull)
 	st.Retry.DueAt = timeValue(retryDue)
+	st.Retry.Since = timeValue(retrySince)
+	st.StateSince = timeValue(stateSince)
+	st.PreviousSecretUntil = timeValue(previousSecretUntil)
 	st.LastErrorAt = timeValue(lastErrorAt)
 	st.LastSuccessAt = timeValue(lastSuccess)
 	return st, nil
@@ -163,15 +181,27 @@ func (s *Store) CommitDelivery(ctx context.Context, c store.DeliveryCommit) erro
 		}
 	}
 	return s.write(ctx, func(tx pgx.Tx) error {
+		if c.AttemptsOnly {
+			// A no-op update checks that the integration exists and locks
+			// its row, as the full update does.
+			tag, err := tx.Exec(ctx, `UPDATE integrations SET id = id WHERE id = $1`, c.IntegrationID)
+			if err != nil {
+				return mapError(err)
+			}
+			if err := requireRow(tag, "integration %q", c.IntegrationID); err != nil {
+				return err
+			}
+			return insertAttempts(ctx, tx, c.IntegrationID, c.Attempts)
+		}
 		tag, err := tx.Exec(ctx, `UPDATE integrations SET
 				push_cursor = GREATEST(push_cursor, $1),
-				retry_cursor = $2, retry_attempt = $3, retry_due_at = $4,
-				last_error = CASE WHEN $5 THEN $6 ELSE last_error END,
-				last_error_at = coalesce($7, last_error_at),
-				last_success_at = coalesce($8, last_success_at)
-			WHERE id = $9`,
+				retry_cursor = $2, retry_attempt = $3, retry_due_at = $4, retry_since = $5,
+				last_error = CASE WHEN $6 THEN $7 ELSE last_error END,
+				last_error_at = coalesce($8, last_error_at),
+				last_success_at = coalesce($9, last_success_at)
+			WHERE id = $10`,
 			c.PushCursor,
-			c.Retry.Cursor, c.Retry.Attempt, timeArg(c.Retry.DueAt),
+			c.Retry.Cursor, c.Retry.Attempt, timeArg(c.Retry.DueAt), timeArg(c.Retry.Since),
 			!c.LastErrorAt.IsZero(), c.LastError,
 			timeArg(c.LastErrorAt),
 			timeArg(c.LastSuccessAt),
@@ -207,14 +237,46 @@ func insertAttempts(ctx context.Context, tx pgx.Tx, integrationID string, attemp
 	return nil
 }
 
-// ListDeliveries implements store.Store. A limit of 0 or less means 50, and
-// limits above 1000 are lowered to 1000. It returns store.ErrNotFound for an
-// unknown integration.
+// ListDeliveries implements store.Store. It calls QueryDeliveries with only
+// a limit.
 func (s *Store) ListDeliveries(ctx context.Context, integrationID string, limit int) ([]store.Attempt, error) {
+	return s.QueryDeliveries(ctx, integrationID, store.DeliveryFilter{Limit: limit})
+}
+
+// QueryDeliveries implements store.Store. A limit of 0 or less means 50, and
+// limits above 1000 are lowered to 1000. An attempt without a start time is
+// left out whenever Since or Until is set.
+func (s *Store) QueryDeliveries(ctx context.Context, integrationID string, f store.DeliveryFilter) ([]store.Attempt, error) {
+	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultDeliveryLimit
 	}
 	limit = min(limit, maxDeliveryLimit)
+
+	where := []string{"integration_id = $1"}
+	args := []any{integrationID}
+	// add appends a condition on the next placeholder, $n, with its value.
+	add := func(condition string, value any) {
+		args = append(args, value)
+		where = append(where, fmt.Sprintf(condition, len(args)))
+	}
+	if f.Outcome != "" {
+		add("outcome = $%d", f.Outcome)
+	}
+	if f.ArticleID != "" {
+		add("article_id = $%d", f.ArticleID)
+	}
+	if !f.Since.IsZero() {
+		add("started_at >= $%d", f.Since.UTC())
+	}
+	if !f.Until.IsZero() {
+		add("started_at < $%d", f.Until.UTC())
+	}
+	args = append(args, limit)
+	query := fmt.Sprintf(`SELECT id, integration_id, event_id, cursor, article_id, version, type,
+			attempt, status_code, error, latency_ns, started_at, outcome
+		FROM deliveries WHERE %s ORDER BY id DESC LIMIT $%d`, strings.Join(where, " AND "), len(args))
+
 	out := []store.Attempt{}
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		var exists bool
@@ -225,9 +287,7 @@ func (s *Store) ListDeliveries(ctx context.Context, integrationID string, limit 
 		if !exists {
 			return fmt.Errorf("integration %q: %w", integrationID, store.ErrNotFound)
 		}
-		rows, err := tx.Query(ctx, `SELECT id, integration_id, event_id, cursor, article_id, version, type,
-				attempt, status_code, error, latency_ns, started_at, outcome
-			FROM deliveries WHERE integration_id = $1 ORDER BY id DESC LIMIT $2`, integrationID, limit)
+		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
 			return mapError(err)
 		}
@@ -255,6 +315,42 @@ func (s *Store) ListDeliveries(ctx context.Context, integrationID string, limit 
 		return nil, err
 	}
 	return out, nil
+}
+
+// SetDeliveryState implements store.Store. An empty state is stored as
+// active, and a state that is not one of the knowledge.DeliveryState
+// constants is rejected.
+func (s *Store) SetDeliveryState(ctx context.Context, integrationID string, state knowledge.DeliveryState, reason string, at time.Time) error {
+	switch state {
+	case "":
+		state = knowledge.StateActive
+	case knowledge.StateActive, knowledge.StatePaused, knowledge.StateDisabled:
+	default:
+		return fmt.Errorf("postgres: delivery state %q is invalid: use %q, %q or %q",
+			state, knowledge.StateActive, knowledge.StatePaused, knowledge.StateDisabled)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE integrations SET state = $1, state_reason = $2, state_since = $3
+		WHERE id = $4`, string(state), reason, timeArg(at), integrationID)
+	if err != nil {
+		return mapError(err)
+	}
+	return requireRow(tag, "integration %q", integrationID)
+}
+
+// RotateSecret implements store.Store. An integration that had no secret
+// keeps no previous one, so PreviousSecretUntil stays zero then.
+func (s *Store) RotateSecret(ctx context.Context, integrationID, secret string, previousUntil time.Time) error {
+	// The right-hand sides of SET read the row as it was before the update,
+	// so previous_secret gets the old webhook_secret.
+	tag, err := s.pool.Exec(ctx, `UPDATE integrations SET
+			previous_secret = webhook_secret,
+			previous_secret_until = CASE WHEN webhook_secret = '' THEN NULL ELSE $1::timestamptz END,
+			webhook_secret = $2
+		WHERE id = $3`, timeArg(previousUntil), secret, integrationID)
+	if err != nil {
+		return mapError(err)
+	}
+	return requireRow(tag, "integration %q", integrationID)
 }
 
 // RecordPull implements store.Store. It returns store.ErrNotFound for an

@@ -164,12 +164,9 @@ func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration
 		switch in.Pattern {
 		case knowledge.PatternPush:
 		case knowledge.PatternHybrid:
-			// The SQL form of Integration.PushesChange for hybrid.
-			where = append(where, "(v.class IN ("+placeholders(len(knowledge.TimeSensitiveClasses))+") OR c.type IN (?, ?))")
-			for _, c := range knowledge.TimeSensitiveClasses {
-				args = append(args, string(c))
-			}
-			args = append(args, string(knowledge.ChangeDeprecated), string(knowledge.ChangeArchived))
+			cond, condArgs := hybridPushes("c")
+			where = append(where, cond)
+			args = append(args, condArgs...)
 		default:
 			return knowledge.Change{}, fmt.Errorf("integration %q with pattern %q pushes no changes: %w", in.ID, in.Pattern, store.ErrNotFound)
 		}
@@ -179,6 +176,67 @@ func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration
 	c, err := scanChange(s.reader.QueryRowContext(ctx, query, args...))
 	if err != nil {
 		return knowledge.Change{}, fmt.Errorf("change after cursor %d: %w", after, err)
+	}
+	return c, nil
+}
+
+// hybridPushes returns the SQL form of Integration.PushesChange for hybrid,
+// for a change aliased change joined with its version aliased v.
+func hybridPushes(change string) (string, []any) {
+	args := make([]any, 0, len(knowledge.TimeSensitiveClasses)+2)
+	for _, c := range knowledge.TimeSensitiveClasses {
+		args = append(args, string(c))
+	}
+	args = append(args, string(knowledge.ChangeDeprecated), string(knowledge.ChangeArchived))
+	cond := "(v.class IN (" + placeholders(len(knowledge.TimeSensitiveClasses)) + ") OR " + change + ".type IN (?, ?))"
+	return cond, args
+}
+
+// OldestFailedChange implements store.Store. A pull integration has no
+// deliveries, so it returns store.ErrNotFound for one.
+func (s *Store) OldestFailedChange(ctx context.Context, in *knowledge.Integration, after int64) (knowledge.Change, error) {
+	if in == nil {
+		return knowledge.Change{}, errors.New("sqlite: oldest failed change: an integration is required")
+	}
+
+	// wanted holds for a later change of the article that the dispatcher
+	// tries to deliver. Any other later change up to the push cursor was
+	// skipped, and that settles the failure.
+	wanted, wantedArgs := scopeFilter(nil, nil, in.Scope)
+	switch in.Pattern {
+	case knowledge.PatternPush:
+	case knowledge.PatternHybrid:
+		cond, condArgs := hybridPushes("later")
+		wanted = append(wanted, cond)
+		wantedArgs = append(wantedArgs, condArgs...)
+	default:
+		return knowledge.Change{}, fmt.Errorf("integration %q with pattern %q pushes no changes: %w", in.ID, in.Pattern, store.ErrNotFound)
+	}
+	if len(wanted) == 0 {
+		wanted = []string{"TRUE"}
+	}
+
+	// The outcome is a literal rather than a parameter, so that SQLite can
+	// use the partial index deliveries_failed.
+	query := `SELECT ` + changeColumns + `
+		FROM deliveries d
+		JOIN integrations i ON i.id = d.integration_id
+		JOIN changes c ON c.cursor = d.cursor
+		JOIN article_versions v ON v.article_id = c.article_id AND v.version = c.version
+		WHERE d.integration_id = ? AND d.outcome = '` + store.OutcomeFailed + `' AND d.cursor > ?
+		AND NOT EXISTS (SELECT 1 FROM deliveries ok
+			WHERE ok.integration_id = d.integration_id AND ok.article_id = d.article_id
+			AND ok.cursor >= d.cursor AND ok.outcome = '` + store.OutcomeDelivered + `')
+		AND NOT EXISTS (SELECT 1 FROM changes later
+			JOIN article_versions v ON v.article_id = later.article_id AND v.version = later.version
+			WHERE later.article_id = d.article_id AND later.cursor > d.cursor AND later.cursor <= i.push_cursor
+			AND NOT (` + strings.Join(wanted, " AND ") + `))
+		ORDER BY d.cursor LIMIT 1`
+
+	args := append([]any{in.ID, after}, wantedArgs...)
+	c, err := scanChange(s.reader.QueryRowContext(ctx, query, args...))
+	if err != nil {
+		return knowledge.Change{}, fmt.Errorf("failed delivery of integration %q after cursor %d: %w", in.ID, after, err)
 	}
 	return c, nil
 }

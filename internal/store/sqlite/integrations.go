@@ -5,13 +5,14 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store"
 )
 
-// Page sizes of ListDeliveries.
+// Page sizes of ListDeliveries and QueryDeliveries.
 const (
 	defaultDeliveryLimit = 50
 	maxDeliveryLimit     = 1000
@@ -31,14 +32,18 @@ func (s *Store) CreateIntegration(ctx context.Context, in knowledge.Integration)
 	if err != nil {
 		return err
 	}
+	delivery, err := encodeJSON(in.Delivery)
+	if err != nil {
+		return err
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO integrations
 			(id, name, pattern, freshness_ns, poll_interval_ns, lookups, accept_risk, scope, reasons,
-			 webhook_url, webhook_secret, token_hash, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			 webhook_url, webhook_secret, token_hash, created_at, delivery)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			in.ID, in.Name, string(in.Pattern), int64(in.Freshness), int64(in.PollInterval),
 			in.Lookups, in.AcceptRisk, scope, reasons,
-			in.WebhookURL, in.WebhookSecret, in.TokenHash, formatTime(in.CreatedAt))
+			in.WebhookURL, in.WebhookSecret, in.TokenHash, formatTime(in.CreatedAt), delivery)
 		if err != nil {
 			return fmt.Errorf("create integration %q: %w", in.ID, mapError(err))
 		}
@@ -47,26 +52,34 @@ func (s *Store) CreateIntegration(ctx context.Context, in knowledge.Integration)
 }
 
 const integrationColumns = `id, name, pattern, freshness_ns, poll_interval_ns, lookups, accept_risk,
-	scope, reasons, webhook_url, webhook_secret, token_hash, created_at,
+	scope, reasons, webhook_url, webhook_secret, token_hash, created_at, delivery,
 	push_cursor, pull_cursor, pull_seen, last_pull_at,
-	retry_cursor, retry_attempt, retry_due_at, last_error, last_error_at, last_success_at`
+	retry_cursor, retry_attempt, retry_due_at, retry_since,
+	state, state_reason, state_since, previous_secret, previous_secret_until,
+	last_error, last_error_at, last_success_at`
 
 func scanIntegration(sc scanner) (store.IntegrationState, error) {
 	var (
-		st                          store.IntegrationState
-		pattern, scope, reasons     string
-		freshness, poll             int64
-		created, lastPull, retryDue sql.NullString
-		lastErrorAt, lastSuccess    sql.NullString
+		st                                store.IntegrationState
+		pattern, scope, reasons, delivery string
+		state                             string
+		freshness, poll                   int64
+		created, lastPull                 sql.NullString
+		retryDue, retrySince              sql.NullString
+		stateSince, previousSecretUntil   sql.NullString
+		lastErrorAt, lastSuccess          sql.NullString
 	)
 	err := sc.Scan(&st.ID, &st.Name, &pattern, &freshness, &poll, &st.Lookups, &st.AcceptRisk,
-		&scope, &reasons, &st.WebhookURL, &st.WebhookSecret, &st.TokenHash, &created,
+		&scope, &reasons, &st.WebhookURL, &st.WebhookSecret, &st.TokenHash, &created, &delivery,
 		&st.PushCursor, &st.PullCursor, &st.PullSeen, &lastPull,
-		&st.Retry.Cursor, &st.Retry.Attempt, &retryDue, &st.LastError, &lastErrorAt, &lastSuccess)
+		&st.Retry.Cursor, &st.Retry.Attempt, &retryDue, &retrySince,
+		&state, &st.StateReason, &stateSince, &st.PreviousSecret, &previousSecretUntil,
+		&st.LastError, &lastErrorAt, &lastSuccess)
 	if err != nil {
 		return st, mapError(err)
 	}
 	st.Pattern = knowledge.Pattern(pattern)
+	st.State = knowledge.DeliveryState(state)
 	st.Freshness = time.Duration(freshness)
 	st.PollInterval = time.Duration(poll)
 	if err := json.Unmarshal([]byte(scope), &st.Scope); err != nil {
@@ -75,6 +88,9 @@ func scanIntegration(sc scanner) (store.IntegrationState, error) {
 	if err := json.Unmarshal([]byte(reasons), &st.Reasons); err != nil {
 		return st, fmt.Errorf("sqlite: integration %q: stored reasons are invalid: %w", st.ID, err)
 	}
+	if err := json.Unmarshal([]byte(delivery), &st.Delivery); err != nil {
+		return st, fmt.Errorf("sqlite: integration %q: stored delivery settings are invalid: %w", st.ID, err)
+	}
 	times := []struct {
 		dst *time.Time
 		src sql.NullString
@@ -82,6 +98,9 @@ func scanIntegration(sc scanner) (store.IntegrationState, error) {
 		{&st.CreatedAt, created},
 		{&st.LastPullAt, lastPull},
 		{&st.Retry.DueAt, retryDue},
+		{&st.Retry.Since, retrySince},
+		{&st.StateSince, stateSince},
+		{&st.PreviousSecretUntil, previousSecretUntil},
 		{&st.LastErrorAt, lastErrorAt},
 		{&st.LastSuccessAt, lastSuccess},
 	}
@@ -177,19 +196,26 @@ func (s *Store) CommitDelivery(ctx context.Context, c store.DeliveryCommit) erro
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		setError := !c.LastErrorAt.IsZero()
-		res, err := tx.ExecContext(ctx, `UPDATE integrations SET
+		query := `UPDATE integrations SET
 				push_cursor = max(push_cursor, ?),
-				retry_cursor = ?, retry_attempt = ?, retry_due_at = ?,
+				retry_cursor = ?, retry_attempt = ?, retry_due_at = ?, retry_since = ?,
 				last_error = CASE WHEN ? THEN ? ELSE last_error END,
 				last_error_at = coalesce(?, last_error_at),
 				last_success_at = coalesce(?, last_success_at)
-			WHERE id = ?`,
+			WHERE id = ?`
+		args := []any{
 			c.PushCursor,
-			c.Retry.Cursor, c.Retry.Attempt, formatTime(c.Retry.DueAt),
+			c.Retry.Cursor, c.Retry.Attempt, formatTime(c.Retry.DueAt), formatTime(c.Retry.Since),
 			setError, c.LastError,
 			formatTime(c.LastErrorAt),
 			formatTime(c.LastSuccessAt),
-			c.IntegrationID)
+			c.IntegrationID,
+		}
+		if c.AttemptsOnly {
+			// A no-op update checks that the integration exists.
+			query, args = `UPDATE integrations SET id = id WHERE id = ?`, []any{c.IntegrationID}
+		}
+		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return mapError(err)
 		}
@@ -211,14 +237,44 @@ func (s *Store) CommitDelivery(ctx context.Context, c store.DeliveryCommit) erro
 	})
 }
 
-// ListDeliveries implements store.Store. A limit of 0 or less means 50, and
-// limits above 1000 are lowered to 1000. It returns store.ErrNotFound for an
-// unknown integration.
+// ListDeliveries implements store.Store. It calls QueryDeliveries with only
+// a limit.
 func (s *Store) ListDeliveries(ctx context.Context, integrationID string, limit int) ([]store.Attempt, error) {
+	return s.QueryDeliveries(ctx, integrationID, store.DeliveryFilter{Limit: limit})
+}
+
+// QueryDeliveries implements store.Store. A limit of 0 or less means 50, and
+// limits above 1000 are lowered to 1000. An attempt without a start time is
+// left out whenever Since or Until is set.
+func (s *Store) QueryDeliveries(ctx context.Context, integrationID string, f store.DeliveryFilter) ([]store.Attempt, error) {
+	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultDeliveryLimit
 	}
 	limit = min(limit, maxDeliveryLimit)
+
+	where := []string{"integration_id = ?"}
+	args := []any{integrationID}
+	if f.Outcome != "" {
+		where = append(where, "outcome = ?")
+		args = append(args, f.Outcome)
+	}
+	if f.ArticleID != "" {
+		where = append(where, "article_id = ?")
+		args = append(args, f.ArticleID)
+	}
+	// Stored times have a fixed width, so comparing them as strings
+	// compares the instants.
+	if !f.Since.IsZero() {
+		where = append(where, "started_at >= ?")
+		args = append(args, formatTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "started_at < ?")
+		args = append(args, formatTime(f.Until))
+	}
+	args = append(args, limit)
+
 	out := []store.Attempt{}
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		var exists bool
@@ -231,7 +287,7 @@ func (s *Store) ListDeliveries(ctx context.Context, integrationID string, limit 
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT id, integration_id, event_id, cursor, article_id, version, type,
 				attempt, status_code, error, latency_ns, started_at, outcome
-			FROM deliveries WHERE integration_id = ? ORDER BY id DESC LIMIT ?`, integrationID, limit)
+			FROM deliveries WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, args...)
 		if err != nil {
 			return mapError(err)
 		}
@@ -261,6 +317,46 @@ func (s *Store) ListDeliveries(ctx context.Context, integrationID string, limit 
 		return nil, err
 	}
 	return out, nil
+}
+
+// SetDeliveryState implements store.Store. An empty state is stored as
+// active, and a state that is not one of the knowledge.DeliveryState
+// constants is rejected.
+func (s *Store) SetDeliveryState(ctx context.Context, integrationID string, state knowledge.DeliveryState, reason string, at time.Time) error {
+	switch state {
+	case "":
+		state = knowledge.StateActive
+	case knowledge.StateActive, knowledge.StatePaused, knowledge.StateDisabled:
+	default:
+		return fmt.Errorf("sqlite: delivery state %q is invalid: use %q, %q or %q",
+			state, knowledge.StateActive, knowledge.StatePaused, knowledge.StateDisabled)
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE integrations SET state = ?, state_reason = ?, state_since = ?
+			WHERE id = ?`, string(state), reason, formatTime(at), integrationID)
+		if err != nil {
+			return mapError(err)
+		}
+		return requireRow(res, "integration %q", integrationID)
+	})
+}
+
+// RotateSecret implements store.Store. An integration that had no secret
+// keeps no previous one, so PreviousSecretUntil stays zero then.
+func (s *Store) RotateSecret(ctx context.Context, integrationID, secret string, previousUntil time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		// The right-hand sides of SET read the row as it was before the
+		// update, so previous_secret gets the old webhook_secret.
+		res, err := tx.ExecContext(ctx, `UPDATE integrations SET
+				previous_secret = webhook_secret,
+				previous_secret_until = CASE WHEN webhook_secret = '' THEN NULL ELSE ? END,
+				webhook_secret = ?
+			WHERE id = ?`, formatTime(previousUntil), secret, integrationID)
+		if err != nil {
+			return mapError(err)
+		}
+		return requireRow(res, "integration %q", integrationID)
+	})
 }
 
 // RecordPull implements store.Store. It returns store.ErrNotFound for an

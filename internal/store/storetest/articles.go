@@ -18,6 +18,7 @@ func runArticles(t *testing.T, open opener) {
 	subtest(t, "CreateOnly", open, testCreateOnly)
 	subtest(t, "MustExist", open, testMustExist)
 	subtest(t, "ChangeTypes", open, testChangeTypes)
+	subtest(t, "NewArticleStatusTypes", open, testNewArticleStatusTypes)
 	subtest(t, "DefaultCommitTime", open, testDefaultCommitTime)
 	subtest(t, "FieldsRoundTrip", open, testFieldsRoundTrip)
 	subtest(t, "NonASCIIRoundTrip", open, testNonASCIIRoundTrip)
@@ -251,6 +252,36 @@ func testChangeTypes(t *testing.T, s store.Store) {
 		if c.Type != steps[i].want {
 			t.Errorf("change log entry %d (%s): type = %q, want %q", i, steps[i].name, c.Type, steps[i].want)
 		}
+	}
+}
+
+// testNewArticleStatusTypes checks that an article whose first version is
+// already deprecated or archived enters the log as a deprecation or an
+// archival, which hybrid integrations push, rather than as a creation.
+func testNewArticleStatusTypes(t *testing.T, s store.Store) {
+	for i, tc := range []struct {
+		status knowledge.Status
+		want   knowledge.ChangeType
+	}{
+		{knowledge.StatusPublished, knowledge.ChangeCreated},
+		{knowledge.StatusDeprecated, knowledge.ChangeDeprecated},
+		{knowledge.StatusArchived, knowledge.ChangeArchived},
+	} {
+		a := newArticle("new-" + string(tc.status))
+		a.Status = tc.status
+		res := saveAt(t, s, a, i)
+		if !res.Created || res.Change.Type != tc.want {
+			t.Errorf("new %s article: created %v, change type %q; want created with type %q", tc.status, res.Created, res.Change.Type, tc.want)
+		}
+	}
+	changes, _ := readAll(t, s, 0, 100)
+	got := make([]knowledge.ChangeType, len(changes))
+	for i, c := range changes {
+		got[i] = c.Type
+	}
+	want := []knowledge.ChangeType{knowledge.ChangeCreated, knowledge.ChangeDeprecated, knowledge.ChangeArchived}
+	if !slices.Equal(got, want) {
+		t.Errorf("change log types = %v, want %v", got, want)
 	}
 }
 

@@ -30,6 +30,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Search", func(t *testing.T) { runSearch(t, open) })
 	t.Run("Integrations", func(t *testing.T) { runIntegrations(t, open) })
 	t.Run("Deliveries", func(t *testing.T) { runDeliveries(t, open) })
+	t.Run("DeliveryControls", func(t *testing.T) { runDeliveryControls(t, open) })
+	t.Run("FailedDeliveries", func(t *testing.T) { runFailedDeliveries(t, open) })
 	t.Run("Leases", func(t *testing.T) { runLeases(t, open) })
 }
 

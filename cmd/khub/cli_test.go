@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/khub-dev/khub/client"
+	"github.com/khub-dev/khub/internal/store/sqlite"
+)
+
+// runCLI runs the khub command in this process against the hub at c and
+// returns what it printed on standard output.
+func runCLI(t *testing.T, c *client.Client, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(io.Discard)
+	root.SetArgs(append(args, "--server", c.BaseURL(), "--token", c.Token()))
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestImportEmptyPagesDoNotFail(t *testing.T) {
+	_, c := startHub(t)
+	dir := t.TempDir()
+	files := map[string]string{
+		"_index.md":          "---\ntitle: Handbook\nweight: 1\n---\n",
+		"ops/_index.md":      "---\ntitle: Operations\n---\n\n",
+		"ops/disk-full.md":   "# Disk full\n\nDelete old logs.\n",
+		"ops/restart.md":     "# Restart\n\nRestart the service.\n",
+		"policy/_index.md":   "---\ntitle: Policies\n---\n",
+		"policy/travel.md":   "---\nclass: policy\n---\n# Travel\n\nBook economy.\n",
+		"policy/placeholder": "not Markdown",
+	}
+	for name, text := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	out, err := runCLI(t, c, "import", dir, "--collection", "handbook")
+	if err != nil {
+		t.Fatalf("import of a clean corpus with empty section pages failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "imported:      3") || !strings.Contains(out, "skipped:       3 (3 empty pages") {
+		t.Errorf("summary does not report 3 imported and 3 empty pages:\n%s", out)
+	}
+
+	// A file that cannot be read still fails the command.
+	if err := os.WriteFile(filepath.Join(dir, "broken.md"), []byte("# Broken \xff\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCLI(t, c, "import", dir, "--collection", "handbook")
+	if err == nil || !strings.Contains(err.Error(), "1 file could not be imported") {
+		t.Errorf("import with an invalid file: err = %v, want one file reported\n%s", err, out)
+	}
+}
+
+func TestSearchFlags(t *testing.T) {
+	_, c := startHub(t)
+	ctx := context.Background()
+	for _, a := range []client.Article{
+		{ID: "rb-a", Title: "Failover A", Body: "Promote\nthe\n\n  replica for failover.\nThen check.", Collection: "ops", Class: "runbook", Metadata: map[string]string{"team": "platform"}},
+		{ID: "rb-b", Title: "Failover B", Body: "Failover of the queue.", Collection: "ops", Class: "runbook", Metadata: map[string]string{"team": "data"}},
+	} {
+		if _, _, err := c.PutArticle(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, limit := range []string{"0", "-1", "101"} {
+		_, err := runCLI(t, c, "search", "failover", "--limit", limit)
+		if err == nil || !strings.Contains(err.Error(), "--limit "+limit) || !strings.Contains(err.Error(), "1 to 100") {
+			t.Errorf("--limit %s: err = %v, want an error naming --limit and the range", limit, err)
+		}
+	}
+
+	out, err := runCLI(t, c, "search", "failover", "--meta", "team=platform")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "rb-a") || strings.Contains(out, "rb-b") {
+		t.Errorf("--meta team=platform found:\n%s\nwant only rb-a", out)
+	}
+	// One hit is two lines, however many newlines its snippet has.
+	if lines := strings.Count(strings.TrimRight(out, "\n"), "\n") + 1; lines != 2 {
+		t.Errorf("one hit printed as %d lines, want 2:\n%s", lines, out)
+	}
+
+	if _, err := runCLI(t, c, "search", "failover", "--meta", "team"); err == nil || !strings.Contains(err.Error(), "--meta") {
+		t.Errorf("--meta without =: err = %v, want an error naming --meta", err)
+	}
+}
+
+func TestIntegrationsByNameAndPullDeliveries(t *testing.T) {
+	_, c := startHub(t)
+	in, err := c.CreateIntegration(context.Background(), client.IntegrationRequest{Name: "help desk", Freshness: "15m", Lookups: true,
+		Scope: client.Scope{Classes: []string{"runbook"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, ref := range []string{in.ID, "help desk"} {
+		out, err := runCLI(t, c, "integrations", "show", ref)
+		if err != nil || !strings.Contains(out, in.ID) {
+			t.Errorf("show %q: err %v, output:\n%s", ref, err, out)
+		}
+	}
+	if _, err := runCLI(t, c, "integrations", "show", "nobody"); err == nil || !strings.Contains(err.Error(), `"nobody"`) {
+		t.Errorf("show of an unknown name: err = %v, want it named", err)
+	}
+
+	out, err := runCLI(t, c, "integrations", "deliveries", "help desk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "uses pull") || !strings.Contains(out, "no deliveries") || strings.Contains(out, "EVENT") {
+		t.Errorf("deliveries of a pull integration printed:\n%s\nwant an explanation instead of an empty table", out)
+	}
+
+	out, err = runCLI(t, c, "integrations", "delete", "help desk")
+	if err != nil || !strings.Contains(out, in.ID) {
+		t.Errorf("delete by name: err %v, output %q", err, out)
+	}
+	if all, err := c.ListIntegrations(context.Background()); err != nil || len(all) != 0 {
+		t.Errorf("after delete: %d integrations, err %v; want none", len(all), err)
+	}
+}
+
+func TestTokenHelpSaysWhoMayCall(t *testing.T) {
+	root := newRootCmd()
+	for _, path := range [][]string{
+		{"integrations", "create"}, {"integrations", "list"}, {"integrations", "show"},
+		{"integrations", "delete"}, {"integrations", "deliveries"}, {"status"}, {"import"},
+	} {
+		cmd, _, err := root.Find(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if help := cmd.Flags().Lookup("token").Usage; strings.Contains(help, "pull token") {
+			t.Errorf("%s --token help %q offers the pull token, but the call is admin-only", strings.Join(path, " "), help)
+		}
+	}
+	cmd, _, _ := root.Find([]string{"search"})
+	if help := cmd.Flags().Lookup("token").Usage; !strings.Contains(help, "pull token") {
+		t.Errorf("search --token help %q does not mention the pull token", help)
+	}
+}
+
+func TestLastErrorHiddenAfterSuccess(t *testing.T) {
+	t1 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	t2 := t1.Add(time.Minute)
+	cases := []struct {
+		name             string
+		errAt, successAt *time.Time
+		want             string
+	}{
+		{"error only", &t1, nil, "HTTP 500"},
+		{"success after error", &t1, &t2, ""},
+		{"error after success", &t2, &t1, "HTTP 500"},
+	}
+	for _, tc := range cases {
+		in := client.Integration{ID: "int_1", Name: "board", Pattern: "push", LastError: "HTTP 500", LastErrorAt: tc.errAt, LastSuccessAt: tc.successAt}
+		if got := currentError(&in); got != tc.want {
+			t.Errorf("%s: currentError = %q, want %q", tc.name, got, tc.want)
+		}
+		var out bytes.Buffer
+		printStatusTable(&out, []client.Integration{in})
+		if shown := strings.Contains(out.String(), "HTTP 500"); shown != (tc.want != "") {
+			t.Errorf("%s: status table shows the error = %v:\n%s", tc.name, shown, out.String())
+		}
+	}
+}
+
+func TestErrorsPrintOnePrefix(t *testing.T) {
+	_, c := startHub(t)
+	cmd := khubCommand("integrations", "show", "int_missing", "--server", c.BaseURL(), "--token", c.Token())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatal("show of a missing integration exited with status 0")
+	}
+	msg := stderr.String()
+	if strings.Contains(msg, "khub: khub:") || !strings.HasPrefix(msg, "khub: ") {
+		t.Errorf("error line %q, want one khub: prefix", msg)
+	}
+}
+
+func TestDemoRunsTwiceOnOneDataDir(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo imports the example knowledge base and waits for pushes")
+	}
+	dir := t.TempDir()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	run := func() string {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var out bytes.Buffer
+		d := &demo{out: &out, addr: "127.0.0.1:0", dataDir: dir}
+		if err := d.run(ctx, logger, true); err != nil {
+			t.Fatalf("demo: %v\n%s", err, out.String())
+		}
+		return out.String()
+	}
+	run()
+	out := run()
+	if !strings.Contains(out, "Deleted the integrations of an earlier demo run") {
+		t.Errorf("second run does not say it removed the first run's integrations:\n%s", out)
+	}
+
+	st, err := sqlite.Open(filepath.Join(dir, "khub.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	all, err := st.ListIntegrations(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, in := range all {
+		names = append(names, in.Name)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"helpdesk", "ops-chat", "safety-board"}) {
+		t.Errorf("integrations after two runs = %q, want one of each", names)
+	}
+}
