@@ -239,13 +239,82 @@ func (c *Client) DeleteIntegration(ctx context.Context, id string) error {
 
 // Deliveries returns the newest delivery attempts of an integration.
 func (c *Client) Deliveries(ctx context.Context, id string, limit int) ([]Delivery, error) {
-	var out DeliveryList
-	path := "/v1/integrations/" + url.PathEscape(id) + "/deliveries"
-	if limit > 0 {
-		path += "?limit=" + strconv.Itoa(limit)
+	return c.QueryDeliveries(ctx, id, DeliveryQuery{Limit: limit})
+}
+
+// DeliveryQuery selects delivery attempts. Zero fields match everything.
+type DeliveryQuery struct {
+	// Status is delivered, retrying or failed.
+	Status    string
+	ArticleID string
+	// Since and Until bound the attempts' start times: Since <= start <
+	// Until.
+	Since, Until time.Time
+	// Limit is the number of attempts, 1 to 1000; 0 leaves the server's
+	// default of 50.
+	Limit int
+}
+
+// QueryDeliveries returns the delivery attempts of an integration that
+// match q, newest first.
+func (c *Client) QueryDeliveries(ctx context.Context, id string, q DeliveryQuery) ([]Delivery, error) {
+	v := url.Values{}
+	if q.Status != "" {
+		v.Set("status", q.Status)
 	}
+	if q.ArticleID != "" {
+		v.Set("article", q.ArticleID)
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.Format(time.RFC3339Nano))
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	path := integrationPath(id, "deliveries")
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var out DeliveryList
 	_, err := c.do(ctx, http.MethodGet, path, nil, nil, &out)
 	return out.Deliveries, err
+}
+
+// ResumeIntegration makes a paused or disabled push or hybrid integration
+// send webhooks again, starting with the change that waited, and returns
+// the integration. The hub's dispatcher notices within a few seconds. A
+// pull integration gives a 409 error.
+func (c *Client) ResumeIntegration(ctx context.Context, id string) (Integration, error) {
+	var out Integration
+	_, err := c.do(ctx, http.MethodPost, integrationPath(id, "resume"), nil, struct{}{}, &out)
+	return out, err
+}
+
+// RotateSecret gives a push or hybrid integration a new webhook secret and
+// returns it. Later reads never show it. Until the overlap ends, requests
+// carry signatures under both the new and the old secret, so the tool can
+// switch at any time within it.
+func (c *Client) RotateSecret(ctx context.Context, id string, req RotateSecretRequest) (RotatedSecret, error) {
+	var out RotatedSecret
+	_, err := c.do(ctx, http.MethodPost, integrationPath(id, "rotate-secret"), nil, req, &out)
+	return out, err
+}
+
+// Replay sends a range of an integration's changes again, with their
+// original webhook-ids, so receivers that drop duplicates keep one copy.
+// It returns once the replay has started. A range with nothing sent yet
+// gives a 409 error.
+func (c *Client) Replay(ctx context.Context, id string, req ReplayRequest) (ReplayStarted, error) {
+	var out ReplayStarted
+	_, err := c.do(ctx, http.MethodPost, integrationPath(id, "replay"), nil, req, &out)
+	return out, err
+}
+
+func integrationPath(id, action string) string {
+	return "/v1/integrations/" + url.PathEscape(id) + "/" + action
 }
 
 // BaseURL returns the server URL the client calls.

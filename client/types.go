@@ -59,7 +59,55 @@ type IntegrationRequest struct {
 	Lookups bool `json:"lookups,omitempty"`
 	// AcceptRisk allows a pattern that the freshness rules reject.
 	AcceptRisk bool `json:"accept_risk,omitempty"`
+	// Delivery tunes webhook delivery for push and hybrid; nil takes the
+	// hub's defaults. The server rejects it when the pattern is pull.
+	Delivery *DeliverySettings `json:"delivery,omitempty"`
 }
+
+// DeliverySettings tune how an integration's webhooks are sent. Durations
+// are Go durations such as "500ms", "30s" or "2h". In a request, empty
+// strings and zeros take the hub's defaults. In a response every field
+// contains the value in force.
+type DeliverySettings struct {
+	// InitialBackoff is the longest wait before the first retry of a
+	// failed request (10ms to 24h). Each later wait may be twice as long,
+	// up to MaxBackoff (10ms to 24h). Waits are drawn at random below that
+	// ceiling.
+	InitialBackoff string `json:"initial_backoff,omitempty"`
+	MaxBackoff     string `json:"max_backoff,omitempty"`
+	// RetryFor is how long a change is retried after its first failure
+	// before it is recorded as failed (1s to 720h).
+	RetryFor string `json:"retry_for,omitempty"`
+	// Timeout bounds one attempt, from connecting to the response headers
+	// (100ms to 2m).
+	Timeout string `json:"timeout,omitempty"`
+	// BatchSize is the maximum number of events in one request (1 to 500).
+	// Above 1 the body is a JSON array (application/cloudevents-batch+json).
+	BatchSize int `json:"batch_size,omitempty"`
+	// Coalesce sends only the newest version of an article when several
+	// wait to be sent, so a tool that was down catches up faster.
+	Coalesce bool `json:"coalesce"`
+	// RateLimit caps requests per second to the webhook; 0 means no cap.
+	RateLimit float64 `json:"rate_limit"`
+	// PauseAfter is the number of failed attempts in a row after which
+	// delivery pauses and only a probe is sent every ProbeEvery (10ms to
+	// 24h) until the tool responds with 2xx.
+	PauseAfter int    `json:"pause_after,omitempty"`
+	ProbeEvery string `json:"probe_every,omitempty"`
+}
+
+// Delivery states of a push or hybrid integration.
+const (
+	// StateActive sends changes as they commit.
+	StateActive = "active"
+	// StatePaused follows a run of failed attempts: khub sends only a
+	// probe now and then, and resumes by itself once a probe gets a 2xx
+	// response.
+	StatePaused = "paused"
+	// StateDisabled follows 410 Gone from the tool: nothing is sent until
+	// an operator resumes the integration.
+	StateDisabled = "disabled"
+)
 
 // Integration is an integration with its progress and freshness.
 type Integration struct {
@@ -87,6 +135,60 @@ type Integration struct {
 	LastSuccessAt *time.Time `json:"last_success_at,omitempty"`
 	// RetryDueAt is when a failed delivery is tried again, if one is pending.
 	RetryDueAt *time.Time `json:"retry_due_at,omitempty"`
+	// Delivery is the delivery settings in force, defaults filled in; push
+	// and hybrid only.
+	Delivery *DeliverySettings `json:"delivery,omitempty"`
+	// State is active, paused or disabled (push and hybrid only).
+	// StateReason explains why it is not active, and StateSince is when it
+	// last changed.
+	State       string     `json:"state,omitempty"`
+	StateReason string     `json:"state_reason,omitempty"`
+	StateSince  *time.Time `json:"state_since,omitempty"`
+	// PreviousSecretExpiresAt is set while a secret rotation's overlap
+	// runs: until then every request is signed with the old secret too.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
+}
+
+// RotateSecretRequest rotates an integration's webhook secret.
+type RotateSecretRequest struct {
+	// Overlap is how long requests stay signed with the old secret as well,
+	// up to "720h". Empty means "24h", and "0s" stops signing with the old
+	// secret at once.
+	Overlap string `json:"overlap,omitempty"`
+	// Secret is the new secret, "whsec_" and base64 of 16 to 64 bytes;
+	// empty has the server generate one.
+	Secret string `json:"secret,omitempty"`
+}
+
+// RotatedSecret is the response to a rotation. Secret is shown only here.
+type RotatedSecret struct {
+	IntegrationID string `json:"integration_id"`
+	Secret        string `json:"secret"`
+	// PreviousSecretExpiresAt is when requests stop carrying a signature
+	// under the old secret.
+	PreviousSecretExpiresAt time.Time `json:"previous_secret_expires_at"`
+}
+
+// ReplayRequest selects changes to send again. At least one field is
+// required. Cursors are inclusive, and Since and Until bound the changes'
+// commit times (Since <= time < Until). EventID is a webhook-id from the
+// delivery history, "evt_N" or "batch_A-B", and excludes the other fields.
+type ReplayRequest struct {
+	FromCursor int64     `json:"from_cursor,omitempty"`
+	ToCursor   int64     `json:"to_cursor,omitempty"`
+	Since      time.Time `json:"since,omitzero"`
+	Until      time.Time `json:"until,omitzero"`
+	EventID    string    `json:"event_id,omitempty"`
+}
+
+// ReplayStarted is the response to a replay, which runs in the background on
+// the node that received it. Its attempts appear in the delivery history.
+type ReplayStarted struct {
+	IntegrationID string     `json:"integration_id"`
+	FromCursor    int64      `json:"from_cursor"`
+	ToCursor      int64      `json:"to_cursor"`
+	Since         *time.Time `json:"since,omitempty"`
+	Until         *time.Time `json:"until,omitempty"`
 }
 
 // Freshness is an integration's measured staleness against its window.

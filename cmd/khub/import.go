@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -42,6 +43,9 @@ exit with status 1.`,
   khub import ./runbooks --collection ops --class runbook --tag oncall`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.workers < 1 || o.workers > maxImportWorkers {
+				return fmt.Errorf("--workers %d is invalid: use 1 to %d concurrent uploads", o.workers, maxImportWorkers)
+			}
 			var c *client.Client
 			if !o.dryRun {
 				var err error
@@ -51,6 +55,13 @@ exit with status 1.`,
 			}
 			tty := term.IsTerminal(int(os.Stderr.Fd()))
 			sum, err := runImport(cmd.Context(), c, args[0], o, cmd.ErrOrStderr(), tty)
+			if errors.Is(err, context.Canceled) && sum.Cancelled > 0 {
+				sum.Print(cmd.OutOrStdout())
+				return fmt.Errorf("the import was interrupted and %d %s not sent: run the same command again to send the rest. Files already sent are unchanged, so they create no version", sum.Cancelled, plural(sum.Cancelled, "file was", "files were"))
+			}
+			if errors.Is(err, context.Canceled) {
+				return errors.New("the import was interrupted while reading the files, so nothing was sent: run the same command again")
+			}
 			if err != nil {
 				return err
 			}
@@ -67,17 +78,23 @@ exit with status 1.`,
 	f.StringVar(&o.collection, "collection", "", "collection the articles belong to (required)")
 	f.StringVar(&o.class, "class", "", "class for files whose front matter gives none (default reference)")
 	f.StringSliceVar(&o.tags, "tag", nil, "tags for files whose front matter gives none (repeatable)")
-	f.IntVar(&o.workers, "workers", 4, "concurrent uploads")
+	f.IntVar(&o.workers, "workers", importer.DefaultWorkers, fmt.Sprintf("concurrent uploads, 1 to %d", maxImportWorkers))
 	f.BoolVar(&o.dryRun, "dry-run", false, "parse and validate the files without sending them")
 	cmd.MarkFlagRequired("collection")
 	r.addFlags(cmd)
 	return cmd
 }
 
+// maxImportWorkers bounds --workers, so that one import cannot open an
+// unbounded number of connections to the hub.
+const maxImportWorkers = 64
+
 // runImport scans dir and uploads its articles through c, drawing progress
-// on progress. A nil client parses only.
+// on progress. A nil client parses only. When ctx ends, as on SIGINT or
+// SIGTERM, it stops, waits for the uploads in flight and returns ctx.Err()
+// with the summary so far, unless every document was sent already.
 func runImport(ctx context.Context, c *client.Client, dir string, o importOptions, progress io.Writer, tty bool) (importer.Summary, error) {
-	res, err := importer.Scan(dir, importer.Options{
+	res, err := importer.ScanContext(ctx, dir, importer.Options{
 		Collection: o.collection,
 		Class:      knowledge.Class(o.class),
 		Tags:       o.tags,
@@ -91,7 +108,10 @@ func runImport(ctx context.Context, c *client.Client, dir string, o importOption
 	p := importer.NewProgress(progress, tty)
 	sum := importer.Upload(ctx, res, apiSink{c}, o.workers, p.Update)
 	p.Done()
-	return sum, ctx.Err()
+	if sum.Cancelled > 0 {
+		return sum, ctx.Err()
+	}
+	return sum, nil
 }
 
 // apiSink writes articles through the API.

@@ -25,7 +25,8 @@ longest a change may take to reach the tool. khub picks push, pull or hybrid
 from the window, the scope and the tool's polling, and explains the choice.`,
 	}
 	cmd.AddCommand(newIntegrationsCreateCmd(), newIntegrationsListCmd(), newIntegrationsShowCmd(),
-		newIntegrationsDeleteCmd(), newIntegrationsDeliveriesCmd())
+		newIntegrationsDeleteCmd(), newIntegrationsDeliveriesCmd(), newIntegrationsResumeCmd(),
+		newIntegrationsRotateSecretCmd(), newIntegrationsReplayCmd())
 	return cmd
 }
 
@@ -35,6 +36,7 @@ func newIntegrationsCreateCmd() *cobra.Command {
 	var webhookURL, webhookSecret string
 	var meta []string
 	var asJSON bool
+	var delivery deliveryFlags
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Create an integration and print its pattern, reasons and credentials",
@@ -43,7 +45,9 @@ the webhook secret (for push and hybrid) and the pull token (for pull and
 hybrid). Both are shown only once: store them in the tool now.`,
 		Example: `  khub integrations create --name helpdesk --freshness 15m --class runbook --lookups
   khub integrations create --name safety-board --freshness 1m --class safety \
-      --webhook-url https://board.example.com/hooks/khub`,
+      --webhook-url https://board.example.com/hooks/khub
+  khub integrations create --name compliance-archive --freshness 5m --class compliance \
+      --webhook-url https://archive.example.com/khub --batch-size 50 --rate-limit 2 --retry-for 24h`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := r.client()
@@ -63,9 +67,10 @@ hybrid). Both are shown only once: store them in the tool now.`,
 				}
 				req.Scope.Metadata[k] = v
 			}
+			req.Delivery = delivery.settings(cmd)
 			in, err := c.CreateIntegration(cmd.Context(), req)
 			if err != nil {
-				return err
+				return withFlagName(err)
 			}
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), in)
@@ -87,6 +92,7 @@ hybrid). Both are shown only once: store them in the tool now.`,
 	f.StringVar(&req.PollInterval, "poll-interval", "", "how often the tool polls khub, such as 1m (pull; default 1m)")
 	f.BoolVar(&req.Lookups, "lookups", false, "the tool looks knowledge up during workflow steps (reads are fresh at query time)")
 	f.BoolVar(&req.AcceptRisk, "accept-risk", false, "accept a pattern the freshness rules reject, such as pulling policy slower than its window")
+	delivery.add(f)
 	f.BoolVar(&asJSON, "json", false, "print the API answer as JSON")
 	r.addFlags(cmd)
 	return cmd
@@ -176,29 +182,43 @@ func newIntegrationsDeleteCmd() *cobra.Command {
 
 func newIntegrationsDeliveriesCmd() *cobra.Command {
 	var r remote
-	var limit int
+	var q client.DeliveryQuery
+	var since, until string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "deliveries ID|NAME",
 		Short: "List the newest webhook delivery attempts of an integration",
-		Args:  cobra.ExactArgs(1),
+		Example: `  khub integrations deliveries safety-board --status failed
+  khub integrations deliveries safety-board --article forklift-lanes --since 2h`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := r.client()
 			if err != nil {
+				return err
+			}
+			now := time.Now()
+			if q.Since, err = parseTimeFlag("--since", since, now); err != nil {
+				return err
+			}
+			if q.Until, err = parseTimeFlag("--until", until, now); err != nil {
 				return err
 			}
 			in, err := findIntegration(cmd.Context(), c, args[0])
 			if err != nil {
 				return err
 			}
-			ds, err := c.Deliveries(cmd.Context(), in.ID, limit)
+			ds, err := c.QueryDeliveries(cmd.Context(), in.ID, q)
 			if err != nil {
-				return err
+				return withFlagName(err)
 			}
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), ds)
 			}
 			if len(ds) == 0 {
+				if q != (client.DeliveryQuery{Limit: q.Limit}) && in.Webhook != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "no delivery attempts of integration %s (%s) match the filters\n", in.ID, in.Name)
+					return nil
+				}
 				fmt.Fprintln(cmd.OutOrStdout(), noDeliveriesText(&in))
 				return nil
 			}
@@ -211,8 +231,13 @@ func newIntegrationsDeliveriesCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().IntVar(&limit, "limit", 50, "number of attempts to list, 1 to 1000")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API answer as JSON")
+	f := cmd.Flags()
+	f.IntVar(&q.Limit, "limit", 50, "number of attempts to list, 1 to 1000")
+	f.StringVar(&q.Status, "status", "", "only attempts with this outcome: delivered, retrying or failed")
+	f.StringVar(&q.ArticleID, "article", "", "only attempts that carried this article id")
+	f.StringVar(&since, "since", "", "only attempts started at or after this time: RFC 3339 such as 2026-03-01T12:00:00Z, or a duration ago such as 2h")
+	f.StringVar(&until, "until", "", "only attempts started before this time: RFC 3339, or a duration ago such as 30m")
+	f.BoolVar(&asJSON, "json", false, "print the API answer as JSON")
 	r.addFlags(cmd)
 	return cmd
 }
@@ -233,6 +258,28 @@ func printIntegration(w io.Writer, in *client.Integration) {
 	}
 	if in.Token != "" {
 		fmt.Fprintf(w, "  token:     %s   (shown once)\n", in.Token)
+	}
+	if in.State != "" {
+		state := in.State
+		if in.StateSince != nil {
+			state += " since " + in.StateSince.Local().Format(time.DateTime)
+		}
+		if in.StateReason != "" {
+			state += ": " + in.StateReason
+		}
+		fmt.Fprintf(w, "  state:     %s\n", state)
+	}
+	if in.PreviousSecretExpiresAt != nil {
+		fmt.Fprintf(w, "  rotation:  requests are signed with the previous secret too until %s\n", in.PreviousSecretExpiresAt.Local().Format(time.DateTime))
+	}
+	if d := in.Delivery; d != nil {
+		rate := "no rate limit"
+		if d.RateLimit > 0 {
+			rate = fmt.Sprintf("at most %g requests/s", d.RateLimit)
+		}
+		fmt.Fprintf(w, "  delivery:  batches of %d, coalesce %t, %s, timeout %s per attempt\n", d.BatchSize, d.Coalesce, rate, d.Timeout)
+		fmt.Fprintf(w, "             retries for %s with backoff %s to %s; pauses after %d failed attempts, then probes every %s\n",
+			d.RetryFor, d.InitialBackoff, d.MaxBackoff, d.PauseAfter, d.ProbeEvery)
 	}
 	if msg := currentError(in); msg != "" {
 		fmt.Fprintf(w, "  last error: %s at %s\n", msg, in.LastErrorAt.Local().Format(time.DateTime))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -54,7 +55,7 @@ func (s *Server) putArticle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.ID = id
-	opts, err := ifMatch(r)
+	opts, err := s.ifMatch(r, id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -86,7 +87,7 @@ func (s *Server) archiveArticle(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	opts, err := ifMatch(r)
+	opts, err := s.ifMatch(r, id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -233,35 +234,92 @@ func writeArticle(w http.ResponseWriter, status int, a *knowledge.Article, outco
 // versions are immutable, so the version number identifies the bytes.
 func etag(version int64) string { return `"v` + strconv.FormatInt(version, 10) + `"` }
 
-// parseETag returns the version in a strong ETag written by etag.
+// parseETag returns the version in a strong ETag written by etag. Only
+// the canonical spelling parses, so "v01" and "v+1" name no version.
 func parseETag(tag string) (int64, bool) {
-	tag = strings.TrimSpace(tag)
 	inner, ok := strings.CutPrefix(tag, `"v`)
 	if !ok || !strings.HasSuffix(inner, `"`) {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(strings.TrimSuffix(inner, `"`), 10, 64)
-	return n, err == nil && n > 0
+	digits := strings.TrimSuffix(inner, `"`)
+	n, err := strconv.ParseInt(digits, 10, 64)
+	return n, err == nil && n > 0 && strconv.FormatInt(n, 10) == digits
+}
+
+// entityTags splits the value of an If-Match or If-None-Match header into
+// its entity tags, weak ones with their W/ prefix (RFC 9110, sections
+// 8.8.3 and 5.6.1). Empty list elements are skipped. ok is false when the
+// value is not a list of entity tags.
+func entityTags(h string) (tags []string, ok bool) {
+	for {
+		h = strings.TrimLeft(h, " \t,")
+		if h == "" {
+			return tags, len(tags) > 0
+		}
+		rest, weak := strings.CutPrefix(h, "W/")
+		if !strings.HasPrefix(rest, `"`) {
+			return nil, false
+		}
+		end := strings.IndexByte(rest[1:], '"')
+		if end < 0 {
+			return nil, false
+		}
+		tag := rest[:end+2]
+		if weak {
+			tag = "W/" + tag
+		}
+		tags = append(tags, tag)
+		h = strings.TrimLeft(rest[end+2:], " \t")
+		if h != "" && h[0] != ',' {
+			return nil, false
+		}
+	}
+}
+
+// headerList joins every line of a list-valued header, because a client
+// may send the list on several lines (RFC 9110, section 5.3).
+func headerList(r *http.Request, name string) string {
+	return strings.TrimSpace(strings.Join(r.Header.Values(name), ", "))
 }
 
 // ifMatch turns an If-Match header into save preconditions. "*" requires
-// that the article exists; a list of tags is not supported because a
-// version can equal only one of them anyway, and the first one is used.
-func ifMatch(r *http.Request) (store.SaveOptions, error) {
-	h := strings.TrimSpace(r.Header.Get("If-Match"))
+// that the article exists. A list of entity tags matches when any of them
+// is the current version's by strong comparison, so weak tags never match
+// (RFC 9110, section 13.1.1).
+//
+// The store checks one version atomically. For a list, that version is the
+// current one when the list names it, and otherwise the first one listed,
+// which then fails with 412.
+func (s *Server) ifMatch(r *http.Request, id string) (store.SaveOptions, error) {
+	h := headerList(r, "If-Match")
 	if h == "" {
 		return store.SaveOptions{}, nil
 	}
 	if h == "*" {
 		return store.SaveOptions{MustExist: true}, nil
 	}
-	first, _, _ := strings.Cut(h, ",")
-	n, ok := parseETag(first)
-	if !ok {
-		return store.SaveOptions{}, &apiError{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Field: "If-Match",
-			Message: fmt.Sprintf("If-Match %q is not an ETag of this API: send the ETag header of a GET, such as \"v3\" in quotes", h)}
+	tags, ok := entityTags(h)
+	var versions []int64
+	for _, tag := range tags {
+		if n, ok := parseETag(tag); ok {
+			versions = append(versions, n)
+		}
 	}
-	return store.SaveOptions{IfVersion: n, MustExist: true}, nil
+	if !ok || len(versions) == 0 {
+		return store.SaveOptions{}, &apiError{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Field: "If-Match",
+			Message: fmt.Sprintf("If-Match %q names no ETag of this API: send the ETag header of a GET, such as \"v3\" in quotes, or a comma-separated list of them", h)}
+	}
+	opts := store.SaveOptions{IfVersion: versions[0], MustExist: true}
+	if len(versions) > 1 {
+		cur, err := s.hub.Store.GetArticle(r.Context(), id)
+		switch {
+		case err == nil && slices.Contains(versions, cur.Version):
+			opts.IfVersion = cur.Version
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return store.SaveOptions{}, err
+		}
+	}
+	return opts, nil
 }
 
 // ifNoneMatchCreate reports whether a PUT carries If-None-Match: *, which
@@ -270,7 +328,7 @@ func ifMatch(r *http.Request) (store.SaveOptions, error) {
 // PUT that must not overwrite one version but may overwrite others is
 // better written with If-Match.
 func ifNoneMatchCreate(r *http.Request) (bool, error) {
-	h := strings.TrimSpace(r.Header.Get("If-None-Match"))
+	h := headerList(r, "If-None-Match")
 	switch h {
 	case "":
 		return false, nil
@@ -280,20 +338,17 @@ func ifNoneMatchCreate(r *http.Request) (bool, error) {
 	return false, badRequest("If-None-Match", "If-None-Match %q is not supported on PUT: send * to create the article only if it does not exist, or If-Match with an ETag to update a known version", h)
 }
 
-// notModified evaluates If-None-Match against the current version.
+// notModified evaluates If-None-Match against the current version, by weak
+// comparison (RFC 9110, section 13.1.2). A value that is not a list of
+// entity tags never matches, so the client gets the article.
 func notModified(r *http.Request, version int64) bool {
-	h := r.Header.Get("If-None-Match")
-	if h == "" {
-		return false
+	h := headerList(r, "If-None-Match")
+	if h == "*" {
+		return true
 	}
-	for tag := range strings.SplitSeq(h, ",") {
-		tag = strings.TrimSpace(tag)
-		// If-None-Match uses weak comparison.
-		tag = strings.TrimPrefix(tag, "W/")
-		if tag == "*" {
-			return true
-		}
-		if n, ok := parseETag(tag); ok && n == version {
+	tags, _ := entityTags(h)
+	for _, tag := range tags {
+		if n, ok := parseETag(strings.TrimPrefix(tag, "W/")); ok && n == version {
 			return true
 		}
 	}

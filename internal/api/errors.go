@@ -1,12 +1,18 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
+	"sync"
+	"unicode/utf8"
 
 	"github.com/khub-dev/khub/client"
 	"github.com/khub-dev/khub/internal/knowledge"
@@ -66,13 +72,26 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// decodeJSON reads one JSON object into v. Unknown fields, trailing data,
-// wrong types and bodies over the limit are 4xx errors that name the field.
+// decodeJSON reads one JSON object of at most limit bytes into v. The
+// body must be UTF-8 and sent as application/json or without a
+// Content-Type. Unknown fields, wrong types and trailing data are 4xx
+// errors that name the field.
+//
+// encoding/json accepts keys that differ in case from a field name and
+// keys given twice, and it turns invalid UTF-8 and escaped lone UTF-16
+// surrogates into U+FFFD. decodeJSON rejects all four with a 400.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: fmt.Sprintf("Content-Type %q is not supported: send application/json", ct)}
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		return err
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return decodeError(err, limit)
+	}
+	if !utf8.Valid(body) {
+		return badRequest("", "the body is not valid UTF-8 at byte %d: send JSON text encoded as UTF-8", invalidUTF8At(body))
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err, limit)
@@ -83,7 +102,215 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest("", "the body has data after the JSON object: send a single object")
 	}
+	if at := loneSurrogate(body); at >= 0 {
+		return badRequest("", "the body has the escape %s at byte %d, half of a UTF-16 surrogate pair without the other half, which is no character: send the character as UTF-8 or escape it as a complete pair", body[at:at+6], at)
+	}
+	keys := json.NewDecoder(bytes.NewReader(body))
+	keys.UseNumber()
+	return checkKeys(keys, reflect.TypeOf(v), "")
+}
+
+// checkContentType accepts an empty Content-Type and application/json with
+// no charset or the UTF-8 one, in any case (RFC 9110, section 8.3.1).
+func checkContentType(ct string) error {
+	if ct == "" {
+		return nil
+	}
+	unsupported := func(why string) error {
+		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Field: "Content-Type",
+			Message: fmt.Sprintf("Content-Type %q %s: send application/json", ct, why)}
+	}
+	mediaType, params, err := mime.ParseMediaType(ct)
+	switch {
+	case err != nil:
+		return unsupported("cannot be parsed")
+	case mediaType != "application/json":
+		return unsupported("is not supported")
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return unsupported("names a charset other than UTF-8")
+	}
 	return nil
+}
+
+// invalidUTF8At returns the offset of the first byte of b that does not
+// start a valid UTF-8 sequence, or len(b).
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
+}
+
+// loneSurrogate returns the offset of the first \u escape in a valid JSON
+// text that encodes half of a UTF-16 surrogate pair without the other
+// half, or -1 when there is none.
+func loneSurrogate(b []byte) int {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !inString {
+			inString = c == '"'
+			continue
+		}
+		switch {
+		case c == '"':
+			inString = false
+		case c != '\\' || i+1 >= len(b):
+		case b[i+1] != 'u':
+			i++ // a one-character escape such as \" or \\
+		default:
+			r, ok := hex4(b[i+2:])
+			switch {
+			case !ok:
+				return -1 // not valid JSON, which the decoder has reported already
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return i
+			case r >= 0xD800 && r <= 0xDBFF:
+				if len(b) < i+12 || b[i+6] != '\\' || b[i+7] != 'u' {
+					return i
+				}
+				if low, ok := hex4(b[i+8:]); !ok || low < 0xDC00 || low > 0xDFFF {
+					return i
+				}
+				i += 11
+			default:
+				i += 5
+			}
+		}
+	}
+	return -1
+}
+
+// hex4 reads the four hexadecimal digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[:4]), 16, 16)
+	return rune(n), err == nil
+}
+
+// checkKeys reads one JSON value from dec and rejects the object keys that
+// encoding/json accepts silently when it decodes into type t. These are a
+// key that names a field only when case is ignored, such as "Title" for
+// "title", and a key given twice in one object, of which encoding/json
+// keeps the last. path is the field name of the value, as in
+// "scope.metadata".
+func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return badRequest(path, "the body is not valid JSON: %v", err)
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch tok {
+	case json.Delim('{'):
+		var fields map[string]reflect.Type
+		if t != nil && t.Kind() == reflect.Struct {
+			fields = jsonFields(t)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return badRequest(path, "the body is not valid JSON: %v", err)
+			}
+			key, _ := tok.(string)
+			field := key
+			if path != "" {
+				field = path + "." + key
+			}
+			if seen[key] {
+				return badRequest(field, "%s is given twice in one object: give each key once", field)
+			}
+			seen[key] = true
+			var next reflect.Type
+			switch {
+			case t != nil && t.Kind() == reflect.Map:
+				next = t.Elem()
+			case fields != nil:
+				ft, ok := fields[key]
+				if !ok {
+					for name := range fields {
+						if strings.EqualFold(name, key) {
+							return badRequest(field, "unknown field %q: field names are case-sensitive, so write %q", key, name)
+						}
+					}
+				}
+				next = ft
+			}
+			if err := checkKeys(dec, next, field); err != nil {
+				return err
+			}
+		}
+	case json.Delim('['):
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for dec.More() {
+			if err := checkKeys(dec, elem, path); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil // a scalar
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}' or ']'
+		return badRequest(path, "the body is not valid JSON: %v", err)
+	}
+	return nil
+}
+
+// fieldCache maps a struct type to its JSON field names and their types.
+var fieldCache sync.Map // reflect.Type → map[string]reflect.Type
+
+// jsonFields returns the JSON names of the exported fields of a struct
+// type, including those promoted from embedded structs, as encoding/json
+// reads them.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if cached, ok := fieldCache.Load(t); ok {
+		return cached.(map[string]reflect.Type)
+	}
+	fields := map[string]reflect.Type{}
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || len(f.Index) > 1 && !promoted(t, f.Index) {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			continue // its fields are listed on their own
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fields[name] = f.Type
+	}
+	fieldCache.Store(t, fields)
+	return fields
+}
+
+// promoted reports whether encoding/json promotes the field at index: every
+// struct it is embedded through must be embedded without a JSON name.
+func promoted(t reflect.Type, index []int) bool {
+	for _, i := range index[:len(index)-1] {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" || f.Type.Kind() != reflect.Struct {
+			return false
+		}
+		t = f.Type
+	}
+	return true
 }
 
 func decodeError(err error, limit int64) error {
@@ -92,7 +319,8 @@ func decodeError(err error, limit int64) error {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("the body is larger than the %d-byte limit", limit)}
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+			Message: fmt.Sprintf("the request body is larger than the limit of %d bytes (%d MiB): send a smaller body; an article body may be at most %d bytes (1 MiB) once its JSON escapes are decoded", limit, limit>>20, knowledge.MaxBodyLen)}
 	case errors.Is(err, io.EOF):
 		return badRequest("", "the body is empty: send a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):

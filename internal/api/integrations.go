@@ -3,7 +3,11 @@ package api
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/khub-dev/khub/client"
@@ -26,6 +30,19 @@ func (s *Server) createIntegration(w http.ResponseWriter, r *http.Request) {
 		PollInterval: req.PollInterval,
 		Lookups:      req.Lookups,
 		AcceptRisk:   req.AcceptRisk,
+	}
+	if d := req.Delivery; d != nil {
+		in.Delivery = &hub.DeliveryInput{
+			InitialBackoff: d.InitialBackoff,
+			MaxBackoff:     d.MaxBackoff,
+			RetryFor:       d.RetryFor,
+			Timeout:        d.Timeout,
+			BatchSize:      d.BatchSize,
+			Coalesce:       d.Coalesce,
+			RateLimit:      d.RateLimit,
+			PauseAfter:     d.PauseAfter,
+			ProbeEvery:     d.ProbeEvery,
+		}
 	}
 	if req.Webhook != nil {
 		in.HasWebhook = true
@@ -98,17 +115,20 @@ func (s *Server) deleteIntegration(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// deliveryParams are the query parameters of the delivery history.
+var deliveryParams = []string{"status", "article", "since", "until", "limit"}
+
 func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	st, ok := s.loadIntegration(w, r)
 	if !ok {
 		return
 	}
-	limit, err := intParam(r.URL.Query(), "limit", 50, 1, 1000)
+	f, err := deliveryFilter(r.URL.Query())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	attempts, err := s.hub.Store.ListDeliveries(r.Context(), st.ID, int(limit))
+	attempts, err := s.hub.Store.QueryDeliveries(r.Context(), st.ID, f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -130,6 +150,147 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// deliveryFilter reads the query of GET /v1/integrations/{id}/deliveries.
+// Errors name the parameter at fault.
+func deliveryFilter(q url.Values) (store.DeliveryFilter, error) {
+	var f store.DeliveryFilter
+	keys := slices.Sorted(maps.Keys(q))
+	for _, key := range keys {
+		if !slices.Contains(deliveryParams, key) {
+			return f, badRequest(key, "unknown query parameter %q: use %s", key, strings.Join(deliveryParams, ", "))
+		}
+		if len(q[key]) > 1 {
+			return f, badRequest(key, "%s is given %d times: give it once", key, len(q[key]))
+		}
+	}
+
+	switch status := q.Get("status"); status {
+	case "", store.OutcomeDelivered, store.OutcomeRetrying, store.OutcomeFailed:
+		f.Outcome = status
+	default:
+		return f, badRequest("status", "status %.40q is invalid: use %s, %s or %s", status, store.OutcomeDelivered, store.OutcomeRetrying, store.OutcomeFailed)
+	}
+	if id := q.Get("article"); id != "" {
+		if err := knowledge.ValidateID("article", id); err != nil {
+			return f, err
+		}
+		f.ArticleID = id
+	}
+	var err error
+	if f.Since, err = hub.ParseTime("since", q.Get("since")); err != nil {
+		return f, err
+	}
+	if f.Until, err = hub.ParseTime("until", q.Get("until")); err != nil {
+		return f, err
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		return f, badRequest("until", "until %s is not after since %s: give an end later than the start", q.Get("until"), q.Get("since"))
+	}
+
+	limit, err := intParam(q, "limit", 50, 1, 1000)
+	if err != nil {
+		return f, err
+	}
+	f.Limit = int(limit)
+	return f, nil
+}
+
+// resumeIntegration makes a paused or disabled integration send again.
+func (s *Server) resumeIntegration(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.loadIntegration(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.hub.ResumeIntegration(r.Context(), st.ID)
+	if err != nil {
+		s.writeHubError(w, r, err)
+		return
+	}
+	v, err := s.integrationView(r, &st)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.loadIntegration(w, r)
+	if !ok {
+		return
+	}
+	var req client.RotateSecretRequest
+	if err := decodeOptionalJSON(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rotated, err := s.hub.RotateSecret(r.Context(), st.ID, hub.RotateInput{Overlap: req.Overlap, Secret: req.Secret})
+	if err != nil {
+		s.writeHubError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, client.RotatedSecret{
+		IntegrationID:           st.ID,
+		Secret:                  rotated.Secret,
+		PreviousSecretExpiresAt: rotated.PreviousUntil,
+	})
+}
+
+// replayRequest is the body of POST /v1/integrations/{id}/replay. Times
+// are strings here, so that a malformed one is reported under its field.
+type replayRequest struct {
+	FromCursor int64  `json:"from_cursor"`
+	ToCursor   int64  `json:"to_cursor"`
+	Since      string `json:"since"`
+	Until      string `json:"until"`
+	EventID    string `json:"event_id"`
+}
+
+func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.loadIntegration(w, r)
+	if !ok {
+		return
+	}
+	var req replayRequest
+	if err := decodeOptionalJSON(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	started, err := s.hub.Replay(r.Context(), st.ID, hub.ReplayInput{
+		FromCursor: req.FromCursor, ToCursor: req.ToCursor, Since: req.Since, Until: req.Until, EventID: req.EventID,
+	})
+	if err != nil {
+		s.writeHubError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, client.ReplayStarted{
+		IntegrationID: st.ID,
+		FromCursor:    started.FromCursor,
+		ToCursor:      started.ToCursor,
+		Since:         timePtr(started.Since),
+		Until:         timePtr(started.Until),
+	})
+}
+
+// writeHubError writes 409 for a *hub.ConflictError and maps any other
+// error as writeError does.
+func (s *Server) writeHubError(w http.ResponseWriter, r *http.Request, err error) {
+	var conflict *hub.ConflictError
+	if errors.As(err, &conflict) {
+		err = &apiError{Status: http.StatusConflict, Code: "conflict", Message: conflict.Message}
+	}
+	s.writeError(w, r, err)
+}
+
+// decodeOptionalJSON is decodeJSON for bodies whose fields are all
+// optional: an empty body reads as {}.
+func decodeOptionalJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	return decodeJSON(w, r, limit, v)
 }
 
 func (s *Server) loadIntegration(w http.ResponseWriter, r *http.Request) (store.IntegrationState, bool) {
@@ -185,8 +346,33 @@ func (s *Server) integrationView(r *http.Request, st *store.IntegrationState) (c
 	}
 	if st.Pattern.Pushes() {
 		v.Webhook = &client.Webhook{URL: st.WebhookURL}
+		v.Delivery = deliveryView(s.hub.EffectiveDelivery(st.Delivery))
+		v.State = string(st.State)
+		if v.State == "" {
+			v.State = client.StateActive
+		}
+		v.StateReason = st.StateReason
+		v.StateSince = timePtr(st.StateSince)
+		// Only the end of the overlap is shown, never a secret.
+		if st.PreviousSecret != "" && time.Now().Before(st.PreviousSecretUntil) {
+			v.PreviousSecretExpiresAt = timePtr(st.PreviousSecretUntil)
+		}
 	}
 	return v, nil
+}
+
+func deliveryView(d knowledge.DeliverySettings) *client.DeliverySettings {
+	return &client.DeliverySettings{
+		InitialBackoff: d.InitialBackoff.String(),
+		MaxBackoff:     d.MaxBackoff.String(),
+		RetryFor:       d.RetryFor.String(),
+		Timeout:        d.Timeout.String(),
+		BatchSize:      d.BatchSize,
+		Coalesce:       d.Coalesce,
+		RateLimit:      d.RateLimit,
+		PauseAfter:     d.PauseAfter,
+		ProbeEvery:     d.ProbeEvery.String(),
+	}
 }
 
 func timePtr(t time.Time) *time.Time {

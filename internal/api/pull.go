@@ -1,11 +1,14 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/khub-dev/khub/client"
 	"github.com/khub-dev/khub/internal/knowledge"
@@ -39,6 +42,10 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 				s.writeError(w, r, badRequest(key, "%s is invalid: give meta.KEY=VALUE once per key", key))
 				return
 			}
+			if err := checkMetaKey(key, name); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
 			if filter.Metadata == nil {
 				filter.Metadata = map[string]string{}
 			}
@@ -49,8 +56,8 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	text := q.Get("q")
-	if len(text) > MaxQueryLen {
-		s.writeError(w, r, badRequest("q", "q is %d bytes long; the maximum is %d", len(text), MaxQueryLen))
+	if err := checkQueryText(text); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	limit, err := intParam(q, "limit", 20, 1, 100)
@@ -77,6 +84,42 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// checkQueryText checks the q parameter of a search. Tabs and line breaks
+// separate terms like spaces. Other control characters are rejected,
+// because no index term contains them, PostgreSQL text cannot contain NUL
+// and the SQLite FTS5 query parser rejects it.
+func checkQueryText(text string) error {
+	if len(text) > MaxQueryLen {
+		return badRequest("q", "q is %d bytes long; the maximum is %d", len(text), MaxQueryLen)
+	}
+	if !utf8.ValidString(text) {
+		return badRequest("q", "q is not valid UTF-8 at byte %d: percent-encode the text as UTF-8", invalidUTF8At([]byte(text)))
+	}
+	if i := strings.IndexFunc(text, func(c rune) bool {
+		return unicode.IsControl(c) && c != '\t' && c != '\n' && c != '\r'
+	}); i >= 0 {
+		c, _ := utf8.DecodeRuneInString(text[i:])
+		return badRequest("q", "q contains the control character %U at byte %d: remove it from the search text", c, i)
+	}
+	return nil
+}
+
+// checkMetaKey checks the KEY of a meta.KEY search parameter against the
+// rules for metadata keys, so that a key no article can have is an error
+// rather than a filter that matches nothing. The error names the parameter
+// as sent.
+func checkMetaKey(param, name string) error {
+	switch {
+	case len(name) > knowledge.MaxMetadataKey:
+		return badRequest(param, "the key of %.60q… is %d bytes long; metadata keys are at most %d bytes: shorten the key", param, len(name), knowledge.MaxMetadataKey)
+	case !utf8.ValidString(name):
+		return badRequest(param, "the key of %q is not valid UTF-8: percent-encode the key as UTF-8", param)
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return badRequest(param, "the key of %q contains a control character, which metadata keys cannot contain: remove it", param)
+	}
+	return nil
+}
+
 // searchFilterFields name the query parameters of a search filter, so that
 // an invalid value is reported under the parameter the caller sent.
 var searchFilterFields = knowledge.ScopeFields{
@@ -90,9 +133,13 @@ var searchFilterFields = knowledge.ScopeFields{
 // until a change in the caller's scope commits or the wait ends.
 func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	for key := range q {
+	for key, values := range q {
 		if key != "after" && key != "limit" && key != "wait" {
 			s.writeError(w, r, badRequest(key, "unknown query parameter %q: use after, limit or wait", key))
+			return
+		}
+		if len(values) > 1 {
+			s.writeError(w, r, badRequest(key, "%s is given %d times: give it once", key, len(values)))
 			return
 		}
 	}
@@ -115,6 +162,18 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 	}
 	if after > head {
 		s.writeError(w, r, badRequest("after", "after %d is beyond the newest change, cursor %d: pass the next value of an earlier response, or 0 to start from the beginning", after, head))
+		return
+	}
+	// Retention may have removed entries the caller has not read, and
+	// reading on would skip them without a sign.
+	oldest, err := s.hub.Store.OldestCursor(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if oldest > after+1 {
+		s.writeError(w, r, &apiError{Status: http.StatusGone, Code: "resync_required", Field: "after",
+			Message: fmt.Sprintf("change-log entries %d to %d were removed by retention: reload the articles in scope with search or get, then read the feed with after=%d", after+1, oldest-1, oldest-1)})
 		return
 	}
 	var wait time.Duration

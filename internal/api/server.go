@@ -7,6 +7,7 @@ package api
 import (
 	"context"
 	"crypto/subtle"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/khub-dev/khub/client"
 	"github.com/khub-dev/khub/internal/hub"
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store"
@@ -25,8 +27,8 @@ import (
 type Config struct {
 	// AdminToken authorizes every call. Required.
 	AdminToken string
-	// MaxBodyBytes bounds request bodies; default 4 MiB, which fits a
-	// maximum-size article body even when JSON escaping doubles it.
+	// MaxBodyBytes bounds request bodies, in bytes; default
+	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// MaxWait caps the wait parameter of the change feed; default 60s.
 	MaxWait time.Duration
@@ -37,6 +39,13 @@ type Config struct {
 	// Version is reported by /healthz.
 	Version string
 }
+
+// DefaultMaxBodyBytes is the default request body limit, 8 MiB. A JSON
+// escape such as \u0001 takes six bytes for one byte of text, so a
+// maximum-size article (a 1 MiB body with the longest title, tags and
+// metadata) fits even when every character in it is escaped. Field limits
+// apply to the decoded text.
+const DefaultMaxBodyBytes = 8 << 20
 
 // Server is the HTTP API.
 type Server struct {
@@ -50,7 +59,7 @@ type Server struct {
 // New builds the API server over a hub.
 func New(h *hub.Hub, cfg Config) *Server {
 	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = 4 << 20
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if cfg.MaxWait == 0 {
 		cfg.MaxWait = 60 * time.Second
@@ -92,18 +101,60 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /v1/integrations/{id}", admin(s.getIntegration))
 	s.mux.Handle("DELETE /v1/integrations/{id}", admin(s.deleteIntegration))
 	s.mux.Handle("GET /v1/integrations/{id}/deliveries", admin(s.listDeliveries))
+	s.mux.Handle("POST /v1/integrations/{id}/resume", admin(s.resumeIntegration))
+	s.mux.Handle("POST /v1/integrations/{id}/rotate-secret", admin(s.rotateSecret))
+	s.mux.Handle("POST /v1/integrations/{id}/replay", admin(s.replay))
 }
 
 // ServeHTTP records the latency of every request under its route pattern.
+// A request that matches no route gets the 404 or 405 of the mux in the
+// JSON error format of the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	var out http.ResponseWriter = rec
 	_, pattern := s.mux.Handler(r)
 	if pattern == "" {
 		pattern = "unmatched"
+		out = &routeErrorWriter{ResponseWriter: rec, r: r}
 	}
-	s.mux.ServeHTTP(rec, r)
+	s.mux.ServeHTTP(out, r)
 	s.latency.WithLabelValues(pattern, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+}
+
+// routeErrorWriter replaces the plain-text 404 and 405 responses of the mux
+// to a request that matches no route with the API's JSON error body. The
+// mux sets the Allow header of a 405 before it writes the status, so the
+// header stays.
+type routeErrorWriter struct {
+	http.ResponseWriter
+	r        *http.Request
+	replaced bool
+}
+
+func (w *routeErrorWriter) WriteHeader(code int) {
+	var detail client.ErrorDetail
+	switch code {
+	case http.StatusNotFound:
+		detail = client.ErrorDetail{Code: "not_found",
+			Message: fmt.Sprintf("no API route matches %s %s: check the path, such as /v1/articles/{id}, /v1/search or /v1/changes", w.r.Method, w.r.URL.Path)}
+	case http.StatusMethodNotAllowed:
+		detail = client.ErrorDetail{Code: "method_not_allowed",
+			Message: fmt.Sprintf("method %s is not allowed on %s: use %s", w.r.Method, w.r.URL.Path, w.Header().Get("Allow"))}
+	default:
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.replaced = true
+	writeJSON(w.ResponseWriter, code, client.ErrorBody{Error: detail})
+}
+
+// Write drops the plain-text body of a replaced response.
+func (w *routeErrorWriter) Write(b []byte) (int, error) {
+	if w.replaced {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 type statusRecorder struct {

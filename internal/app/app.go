@@ -54,6 +54,10 @@ type Config struct {
 	EventSource string
 	// ShutdownTimeout bounds a graceful stop; default 20s.
 	ShutdownTimeout time.Duration
+	// ChangeRetention is how long change-log entries are kept; 0 keeps them
+	// forever. Article versions are never pruned. A push integration or a
+	// feed reader that falls behind the retained log is told to resync.
+	ChangeRetention time.Duration
 	// HeadPollInterval is how often a node that shares its store re-reads
 	// the head cursor, in case a notification of another node's commit was
 	// lost across a reconnect; default 5s.
@@ -115,7 +119,9 @@ type App struct {
 	// lock is the data directory's lock file, held while the SQLite store
 	// is open.
 	lock *os.File
-	// stopFollow ends the goroutines that follow other nodes' commits.
+	// followCtx and stopFollow bound the background goroutines: those that
+	// follow other nodes' commits and the change-log pruner.
+	followCtx  context.Context
 	stopFollow context.CancelFunc
 	following  sync.WaitGroup
 }
@@ -263,6 +269,9 @@ func (a *App) Start(ctx context.Context) error {
 	if l, ok := a.Store.(store.ChangeListener); ok {
 		a.followChanges(l)
 	}
+	if a.cfg.ChangeRetention > 0 {
+		a.startPruner()
+	}
 	if err := a.Push.Start(ctx); err != nil {
 		ln.Close()
 		return fmt.Errorf("start push dispatchers: %w", err)
@@ -287,8 +296,11 @@ func (a *App) Start(ctx context.Context) error {
 // changes that other nodes commit: notifications from the store as they
 // arrive, and a poll of the head cursor as a safety net.
 func (a *App) followChanges(l store.ChangeListener) {
-	ctx, cancel := context.WithCancel(context.Background())
-	a.stopFollow = cancel
+	if a.stopFollow == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		a.followCtx, a.stopFollow = ctx, cancel
+	}
+	ctx := a.followCtx
 	a.following.Add(2)
 	go func() {
 		defer a.following.Done()
@@ -319,6 +331,39 @@ func (a *App) followChanges(l store.ChangeListener) {
 			}
 			if head, err := a.Store.HeadCursor(ctx); err == nil {
 				a.Hub.Wake.Notify(head)
+			}
+		}
+	}()
+}
+
+// startPruner deletes change-log entries older than ChangeRetention, at
+// start and then every tenth of the retention, at most hourly and at
+// least every minute. Nodes that share a store may all prune; the deletes
+// do not conflict.
+func (a *App) startPruner() {
+	if a.stopFollow == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		a.followCtx, a.stopFollow = ctx, cancel
+	}
+	ctx := a.followCtx
+	every := min(max(a.cfg.ChangeRetention/10, time.Minute), time.Hour)
+	a.following.Add(1)
+	go func() {
+		defer a.following.Done()
+		for {
+			before := time.Now().Add(-a.cfg.ChangeRetention)
+			if n, err := a.Store.PruneChanges(ctx, before); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				a.cfg.Logger.Error("prune change log failed; will retry", "error", err, "retry_in", every)
+			} else if n > 0 {
+				a.cfg.Logger.Info("pruned change log", "entries", n, "before", before.UTC().Format(time.RFC3339))
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(every):
 			}
 		}
 	}()

@@ -151,7 +151,7 @@ func TestBadInputNamesTheField(t *testing.T) {
 	}
 
 	t.Run("oversize body", func(t *testing.T) {
-		big := bytes.Repeat([]byte("a"), 5<<20)
+		big := bytes.Repeat([]byte("a"), 9<<20) // over the 8 MiB request limit
 		payload := fmt.Sprintf(`{"title":"t","collection":"c","class":"policy","body":"%s"}`, big)
 		resp := do(t, rawRequest(t, c, "POST", "/v1/articles", strings.NewReader(payload)))
 		if resp.StatusCode != http.StatusRequestEntityTooLarge {

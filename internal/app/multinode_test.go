@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -84,5 +85,28 @@ func TestDataDirLockedByOneProcess(t *testing.T) {
 	_, err := app.Open(app.Config{DataDir: first.Config().DataDir, Addr: "127.0.0.1:0"})
 	if err == nil || !strings.Contains(err.Error(), "in use by another khub process") {
 		t.Fatalf("second Open on the same data directory: error %v, want it to say the directory is in use", err)
+	}
+}
+
+func TestChangeFeedAfterRetentionSaysResync(t *testing.T) {
+	a, c := startHub(t)
+	ctx := context.Background()
+	put(t, c, article("rb-1", "runbook", "Restart the queue", "Drain first."))
+	put(t, c, article("rb-2", "runbook", "Rotate the keys", "Rotate."))
+	if _, err := a.Store.PruneChanges(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	req := mustRequest(t, http.MethodGet, c, "/v1/changes?after=0", nil, "admin")
+	resp := do(t, req)
+	if resp.StatusCode != http.StatusGone || !strings.Contains(string(resp.body), "resync_required") {
+		t.Errorf("feed behind retention = %d %s, want 410 resync_required", resp.StatusCode, resp.body)
+	}
+	oldest, err := a.Store.OldestCursor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := c.Changes(ctx, oldest-1, 10, 0)
+	if err != nil || len(page.Changes) != 1 {
+		t.Errorf("feed from the oldest kept entry = %+v, %v; want the one kept change", page.Changes, err)
 	}
 }

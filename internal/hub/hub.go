@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/khub-dev/khub/internal/changelog"
@@ -28,9 +29,16 @@ import (
 )
 
 // Dispatchers is the part of the push manager that the hub drives.
+// *push.Manager implements it.
 type Dispatchers interface {
 	Add(ctx context.Context, in store.IntegrationState)
 	Remove(id string)
+	// Replay redelivers a range of changes already sent, in the background
+	// on this node.
+	Replay(ctx context.Context, integrationID string, r push.ReplayRange) (push.ReplayStarted, error)
+	// EffectiveSettings fills the zero fields of delivery settings with the
+	// defaults the dispatchers apply.
+	EffectiveSettings(in knowledge.DeliverySettings) knowledge.DeliverySettings
 }
 
 // Hub ties the store, the change-log broadcaster and the dispatchers
@@ -112,6 +120,9 @@ type IntegrationInput struct {
 	PollInterval  string
 	Lookups       bool
 	AcceptRisk    bool
+	// Delivery tunes webhook delivery; nil takes the defaults. It is
+	// rejected when the chosen pattern does not push.
+	Delivery *DeliveryInput
 }
 
 // Created is a new integration with the credentials shown only once.
@@ -153,11 +164,8 @@ func (h *Hub) CreateIntegration(ctx context.Context, in IntegrationInput) (Creat
 
 func (h *Hub) buildIntegration(ctx context.Context, in IntegrationInput) (knowledge.Integration, error) {
 	name := strings.TrimSpace(in.Name)
-	switch {
-	case name == "":
-		return knowledge.Integration{}, &knowledge.FieldError{Field: "name", Message: "is required: name the tool this integration connects, such as \"helpdesk\""}
-	case len(name) > MaxNameLen || !utf8.ValidString(name):
-		return knowledge.Integration{}, &knowledge.FieldError{Field: "name", Message: fmt.Sprintf("must be valid UTF-8 of at most %d bytes", MaxNameLen)}
+	if err := checkIntegrationName(name); err != nil {
+		return knowledge.Integration{}, err
 	}
 	window, err := knowledge.ParseDuration("freshness", in.Freshness)
 	if err != nil {
@@ -171,8 +179,29 @@ func (h *Hub) buildIntegration(ctx context.Context, in IntegrationInput) (knowle
 	}
 	scope := in.Scope
 	scope.Normalize()
+	if len(scope.Metadata) > knowledge.MaxMetadataKeys {
+		return knowledge.Integration{}, &knowledge.FieldError{Field: "scope.metadata", Message: fmt.Sprintf("has %d keys; the maximum is %d", len(scope.Metadata), knowledge.MaxMetadataKeys)}
+	}
 	if err := scope.Validate(); err != nil {
 		return knowledge.Integration{}, err
+	}
+	var delivery knowledge.DeliverySettings
+	if in.Delivery != nil {
+		if delivery, err = in.Delivery.Parse(); err != nil {
+			return knowledge.Integration{}, err
+		}
+	}
+	// A webhook is checked whatever the pattern, so that an invalid or
+	// forbidden URL is reported even when the pattern turns out to be pull.
+	if in.HasWebhook {
+		if err := netguard.CheckURL(in.WebhookURL, h.AllowPrivate, h.Lookup); err != nil {
+			return knowledge.Integration{}, err
+		}
+		if in.WebhookSecret != "" {
+			if _, err := push.ParseSecret(in.WebhookSecret); err != nil {
+				return knowledge.Integration{}, err
+			}
+		}
 	}
 
 	decision, err := planner.Decide(planner.Request{
@@ -187,6 +216,22 @@ func (h *Hub) buildIntegration(ctx context.Context, in IntegrationInput) (knowle
 	if err != nil {
 		return knowledge.Integration{}, err
 	}
+	if !decision.Pattern.Pushes() {
+		chosen := fmt.Sprintf("pattern %s sends no webhooks.", decision.Pattern)
+		if p := knowledge.Pattern(in.Pattern); p == "" || p == knowledge.PatternAuto {
+			chosen = fmt.Sprintf("pattern auto chose %s, which sends no webhooks (%s)", decision.Pattern, strings.Join(decision.Reasons, " "))
+		}
+		if in.HasWebhook {
+			// Dropping the webhook silently would leave the tool waiting
+			// for calls that never come.
+			return knowledge.Integration{}, &knowledge.FieldError{Field: "webhook", Message: "is not used: " + chosen +
+				" Remove the webhook to let the tool pull, or set pattern push or hybrid to receive webhooks"}
+		}
+		if in.Delivery != nil {
+			return knowledge.Integration{}, &knowledge.FieldError{Field: "delivery", Message: "is not used: delivery settings tune webhooks, and " + chosen +
+				" Remove delivery, or set pattern push or hybrid with a webhook"}
+		}
+	}
 
 	ig := knowledge.Integration{
 		ID:           "int_" + randomHex(8),
@@ -199,17 +244,13 @@ func (h *Hub) buildIntegration(ctx context.Context, in IntegrationInput) (knowle
 		Scope:        scope,
 		Reasons:      decision.Reasons,
 		CreatedAt:    h.now(),
+		Delivery:     delivery,
 	}
 	if decision.Pattern.Pushes() {
-		if err := netguard.CheckURL(in.WebhookURL, h.AllowPrivate, h.Lookup); err != nil {
-			return knowledge.Integration{}, err
-		}
 		ig.WebhookURL = in.WebhookURL
 		ig.WebhookSecret = in.WebhookSecret
 		if ig.WebhookSecret == "" {
 			ig.WebhookSecret = push.NewSecret()
-		} else if _, err := push.ParseSecret(ig.WebhookSecret); err != nil {
-			return knowledge.Integration{}, err
 		}
 	}
 
@@ -217,6 +258,24 @@ func (h *Hub) buildIntegration(ctx context.Context, in IntegrationInput) (knowle
 		return knowledge.Integration{}, err
 	}
 	return ig, nil
+}
+
+// checkIntegrationName checks a trimmed integration name. Names appear in
+// logs, tables and operations articles, so control characters, which could
+// forge log lines or garble a terminal, are rejected.
+func checkIntegrationName(name string) error {
+	switch {
+	case name == "":
+		return &knowledge.FieldError{Field: "name", Message: "is required: name the tool this integration connects, such as \"helpdesk\""}
+	case len(name) > MaxNameLen || !utf8.ValidString(name):
+		return &knowledge.FieldError{Field: "name", Message: fmt.Sprintf("must be valid UTF-8 of at most %d bytes", MaxNameLen)}
+	}
+	for i, r := range name {
+		if unicode.IsControl(r) {
+			return &knowledge.FieldError{Field: "name", Message: fmt.Sprintf("contains the control character %U at byte %d: use printable characters only, such as \"help desk\"", r, i)}
+		}
+	}
+	return nil
 }
 
 // checkNameFree rejects a second integration with the same name, so that

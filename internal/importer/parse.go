@@ -139,7 +139,9 @@ func validationReason(err error) error {
 		return fmt.Errorf("%v: the file looks binary; remove the NUL bytes or the file", err)
 	case fe.Field == "title" && fe.Message == "is required":
 		return fmt.Errorf("%v: add a title to the front matter or a heading to the file", err)
-	case fe.Field == "title":
+	case fe.Field == "title" && strings.Contains(fe.Message, "NUL"):
+		return fmt.Errorf("%v: remove the NUL bytes from the title in the front matter or the first heading", err)
+	case fe.Field == "title" && strings.Contains(fe.Message, "long"):
 		return fmt.Errorf("%v: shorten the title in the front matter", err)
 	case fe.Field == "tags" || fe.Field == "metadata" || strings.HasPrefix(fe.Field, "metadata"):
 		return fmt.Errorf("front matter %v", err)

@@ -8,6 +8,7 @@
 package importer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -80,7 +81,11 @@ const maxFrontMatterLen = 64 << 10
 // case) into a Document.
 //
 // Hidden files and folders (name starting with '.') are ignored, and so are
-// symbolic links to folders. A symbolic link to a file is read. A Markdown
+// symbolic links to folders. A symbolic link to a file is read when its
+// target lies inside root, and skipped otherwise, so that a link cannot
+// upload a file from elsewhere, such as /etc/passwd. Named pipes, devices
+// and sockets are skipped without being opened, because opening them can
+// block. A Markdown
 // file that yields no valid article is listed in Result.Skipped with the
 // reason; other files are only counted in Result.NotMarkdown. A second file
 // whose id is already taken is skipped with the path of the first.
@@ -93,6 +98,11 @@ const maxFrontMatterLen = 64 << 10
 // Scan returns an error only when opts is invalid or root cannot be read.
 // root may also name a single Markdown file.
 func Scan(root string, opts Options) (*Result, error) {
+	return ScanContext(context.Background(), root, opts)
+}
+
+// ScanContext is Scan that stops when ctx ends and then returns ctx.Err().
+func ScanContext(ctx context.Context, root string, opts Options) (*Result, error) {
 	start := time.Now()
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -114,10 +124,16 @@ func Scan(root string, opts Options) (*Result, error) {
 	}
 	if info.IsDir() {
 		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return s.visit(root, p, d, err)
 		})
 	} else {
 		s.visitFile(root, filepath.Base(root))
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read import folder: %w", err)
@@ -217,8 +233,28 @@ func (s *scanner) visit(root, p string, d fs.DirEntry, err error) error {
 		s.result.NotMarkdown++
 		return nil
 	}
+	if d.Type()&fs.ModeSymlink != 0 {
+		resolved, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			s.skip(rel, fmt.Sprintf("is a symbolic link whose target cannot be read: %v", unwrapPathError(err)))
+			return nil
+		}
+		if !inside(root, resolved) {
+			s.skip(rel, fmt.Sprintf("is a symbolic link to %s, outside the import folder: copy the file into the folder, or import the folder that holds it", resolved))
+			return nil
+		}
+		// Reading the resolved path keeps a link that is changed after
+		// this check from leading outside root.
+		p = resolved
+	}
 	s.visitFile(p, rel)
 	return nil
+}
+
+// inside reports whether the absolute path p is root or lies under it.
+func inside(root, p string) bool {
+	rel, err := filepath.Rel(root, p)
+	return err == nil && !filepath.IsAbs(rel) && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // visitFile reads and parses one Markdown file.
@@ -251,21 +287,31 @@ func (s *scanner) skip(rel, reason string) {
 }
 
 // readMarkdown reads a regular file of at most MaxBodyLen plus
-// maxFrontMatterLen bytes.
+// maxFrontMatterLen bytes. Opening a named pipe blocks until a writer
+// opens it, and reading a device may never end, so the mode is checked
+// before the file is opened, and again after, without blocking, in case
+// the file was replaced in between.
 func readMarkdown(p string) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, fmt.Errorf("could not be read: %v", unwrapPathError(err))
-	}
-	defer f.Close()
-	info, err := f.Stat()
+	info, err := os.Stat(p)
 	if err != nil {
 		return nil, fmt.Errorf("could not be read: %v", unwrapPathError(err))
 	}
 	if !info.Mode().IsRegular() {
-		// Reading a named pipe or device could block forever.
-		return nil, fmt.Errorf("is not a regular file (%s)", info.Mode().Type())
+		return nil, notRegularError(info.Mode())
 	}
+
+	f, err := os.OpenFile(p, openReadFlags, 0)
+	if err != nil {
+		return nil, fmt.Errorf("could not be read: %v", unwrapPathError(err))
+	}
+	defer f.Close()
+	if info, err = f.Stat(); err != nil {
+		return nil, fmt.Errorf("could not be read: %v", unwrapPathError(err))
+	}
+	if !info.Mode().IsRegular() {
+		return nil, notRegularError(info.Mode())
+	}
+
 	const maxFileLen = knowledge.MaxBodyLen + maxFrontMatterLen
 	if info.Size() > maxFileLen {
 		return nil, tooLargeError(info.Size())
@@ -278,6 +324,23 @@ func readMarkdown(p string) ([]byte, error) {
 		return nil, tooLargeError(int64(len(src))) // the file grew while being read
 	}
 	return src, nil
+}
+
+// notRegularError is the reason a Markdown name that is no regular file is
+// skipped.
+func notRegularError(mode fs.FileMode) error {
+	kind := "a special file"
+	switch {
+	case mode.IsDir():
+		kind = "a folder"
+	case mode&fs.ModeNamedPipe != 0:
+		kind = "a named pipe"
+	case mode&fs.ModeSocket != 0:
+		kind = "a socket"
+	case mode&fs.ModeDevice != 0:
+		kind = "a device"
+	}
+	return fmt.Errorf("is %s, not a regular file, so it was not opened: only regular files are imported", kind)
 }
 
 func tooLargeError(size int64) error {

@@ -122,7 +122,7 @@ func TestScanFileCases(t *testing.T) {
 		{
 			name: "non-ascii and crlf kept", file: "café.MD",
 			content: "# Café ☕ notice\r\n\r\nNon-breaking\u00a0space, naïve, 🚨.\r\n",
-			wantID:  "handbook.caf-", wantTitle: "Café ☕ notice", wantClass: "reference", wantStatus: "published",
+			wantID:  "handbook.caf-d8da062d", wantTitle: "Café ☕ notice", wantClass: "reference", wantStatus: "published",
 			wantTags: []string{}, wantMetadata: map[string]string{}, wantBody: "# Café ☕ notice\r\n\r\nNon-breaking\u00a0space, naïve, 🚨.\r\n",
 		},
 		{

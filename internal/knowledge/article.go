@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -210,8 +211,8 @@ func checkMetadataKey(prefix, k string) error {
 		return &FieldError{Field: bare, Message: fmt.Sprintf("key %.40q… is %d bytes long; the maximum is %d", k, len(k), MaxMetadataKey)}
 	case !utf8.ValidString(k):
 		return &FieldError{Field: bare, Message: "has a key that is not valid UTF-8"}
-	case strings.ContainsRune(k, 0):
-		return &FieldError{Field: bare, Message: fmt.Sprintf("key %q contains a NUL character", k)}
+	case strings.ContainsFunc(k, unicode.IsControl):
+		return &FieldError{Field: bare, Message: fmt.Sprintf("key %q contains a control character: use printable characters in metadata keys", k)}
 	}
 	return nil
 }

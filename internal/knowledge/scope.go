@@ -2,6 +2,7 @@ package knowledge
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -35,11 +36,15 @@ func (s Scope) Matches(a *Article) bool {
 	return true
 }
 
-// Normalize lower-cases and sorts tags and classes, and drops duplicates,
-// so that a scope compares and stores canonically.
+// Normalize trims and lower-cases tags as Article.Normalize does, sorts
+// every list and drops duplicates, so that a scope compares and stores
+// canonically and an upper-case tag matches the lower-cased tags of
+// articles. Classes and collections are left as given, so that Validate
+// rejects an upper-case one instead of guessing. An empty tag is kept, so
+// that Validate reports it instead of the scope widening to every tag.
 func (s *Scope) Normalize() {
 	s.Collections = sortedUnique(s.Collections)
-	s.Tags = sortedUnique(s.Tags)
+	s.Tags = sortedUnique(lowerTrimmed(s.Tags))
 	s.Classes = sortedUnique(s.Classes)
 	if s.Metadata == nil {
 		s.Metadata = map[string]string{}
@@ -91,6 +96,9 @@ func (s Scope) ValidateFields(f ScopeFields) error {
 		}
 	}
 	for _, t := range s.Tags {
+		if t == "" {
+			return &FieldError{Field: f.Tags, Message: "contains an empty tag, which no article has: remove it or give the tag"}
+		}
 		if err := checkText(f.Tags, t, MaxTagLen); err != nil {
 			return err
 		}
@@ -122,6 +130,19 @@ func (s Scope) HasOther() bool {
 		return true
 	}
 	return slices.ContainsFunc(s.Classes, func(c Class) bool { return !c.TimeSensitive() })
+}
+
+// lowerTrimmed returns a copy of tags with each one trimmed of white space
+// and lower-cased.
+func lowerTrimmed(tags []string) []string {
+	if tags == nil {
+		return nil
+	}
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		out[i] = strings.ToLower(strings.TrimSpace(t))
+	}
+	return out
 }
 
 func sortedUnique[T ~string](in []T) []T {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -311,5 +312,35 @@ func (h *harness) waitOps(integrationID, event string) knowledge.Article {
 			h.t.Fatalf("operations article of %s: %v, event %q; want event %q", integrationID, err, a.Metadata["event"], event)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestPrunedBacklogSendsOneResync(t *testing.T) {
+	h := newHarness(t)
+	rcv := newReceiver(t)
+	h.addIntegration("int-a", knowledge.PatternPush, knowledge.Scope{}, rcv)
+	ctx := context.Background()
+	old := time.Now().Add(-48 * time.Hour)
+	for _, id := range []string{"a", "b", "c"} {
+		a := article(id, "hr", knowledge.ClassPolicy)
+		a.Normalize()
+		if _, err := h.st.SaveArticle(ctx, a, store.SaveOptions{Now: old}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	latest := h.save(article("d", "hr", knowledge.ClassPolicy))
+	if n, err := h.st.PruneChanges(ctx, time.Now().Add(-time.Hour)); err != nil || n != 3 {
+		t.Fatalf("PruneChanges = %d, %v; want 3 entries removed", n, err)
+	}
+
+	_, stop := h.start()
+	h.waitCursor("int-a", latest.Cursor)
+	stop()
+	sameIDs(t, "requests", ids(rcv.all()), []string{"resync_" + strconv.FormatInt(latest.Cursor, 10), EventID(&latest)})
+	if got := rcv.all()[0].Event.Type; got != ResyncEventType {
+		t.Errorf("first event type = %q, want %q", got, ResyncEventType)
+	}
+	if st := h.state("int-a"); !strings.HasPrefix(st.LastError, "resync required") {
+		t.Errorf("last error = %q, want it to say a resync is required", st.LastError)
 	}
 }

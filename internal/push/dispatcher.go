@@ -233,6 +233,18 @@ func (d *dispatcher) run(ctx context.Context) {
 		}
 		readFailures, lastReadError = 0, ""
 
+		next := page.ScannedTo + 1
+		if len(page.Changes) > 0 {
+			next = page.Changes[0].Cursor
+		}
+		if !d.checkRetention(ctx, next) {
+			return
+		}
+		if d.cursor > before {
+			// The cursor moved past pruned entries; read again from there.
+			continue
+		}
+
 		switch d.deliverPage(ctx, page.Changes) {
 		case stopped:
 			return

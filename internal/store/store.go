@@ -45,6 +45,14 @@ type Store interface {
 	// a reader that continues from ScannedTo neither repeats nor skips an
 	// entry, including entries whose transactions commit late.
 	ReadChanges(ctx context.Context, after int64, limit int, filters ...knowledge.Scope) (ChangePage, error)
+	// PruneChanges deletes change-log entries committed before the given
+	// time, keeping the newest entry so the head cursor survives, and
+	// returns how many it deleted. Article versions stay; only the log
+	// shrinks, so readers behind the oldest entry must resynchronise.
+	PruneChanges(ctx context.Context, before time.Time) (int64, error)
+	// OldestCursor returns the smallest cursor still in the change log, or
+	// 0 when the log is empty.
+	OldestCursor(ctx context.Context) (int64, error)
 	// HeadCursor returns the cursor of the newest committed change, or 0.
 	HeadCursor(ctx context.Context) (int64, error)
 	// OldestChangeAfter returns the oldest change after the cursor that

@@ -13,7 +13,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -53,6 +55,9 @@ func Open(path string, opts Options) (*Store, error) {
 	// containing one would lose its tail.
 	if strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("sqlite: open %q: the path must not contain '?'", path)
+	}
+	if err := makePrivate(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
 	busy := opts.BusyTimeout
 	if busy <= 0 {
@@ -104,6 +109,40 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
 	return &Store{writer: writer, reader: reader}, nil
+}
+
+// makePrivate creates the database file with mode 0600 before SQLite opens
+// it, because the file contains webhook secrets. SQLite creates the -wal
+// and -shm files with the mode of the database file, as
+// TestDatabaseFilesArePrivate checks. An existing database file and its
+// -wal and -shm files lose any group and other permissions. An in-memory
+// database or a "file:" URI is left to SQLite.
+func makePrivate(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		info, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			if err := os.Chmod(p, perm&^0o077); err != nil {
+				return fmt.Errorf("the file contains webhook secrets and has mode %v, and setting mode %v failed: %w: run chmod 600 on it as its owner", perm, perm&^0o077, err)
+			}
+		}
+	}
+	return nil
 }
 
 // connString returns the modernc.org/sqlite connection string for path with

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("DeliveryControls", func(t *testing.T) { runDeliveryControls(t, open) })
 	t.Run("FailedDeliveries", func(t *testing.T) { runFailedDeliveries(t, open) })
 	t.Run("Leases", func(t *testing.T) { runLeases(t, open) })
+	t.Run("Retention", func(t *testing.T) { runRetention(t, open) })
 }
 
 // opener is the open function of Run.

@@ -19,12 +19,10 @@ ALTER TABLE integrations
     -- The time of the first failed attempt of the change at retry_cursor.
     ADD COLUMN retry_since           timestamptz;
 
--- QueryDeliveries by article returns an integration's attempts at one
--- article, newest first, so this index serves both the match and the order.
-CREATE INDEX deliveries_article_newest ON deliveries (integration_id, article_id, id);
+-- QueryDeliveries by article uses deliveries_article from 00003. A second
+-- index ordered by id would save a sort but cost every delivery write.
 
 -- +goose Down
-DROP INDEX deliveries_article_newest;
 ALTER TABLE integrations
     DROP COLUMN retry_since,
     DROP COLUMN previous_secret_until,
