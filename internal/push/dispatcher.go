@@ -32,6 +32,11 @@ const maxResponseRead = 64 << 10
 // request at a time, each request carrying one event or a batch. Only its
 // own goroutine touches its fields.
 //
+// NOTE: an integration has one request in flight at a time, which keeps
+// every article's versions in order. A tool that answers slowly is
+// therefore limited to one request per response time; batching, not
+// parallel requests, is how such a tool catches up.
+//
 // Delivery is at least once: attempts and the cursor are written in
 // batches, so after a crash (not a Stop) up to FlushEvery delivered
 // changes are sent again, with the same webhook-id.
@@ -59,6 +64,9 @@ type dispatcher struct {
 	// for the circuit breaker.
 	failedRun   int
 	refreshedAt time.Time
+	// flushDue is when the pending records must be written at the latest;
+	// zero when none are pending.
+	flushDue time.Time
 	// replay marks a dispatcher that redelivers a range beside the
 	// integration's own: it records attempts only, gives up after
 	// replayAttempts, and neither pauses nor disables the integration.
@@ -215,7 +223,7 @@ func (d *dispatcher) run(ctx context.Context) {
 		// commits after the read still ends the wait below.
 		changed := d.m.wake.Changed()
 		before := d.cursor
-		page, err := d.m.st.ReadChanges(ctx, d.cursor, d.m.cfg.PageSize, d.in.Scope)
+		page, err := d.m.tail.read(ctx, d.cursor, d.m.cfg.PageSize, d.in.Scope)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -258,18 +266,44 @@ func (d *dispatcher) run(ctx context.Context) {
 		if !caughtUp {
 			continue
 		}
-		d.flush(ctx)
-		refresh := time.NewTimer(d.m.cfg.StateRefresh)
-		select {
-		case <-changed:
-		case <-refresh.C:
-		case <-ctx.Done():
-			refresh.Stop()
+		if !d.idle(ctx, changed) || !d.refresh(ctx) {
 			return
 		}
-		refresh.Stop()
-		if !d.refresh(ctx) {
-			return
+	}
+}
+
+// idle waits, caught up, for the next commit or the next state refresh,
+// and writes pending records once they are FlushDelay old. Writing them at
+// once would cost each dispatcher one write transaction per change when
+// changes trickle in. It reports false when the dispatcher is stopping.
+func (d *dispatcher) idle(ctx context.Context, changed <-chan struct{}) bool {
+	cfg := &d.m.cfg
+	if d.batch.dirty && d.flushDue.IsZero() {
+		d.flushDue = cfg.Now().Add(cfg.FlushDelay)
+	}
+	refresh := time.NewTimer(cfg.StateRefresh)
+	defer refresh.Stop()
+	for {
+		var flushC <-chan time.Time
+		if d.batch.dirty {
+			wait := d.flushDue.Sub(cfg.Now())
+			if wait <= 0 {
+				d.flush(ctx)
+				continue
+			}
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			flushC = t.C
+		}
+		select {
+		case <-changed:
+			return true
+		case <-refresh.C:
+			return true
+		case <-flushC:
+			d.flush(ctx)
+		case <-ctx.Done():
+			return false
 		}
 	}
 }
@@ -684,6 +718,7 @@ func (d *dispatcher) flush(ctx context.Context) {
 		return
 	}
 	d.batch = pendingRecords{}
+	d.flushDue = time.Time{}
 }
 
 // sleep waits for the duration and reports false if ctx ended first.

@@ -1,7 +1,10 @@
 // Package push sends change-log entries to webhook receivers. Each push
-// or hybrid integration gets a dispatcher that delivers its changes one at
-// a time in log order, as CloudEvents 1.0 JSON signed per Standard
-// Webhooks, and records every attempt in the store.
+// or hybrid integration gets a dispatcher that delivers its changes in log
+// order, one request at a time, as CloudEvents 1.0 JSON (one event, or a
+// batch) signed per Standard Webhooks, and records every attempt in the
+// store. Dispatchers retry with full-jitter backoff, pause behind a
+// circuit breaker, and run under leases so that nodes sharing a store
+// never dispatch one integration twice at once.
 package push
 
 import (

@@ -279,6 +279,7 @@ func testConfig() Config {
 		PauseAfter:   1000,
 		ProbeEvery:   10 * time.Millisecond,
 		StateRefresh: 10 * time.Millisecond,
+		FlushDelay:   5 * time.Millisecond,
 		Version:      "test",
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}

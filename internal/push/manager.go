@@ -51,6 +51,10 @@ type Config struct {
 	// FlushEvery is the number of finished deliveries after which attempts
 	// and the cursor are written to the store; default 64.
 	FlushEvery int
+	// FlushDelay is the longest a caught-up dispatcher keeps finished
+	// deliveries unwritten; default 1s. A crash in that time sends them
+	// again, with the same webhook-ids.
+	FlushDelay time.Duration
 	// Version is the khub version sent in the User-Agent header
 	// "khub/<Version>"; default "dev".
 	Version string
@@ -76,6 +80,7 @@ type Config struct {
 const (
 	DefaultPageSize     = 256
 	DefaultFlushEvery   = 64
+	DefaultFlushDelay   = time.Second
 	DefaultLeaseTTL     = 15 * time.Second
 	DefaultStateRefresh = 5 * time.Second
 )
@@ -89,6 +94,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FlushEvery <= 0 {
 		c.FlushEvery = DefaultFlushEvery
+	}
+	if c.FlushDelay <= 0 {
+		c.FlushDelay = DefaultFlushDelay
 	}
 
 	if c.Version == "" {
@@ -122,6 +130,7 @@ type Manager struct {
 	wake   *changelog.Broadcaster
 	cfg    Config
 	client *http.Client
+	tail   *tail
 
 	mu      sync.Mutex
 	base    context.Context // parent of the dispatchers; nil until Start
@@ -160,6 +169,7 @@ func NewManager(st store.Store, wake *changelog.Broadcaster, cfg Config) *Manage
 		client:  netguard.NewHTTPClient(netguard.ClientConfig{AllowPrivate: cfg.AllowPrivate, Timeout: 2 * time.Minute}),
 		running: map[string]*dispatcherHandle{},
 		removed: map[string]bool{},
+		tail:    &tail{st: st},
 	}
 }
 
