@@ -910,7 +910,9 @@ func TestLeaseHandsOverBetweenNodes(t *testing.T) {
 	h := newHarness(t)
 	rcv := newReceiver(t)
 	h.addIntegration("int-a", knowledge.PatternPush, knowledge.Scope{}, rcv)
-	h.cfg.LeaseTTL = 60 * time.Millisecond
+	// Long enough that a busy test machine does not delay a renewal past
+	// it; the handover below uses the lease release, not its expiry.
+	h.cfg.LeaseTTL = time.Second
 
 	h.cfg.Node = "node-a"
 	_, stopA := h.start()

@@ -150,7 +150,9 @@ func (rcv *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	case rcv.notify <- struct{}{}:
 	default:
 	}
-	w.WriteHeader(d.Status)
+	if d.Status != 0 {
+		w.WriteHeader(d.Status)
+	}
 }
 
 func (rcv *receiver) setRespond(f func(n int, w http.ResponseWriter, r *http.Request) int) {

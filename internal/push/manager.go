@@ -120,6 +120,12 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// NOTE: leases are not fenced. A node stalled for longer than LeaseTTL
+// (a long GC pause, a frozen VM) keeps sending until its next renewal
+// fails, while another node has taken over, so a receiver may briefly get
+// the same changes from both. Delivery stays at least once, with the same
+// webhook-ids.
+//
 // Manager runs one dispatcher per push or hybrid integration whose
 // dispatch lease this node holds. Several hubs may share one store: a lease
 // loop takes free or expired leases, renews held ones and stops the
