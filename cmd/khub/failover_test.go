@@ -3,14 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -18,48 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/khub-dev/khub/client"
 	"github.com/khub-dev/khub/internal/push"
+	"github.com/khub-dev/khub/internal/testpg"
 )
-
-// postgresURL returns the test database URL, or skips the test; in CI it
-// fails instead, because CI must run the PostgreSQL tests.
-func postgresURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("KHUB_TEST_POSTGRES_URL")
-	if url != "" {
-		return url
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("KHUB_TEST_POSTGRES_URL is required in CI: set it to a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	}
-	t.Skip("KHUB_TEST_POSTGRES_URL is not set: set it to a PostgreSQL URL to run the multi-node tests")
-	return ""
-}
-
-// testSchema returns a new schema name and drops the schema when the test
-// ends.
-func testSchema(t *testing.T, url string) string {
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "khub_failover_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return schema
-}
 
 // node is one khub serve process of a multi-node test.
 type node struct {
@@ -177,8 +138,8 @@ func (rv *failoverReceiver) distinct() int {
 // the lease over, and the receiver must get every change at least once, in
 // version order per article.
 func TestFailoverSIGKILL(t *testing.T) {
-	url := postgresURL(t)
-	schema := testSchema(t, url)
+	url := testpg.URL(t)
+	schema := testpg.Schema(t, url, "khub_failover_")
 	token := "failover-admin-token-0123456789"
 
 	secret := push.NewSecret()

@@ -2,18 +2,14 @@ package app_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/khub-dev/khub/client"
 	"github.com/khub-dev/khub/internal/app"
+	"github.com/khub-dev/khub/internal/testpg"
 )
 
 // sharedPostgres returns a mutator that puts a hub on a new PostgreSQL
@@ -21,28 +17,8 @@ import (
 // test without a database (fails in CI).
 func sharedPostgres(t testing.TB) func(*app.Config) {
 	t.Helper()
-	url := os.Getenv("KHUB_TEST_POSTGRES_URL")
-	if url == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("KHUB_TEST_POSTGRES_URL is required in CI: set it to a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-		}
-		t.Skip("KHUB_TEST_POSTGRES_URL is not set: set it to a PostgreSQL URL to run the multi-node tests")
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "khub_app_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+	url := testpg.URL(t)
+	schema := testpg.Schema(t, url, "khub_app_")
 	return func(c *app.Config) {
 		c.DatabaseURL = url
 		c.DatabaseSchema = schema

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/khub-dev/khub/internal/store/storetest"
 )
 
 // openSeeded opens a store with n generated articles in a schema that is
@@ -32,33 +34,13 @@ func openSeeded(b *testing.B, n int) *Store {
 			b.Fatalf("schema %s holds %d articles, want 0 or %d: drop it and run again", schema, count, n)
 		}
 		b.Logf("seeding %d articles into schema %s, kept for later runs", n, schema)
-		seedArticles(b, s, n)
+		storetest.Seed(b, s, n, 4)
 	}
 	return s
 }
 
-// BenchmarkSearch100k runs the queries of BenchmarkSearch over 100,000
+// BenchmarkSearch100k runs the store search benchmark over 100,000
 // generated articles.
 func BenchmarkSearch100k(b *testing.B) {
-	s := openSeeded(b, 100000)
-	runSearchQueries(b, s)
-}
-
-// runSearchQueries runs one sub-benchmark per query class and fails on an
-// empty result, so a broken index cannot look fast.
-func runSearchQueries(b *testing.B, s *Store) {
-	ctx := context.Background()
-	for _, q := range benchQueries() {
-		b.Run(q.name, func(b *testing.B) {
-			for b.Loop() {
-				hits, err := s.Search(ctx, q.query)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if len(hits) == 0 {
-					b.Fatalf("Search(%q) found nothing", q.query.Text)
-				}
-			}
-		})
-	}
+	storetest.BenchSearch(b, openSeeded(b, 100000))
 }

@@ -2,11 +2,8 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,47 +13,22 @@ import (
 
 	"github.com/khub-dev/khub/internal/store"
 	"github.com/khub-dev/khub/internal/store/storetest"
+	"github.com/khub-dev/khub/internal/testpg"
 )
 
 // urlVariable names the environment variable with the test database URL.
-const urlVariable = "KHUB_TEST_POSTGRES_URL"
+const urlVariable = testpg.URLVariable
 
-// testURL returns the test database URL. Without one, it skips the test, or
-// fails it when CI is "true", because CI must run these tests.
+// testURL returns the test database URL, or skips the test (fails in CI).
 func testURL(t testing.TB) string {
 	t.Helper()
-	url := os.Getenv(urlVariable)
-	if url != "" {
-		return url
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is required in CI: set it to a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable", urlVariable)
-	}
-	t.Skipf("%s is not set: set it to a PostgreSQL URL to run the PostgreSQL store tests", urlVariable)
-	return ""
+	return testpg.URL(t)
 }
 
-// newSchema returns a new schema name, khub_test_ and 12 random hex digits,
-// and drops the schema with everything in it when the test ends. The drop
-// runs after cleanups registered later, such as closing a store.
+// newSchema returns a new schema that is dropped when the test ends.
 func newSchema(t testing.TB, url string) string {
 	t.Helper()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "khub_test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return schema
+	return testpg.Schema(t, url, "khub_test_")
 }
 
 // openTest opens a store on a new schema and closes it when the test ends.
@@ -187,24 +159,5 @@ func TestMapError(t *testing.T) {
 	var pgErr *pgconn.PgError
 	if !errors.As(mapError(&pgconn.PgError{Code: "23505"}), &pgErr) {
 		t.Error("mapped unique violation lost the driver error")
-	}
-}
-
-func TestQuoteTerms(t *testing.T) {
-	cases := []struct {
-		text string
-		want []string
-	}{
-		{"rotate keys", []string{`"rotate"`, `"keys"`}},
-		{`rotate" OR "1"="1`, []string{`"rotate "`, `"OR"`, `" 1 = 1"`}},
-		{"-rotate or", []string{`"-rotate"`, `"or"`}},
-		{"naïve\u00a0café", []string{`"naïve"`, `"café"`}},
-		{`* " 🚨 -- ;`, nil},
-	}
-	for _, tc := range cases {
-		got := quoteTerms(tc.text)
-		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
-			t.Errorf("quoteTerms(%q) = %q, want %q", tc.text, got, tc.want)
-		}
 	}
 }

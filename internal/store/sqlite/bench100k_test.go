@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/khub-dev/khub/internal/store/storetest"
 )
 
 // openSeeded opens a store with n generated articles in a database file
@@ -29,33 +31,13 @@ func openSeeded(b *testing.B, n int) *Store {
 			b.Fatalf("%s holds %d articles, want 0 or %d: delete it and run again", path, count, n)
 		}
 		b.Logf("seeding %d articles into %s, kept for later runs", n, path)
-		seedArticles(b, s, n)
+		storetest.Seed(b, s, n, 1)
 	}
 	return s
 }
 
-// BenchmarkSearch100k runs the queries of BenchmarkSearch over 100,000
+// BenchmarkSearch100k runs the store search benchmark over 100,000
 // generated articles.
 func BenchmarkSearch100k(b *testing.B) {
-	s := openSeeded(b, 100000)
-	runSearchQueries(b, s)
-}
-
-// runSearchQueries runs one sub-benchmark per query class and fails on an
-// empty result, so a broken index cannot look fast.
-func runSearchQueries(b *testing.B, s *Store) {
-	ctx := context.Background()
-	for _, q := range benchQueries() {
-		b.Run(q.name, func(b *testing.B) {
-			for b.Loop() {
-				hits, err := s.Search(ctx, q.query)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if len(hits) == 0 {
-					b.Fatalf("Search(%q) found nothing", q.query.Text)
-				}
-			}
-		})
-	}
+	storetest.BenchSearch(b, openSeeded(b, 100000))
 }

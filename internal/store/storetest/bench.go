@@ -1,0 +1,199 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store"
+)
+
+// The benchmarks below run unchanged on every back-end, with the same
+// generated articles and the same seeds, so their results compare side by
+// side.
+
+// Vocabulary is the vocabulary of generated article text: 60 English
+// words followed by 5000 made-up ones. Words are drawn with a Zipf
+// distribution, as in natural text, so the first words are in most
+// articles and the last in few.
+var Vocabulary = func() []string {
+	words := strings.Fields(`rotate certificate proxy failover replica primary database cluster node drain
+		upgrade kubernetes policy access leave remote incident page escalate owner backup restore
+		network dns ingress gateway timeout retry latency queue worker deploy rollback release
+		audit compliance safety ladder helmet badge visitor laptop password token secret vault
+		billing invoice refund customer support ticket priority severity outage status report`)
+	syllables := []string{"ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa"}
+	for i := range 5000 {
+		words = append(words, syllables[i%10]+syllables[i/10%10]+syllables[i/100%10]+syllables[i/1000%10])
+	}
+	return words
+}()
+
+// ArticleGen generates articles of 120 words drawn from Vocabulary.
+type ArticleGen struct {
+	r    *rand.Rand
+	zipf *rand.Zipf
+}
+
+// NewArticleGen returns a generator whose articles depend only on seed.
+func NewArticleGen(seed uint64) *ArticleGen {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	return &ArticleGen{r: r, zipf: rand.NewZipf(r, 1.1, 1, uint64(len(Vocabulary)-1))}
+}
+
+// Next returns the next generated article, normalized, with the given id.
+func (g *ArticleGen) Next(id string) knowledge.Article {
+	words := make([]string, 120)
+	for i := range words {
+		words[i] = Vocabulary[g.zipf.Uint64()]
+	}
+	a := knowledge.Article{
+		ID:         id,
+		Title:      strings.Join(words[:4], " "),
+		Body:       strings.Join(words, " ") + ".",
+		Collection: []string{"ops", "hr", "support"}[g.r.IntN(3)],
+		Class:      []knowledge.Class{knowledge.ClassRunbook, knowledge.ClassPolicy, knowledge.ClassReference}[g.r.IntN(3)],
+		Tags:       []string{words[5], words[6]},
+	}
+	a.Normalize()
+	return a
+}
+
+// Seed stores n generated articles, one version each, with ids a00000 and
+// up, through the given number of concurrent writers. More writers only
+// shorten the setup: the articles are the same, only their cursors' order
+// differs.
+func Seed(b *testing.B, s store.Store, n, writers int) {
+	b.Helper()
+	gen := NewArticleGen(1)
+	articles := make(chan knowledge.Article, n)
+	for i := range n {
+		articles <- gen.Next(fmt.Sprintf("a%05d", i))
+	}
+	close(articles)
+	var (
+		wg       sync.WaitGroup
+		firstErr error
+		once     sync.Once
+	)
+	for range max(writers, 1) {
+		wg.Go(func() {
+			for a := range articles {
+				if _, err := s.SaveArticle(context.Background(), a, store.SaveOptions{}); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		b.Fatal(firstErr)
+	}
+}
+
+// Bench runs the store benchmarks on stores from open: writes, search over
+// 10,000 articles and change-feed reads. writers is the number of
+// concurrent writers that seed the data.
+func Bench(b *testing.B, open func(b *testing.B) store.Store, writers int) {
+	b.Run("SaveArticle", func(b *testing.B) { benchSave(b, open(b)) })
+	b.Run("Search", func(b *testing.B) {
+		s := open(b)
+		Seed(b, s, 10000, writers)
+		BenchSearch(b, s)
+	})
+	b.Run("ReadChanges", func(b *testing.B) {
+		s := open(b)
+		Seed(b, s, 10000, writers)
+		benchReadChanges(b, s)
+	})
+}
+
+// benchSave writes new versions of 1000 articles in turn, one transaction
+// per write.
+func benchSave(b *testing.B, s store.Store) {
+	gen := NewArticleGen(3)
+	articles := make([]knowledge.Article, 1000)
+	for i := range articles {
+		articles[i] = gen.Next(fmt.Sprintf("a%04d", i))
+	}
+	ctx := context.Background()
+	writes := 0
+	start := time.Now()
+	for b.Loop() {
+		a := articles[writes%len(articles)]
+		a.Body += fmt.Sprintf(" Revision %d.", writes)
+		if _, err := s.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		writes++
+	}
+	b.ReportMetric(float64(writes)/time.Since(start).Seconds(), "writes/s")
+}
+
+// BenchSearch runs one sub-benchmark per query class. By the Zipf
+// distribution, "common" words are expected in nearly every article,
+// "medium" ones in about one in twenty and "rare" ones in about one in
+// three hundred. An empty result fails, so a broken index cannot look fast.
+func BenchSearch(b *testing.B, s store.Store) {
+	text := func(words ...int) string {
+		var parts []string
+		for _, w := range words {
+			parts = append(parts, Vocabulary[w])
+		}
+		return strings.Join(parts, " ")
+	}
+	queries := []struct {
+		name  string
+		query store.SearchQuery
+	}{
+		{"common", store.SearchQuery{Text: text(0)}},
+		{"common-pair", store.SearchQuery{Text: text(0, 1)}},
+		{"medium", store.SearchQuery{Text: text(200)}},
+		{"medium-pair", store.SearchQuery{Text: text(150, 200)}},
+		{"rare", store.SearchQuery{Text: text(3000)}},
+		{"rare-filtered", store.SearchQuery{Text: text(3000), Filters: []knowledge.Scope{{Collections: []string{"ops"}}}}},
+	}
+	ctx := context.Background()
+	for _, q := range queries {
+		b.Run(q.name, func(b *testing.B) {
+			for b.Loop() {
+				res, err := s.Search(ctx, q.query)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(res.Hits) == 0 {
+					b.Fatalf("Search(%q) found nothing", q.query.Text)
+				}
+			}
+		})
+	}
+}
+
+// benchReadChanges reads the whole log from the start in pages of 500,
+// unfiltered.
+func benchReadChanges(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	entries := 0
+	start := time.Now()
+	for b.Loop() {
+		after := int64(0)
+		for {
+			page, err := s.ReadChanges(ctx, after, 500)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(page.Changes) == 0 {
+				break
+			}
+			entries += len(page.Changes)
+			after = page.ScannedTo
+		}
+	}
+	b.ReportMetric(float64(entries)/time.Since(start).Seconds(), "entries/s")
+}
