@@ -167,6 +167,11 @@ type SearchOptions struct {
 	// Limit is the number of hits, 1 to 100; 0 leaves the server's default
 	// of 20. Other values are sent as given, so the server rejects them.
 	Limit int
+	// Cursor is the Next of the previous page of the same search; empty
+	// asks for the first page.
+	Cursor string
+	// Facets asks for counts of all matches by class, collection and tag.
+	Facets bool
 }
 
 // Search runs a full-text search within the token's scope.
@@ -187,6 +192,12 @@ func (c *Client) Search(ctx context.Context, q string, opts SearchOptions) (Sear
 	}
 	if opts.Limit != 0 {
 		v.Set("limit", strconv.Itoa(opts.Limit))
+	}
+	if opts.Cursor != "" {
+		v.Set("cursor", opts.Cursor)
+	}
+	if opts.Facets {
+		v.Set("facets", "true")
 	}
 	var out SearchResult
 	_, err := c.do(ctx, http.MethodGet, "/v1/search?"+v.Encode(), nil, nil, &out)

@@ -17,6 +17,21 @@ type Article struct {
 	Version   int64     `json:"version,omitempty"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// ReviewEvery is how often the article must be reviewed, as a Go
+	// duration from "24h" to "43800h" (5 years), such as "2160h" for 90
+	// days. Empty means never, and every new version counts as a review.
+	ReviewEvery string `json:"review_every,omitempty"`
+	// Owner is who reviews the article, such as a team or an email
+	// address: at most 200 characters, without control characters.
+	Owner string `json:"owner,omitempty"`
+	// ReviewDue is when the next review falls due: the current version's
+	// updated_at plus review_every. ReviewOverdue is true once that time
+	// has passed, as of the response. The server sets both on the current
+	// version when review_every is set, and ignores them on input. A
+	// pushed event carries review_due only, so a receiver compares it with
+	// its own clock.
+	ReviewDue     time.Time `json:"review_due,omitzero"`
+	ReviewOverdue bool      `json:"review_overdue,omitempty"`
 }
 
 // Write outcomes reported in the Khub-Change response header of
@@ -147,6 +162,11 @@ type Integration struct {
 	// PreviousSecretExpiresAt is set while a secret rotation's overlap
 	// runs: until then every request is signed with the old secret too.
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
+	// SLO is the integration's freshness objective over recorded samples.
+	SLO *SLO `json:"slo,omitempty"`
+	// Applied counts the versions the tool confirmed with receipts, beside
+	// the cursors of what it was delivered.
+	Applied Applied `json:"applied"`
 }
 
 // RotateSecretRequest rotates an integration's webhook secret.
@@ -205,18 +225,58 @@ type Freshness struct {
 
 // SearchHit is one search result.
 type SearchHit struct {
-	ID      string  `json:"id"`
-	Title   string  `json:"title"`
-	Class   string  `json:"class"`
-	Status  string  `json:"status"`
-	Version int64   `json:"version"`
-	Snippet string  `json:"snippet"`
-	Score   float64 `json:"score"`
+	ID         string   `json:"id"`
+	Title      string   `json:"title"`
+	Collection string   `json:"collection"`
+	Class      string   `json:"class"`
+	Tags       []string `json:"tags"`
+	Status     string   `json:"status"`
+	Version    int64    `json:"version"`
+	// Snippet is plain text around the best match, with each match between
+	// '[' and ']'. SnippetHTML is the same text HTML-escaped with each match
+	// in <mark></mark>: safe to insert into a page, and unambiguous where
+	// the article has brackets of its own, as Markdown links do. Without
+	// search text both are the start of the body.
+	Snippet     string `json:"snippet"`
+	SnippetHTML string `json:"snippet_html"`
+	// Matched lists the search terms found in the article's title, tags
+	// or body.
+	Matched []string `json:"matched,omitempty"`
+	// Score is higher for better matches; it compares hits of one search
+	// only.
+	Score float64 `json:"score"`
+	// Owner is the article's owner, empty when it has none.
+	// ReviewOverdue is true when the article's review is overdue as of the
+	// search.
+	Owner         string `json:"owner,omitempty"`
+	ReviewOverdue bool   `json:"review_overdue,omitempty"`
 }
 
 // SearchResult is the answer of GET /v1/search.
 type SearchResult struct {
 	Hits []SearchHit `json:"hits"`
+	// Next, passed as the cursor of the same search, returns the following
+	// page; it is empty on the last page and after the first 1000 hits.
+	// Pages neither repeat nor skip hits while articles that the search
+	// does not match change between them.
+	Next string `json:"next,omitempty"`
+	// Facets counts all matches of the search by class, collection and
+	// tag; it is present when the search asked for facets.
+	Facets *Facets `json:"facets,omitempty"`
+}
+
+// Facets are counts of the articles that match a search, each list sorted
+// by count, highest first. Tags holds the 20 most frequent tags.
+type Facets struct {
+	Classes     []FacetCount `json:"classes"`
+	Collections []FacetCount `json:"collections"`
+	Tags        []FacetCount `json:"tags"`
+}
+
+// FacetCount is the number of matching articles with one value.
+type FacetCount struct {
+	Value string `json:"value"`
+	Count int64  `json:"count"`
 }
 
 // Change is one entry of the change feed.

@@ -118,7 +118,7 @@ func runImport(ctx context.Context, c *client.Client, dir string, o importOption
 type apiSink struct{ c *client.Client }
 
 func (s apiSink) PutArticle(ctx context.Context, a knowledge.Article) (importer.Outcome, error) {
-	_, outcome, err := s.c.PutArticle(ctx, client.Article{
+	out := client.Article{
 		ID:         a.ID,
 		Title:      a.Title,
 		Body:       a.Body,
@@ -127,7 +127,12 @@ func (s apiSink) PutArticle(ctx context.Context, a knowledge.Article) (importer.
 		Tags:       a.Tags,
 		Metadata:   a.Metadata,
 		Status:     string(a.Status),
-	})
+		Owner:      a.Owner,
+	}
+	if a.ReviewEvery > 0 {
+		out.ReviewEvery = knowledge.FormatDuration(a.ReviewEvery)
+	}
+	_, outcome, err := s.c.PutArticle(ctx, out)
 	return importer.Outcome(outcome), err
 }
 

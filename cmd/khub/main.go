@@ -55,6 +55,7 @@ KHUB_SERVER and KHUB_TOKEN environment variables.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newDemoCmd(), newImportCmd(), newIntegrationsCmd(), newStatusCmd(), newSearchCmd(), newMigrateCmd())
+	root.AddCommand(newPlanCmd(), newApplyCmd())
 	return root
 }
 

@@ -85,6 +85,8 @@ sent again after a restart with the same webhook-id) and exits.`,
 	addStoreFlags(cmd, &cfg)
 	f.StringVar(&cfg.Push.Node, "node-id", os.Getenv("KHUB_NODE_ID"), "name of this node in dispatch leases and logs (env KHUB_NODE_ID; default: host name, process id and random letters)")
 	f.DurationVar(&cfg.Push.LeaseTTL, "lease-ttl", 15e9, "how long a node's dispatch lease lasts without renewal: the longest a dead node's push integrations wait before another node takes them over")
+	f.DurationVar(&cfg.SLO.Interval, "slo-interval", 15e9, "how often every integration's staleness is sampled for its freshness history and alerts; an alert needs two samples in a row past the window")
+	f.DurationVar(&cfg.SLO.Retention, "slo-retention", 192*3600e9, "how long staleness samples are kept")
 	f.DurationVar(&cfg.ChangeRetention, "retention", 0, "how long change-log entries are kept, such as 720h; 0 keeps them forever. Tools behind the kept log get a resync-required event")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20e9, "longest graceful stop before in-flight work is cut off")
 	logs.addFlags(cmd)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/khub-dev/khub/client"
 	"github.com/khub-dev/khub/internal/knowledge"
@@ -21,7 +22,11 @@ func (s *Server) createArticle(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	a := fromClientArticle(in)
+	a, err := fromClientArticle(in)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if a.ID == "" {
 		a.ID = newArticleID()
 	}
@@ -64,7 +69,12 @@ func (s *Server) putArticle(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.hub.SaveArticle(r.Context(), fromClientArticle(in), opts)
+	a, err := fromClientArticle(in)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.hub.SaveArticle(r.Context(), a, opts)
 	if err != nil {
 		s.writeError(w, r, s.preconditionError(r, id, opts, err))
 		return
@@ -128,12 +138,47 @@ func (s *Server) getArticle(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if notModified(r, a.Version) {
-		w.Header().Set("ETag", etag(a.Version))
-		w.WriteHeader(http.StatusNotModified)
-		return
+	// The review state in the body changes without a new version when the
+	// review falls due, so the tag, the dates and max-age follow it.
+	now := s.now()
+	lastModified := a.ReviewDue()
+	if !a.ReviewOverdue(now) {
+		var err error
+		if lastModified, err = s.lastModified(r, &a); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
-	writeArticle(w, http.StatusOK, &a, "")
+	maxAge := capUntilReviewDue(cacheMaxAge(r), &a, now)
+	writeCached(w, r, articleETag(&a, now), lastModified, maxAge, currentArticle(&a, now))
+}
+
+// lastModified returns the Last-Modified time of the article's current
+// version, or zero when it cannot validate r. HTTP dates have one-second
+// precision, so a client that holds the previous version, written in the
+// same second, would send the same If-Modified-Since date and get a false
+// 304. When r sends that date and the previous version shares its second,
+// the response goes without Last-Modified and If-Modified-Since is ignored.
+//
+// NOTE: a cache that sends the Date of a response instead of its
+// Last-Modified, as RFC 9111 allows, can still get a false 304 when it
+// read the previous version in the second of the next write. ETags have no
+// such gap.
+func (s *Server) lastModified(r *http.Request, a *knowledge.Article) (time.Time, error) {
+	since, ok := ifModifiedSince(r)
+	if !ok || a.Version == 1 || headerList(r, "If-None-Match") != "" || !since.Equal(a.UpdatedAt.Truncate(time.Second)) {
+		return a.UpdatedAt, nil
+	}
+	prev, err := s.hub.Store.GetArticleVersion(r.Context(), a.ID, a.Version-1)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return a.UpdatedAt, nil
+	case err != nil:
+		return time.Time{}, err
+	case prev.UpdatedAt.Truncate(time.Second).Equal(since):
+		return time.Time{}, nil
+	}
+	return a.UpdatedAt, nil
 }
 
 func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) {
@@ -155,7 +200,18 @@ func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) {
 			out.Versions = append(out.Versions, toClientArticle(&versions[i]))
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	// The list read may include versions newer than a.Version, so the tag
+	// and Last-Modified come from the newest version in it.
+	newest := &a
+	if n := len(versions); n > 0 && versions[n-1].Version > a.Version {
+		newest = &versions[n-1]
+	}
+	lastModified, err := s.lastModified(r, newest)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCached(w, r, resultETag(r, newest.Version, ""), lastModified, cacheMaxAge(r), out)
 }
 
 func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) {
@@ -181,7 +237,9 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toClientArticle(&v))
+	// A stored version never changes, so its Last-Modified needs none of
+	// the same-second care of the current version's.
+	writeCached(w, r, etag(v.Version), v.UpdatedAt, cacheMaxAge(r), toClientArticle(&v))
 }
 
 // readableArticle loads the current version and hides articles outside the
@@ -223,25 +281,28 @@ func pathID(r *http.Request) (string, error) {
 }
 
 func writeArticle(w http.ResponseWriter, status int, a *knowledge.Article, outcome string) {
-	w.Header().Set("ETag", etag(a.Version))
+	now := time.Now().UTC()
+	w.Header().Set("ETag", articleETag(a, now))
 	if outcome != "" {
 		w.Header().Set("Khub-Change", outcome)
 	}
-	writeJSON(w, status, toClientArticle(a))
+	writeJSON(w, status, currentArticle(a, now))
 }
 
-// etag is the strong validator of an article's current representation:
+// etag is the strong validator of one article version's representation:
 // versions are immutable, so the version number identifies the bytes.
+// articleETag extends it for the review state of the current version.
 func etag(version int64) string { return `"v` + strconv.FormatInt(version, 10) + `"` }
 
-// parseETag returns the version in a strong ETag written by etag. Only
-// the canonical spelling parses, so "v01" and "v+1" name no version.
+// parseETag returns the version in a strong ETag written by etag or
+// articleETag, so "v3" and "v3-overdue" both name version 3. Only the
+// canonical spelling parses, so "v01" and "v+1" name no version.
 func parseETag(tag string) (int64, bool) {
 	inner, ok := strings.CutPrefix(tag, `"v`)
 	if !ok || !strings.HasSuffix(inner, `"`) {
 		return 0, false
 	}
-	digits := strings.TrimSuffix(inner, `"`)
+	digits := strings.TrimSuffix(strings.TrimSuffix(inner, `"`), overdueETagSuffix)
 	n, err := strconv.ParseInt(digits, 10, 64)
 	return n, err == nil && n > 0 && strconv.FormatInt(n, 10) == digits
 }
@@ -284,8 +345,9 @@ func headerList(r *http.Request, name string) string {
 
 // ifMatch turns an If-Match header into save preconditions. "*" requires
 // that the article exists. A list of entity tags matches when any of them
-// is the current version's by strong comparison, so weak tags never match
-// (RFC 9110, section 13.1.1).
+// is a strong tag of the current version, so weak tags never match (RFC
+// 9110, section 13.1.1). The review state in a tag does not count, because
+// a write conflicts only with another version.
 //
 // The store checks one version atomically. For a list, that version is the
 // current one when the list names it, and otherwise the first one listed,
@@ -338,34 +400,25 @@ func ifNoneMatchCreate(r *http.Request) (bool, error) {
 	return false, badRequest("If-None-Match", "If-None-Match %q is not supported on PUT: send * to create the article only if it does not exist, or If-Match with an ETag to update a known version", h)
 }
 
-// notModified evaluates If-None-Match against the current version, by weak
-// comparison (RFC 9110, section 13.1.2). A value that is not a list of
-// entity tags never matches, so the client gets the article.
-func notModified(r *http.Request, version int64) bool {
-	h := headerList(r, "If-None-Match")
-	if h == "*" {
-		return true
+// fromClientArticle converts a request body to an article. Its only error
+// is a review_every that is not a duration; Validate checks the rest.
+func fromClientArticle(in client.Article) (knowledge.Article, error) {
+	reviewEvery, err := knowledge.ParseReviewEvery("review_every", in.ReviewEvery)
+	if err != nil {
+		return knowledge.Article{}, err
 	}
-	tags, _ := entityTags(h)
-	for _, tag := range tags {
-		if n, ok := parseETag(strings.TrimPrefix(tag, "W/")); ok && n == version {
-			return true
-		}
-	}
-	return false
-}
-
-func fromClientArticle(in client.Article) knowledge.Article {
 	return knowledge.Article{
-		ID:         in.ID,
-		Title:      in.Title,
-		Body:       in.Body,
-		Collection: in.Collection,
-		Class:      knowledge.Class(in.Class),
-		Tags:       in.Tags,
-		Metadata:   in.Metadata,
-		Status:     knowledge.Status(in.Status),
-	}
+		ID:          in.ID,
+		Title:       in.Title,
+		Body:        in.Body,
+		Collection:  in.Collection,
+		Class:       knowledge.Class(in.Class),
+		Tags:        in.Tags,
+		Metadata:    in.Metadata,
+		Status:      knowledge.Status(in.Status),
+		ReviewEvery: reviewEvery,
+		Owner:       in.Owner,
+	}, nil
 }
 
 func toClientArticle(a *knowledge.Article) client.Article {
@@ -373,7 +426,7 @@ func toClientArticle(a *knowledge.Article) client.Article {
 	if tags == nil {
 		tags = []string{}
 	}
-	return client.Article{
+	out := client.Article{
 		ID:         a.ID,
 		Title:      a.Title,
 		Body:       a.Body,
@@ -385,5 +438,10 @@ func toClientArticle(a *knowledge.Article) client.Article {
 		Version:    a.Version,
 		CreatedAt:  a.CreatedAt,
 		UpdatedAt:  a.UpdatedAt,
+		Owner:      a.Owner,
 	}
+	if a.ReviewEvery > 0 {
+		out.ReviewEvery = knowledge.FormatDuration(a.ReviewEvery)
+	}
+	return out
 }

@@ -64,6 +64,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	if status >= 400 {
+		// An error describes one moment, such as a missing token or a
+		// failed store, and no cache may reuse it.
+		w.Header().Set("Cache-Control", "no-store")
+	}
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	// Article bodies are Markdown with HTML in them; escaping <, > and &

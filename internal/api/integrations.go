@@ -22,34 +22,7 @@ func (s *Server) createIntegration(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	in := hub.IntegrationInput{
-		Name:         req.Name,
-		Freshness:    req.Freshness,
-		Pattern:      req.Pattern,
-		Scope:        fromClientScope(req.Scope),
-		PollInterval: req.PollInterval,
-		Lookups:      req.Lookups,
-		AcceptRisk:   req.AcceptRisk,
-	}
-	if d := req.Delivery; d != nil {
-		in.Delivery = &hub.DeliveryInput{
-			InitialBackoff: d.InitialBackoff,
-			MaxBackoff:     d.MaxBackoff,
-			RetryFor:       d.RetryFor,
-			Timeout:        d.Timeout,
-			BatchSize:      d.BatchSize,
-			Coalesce:       d.Coalesce,
-			RateLimit:      d.RateLimit,
-			PauseAfter:     d.PauseAfter,
-			ProbeEvery:     d.ProbeEvery,
-		}
-	}
-	if req.Webhook != nil {
-		in.HasWebhook = true
-		in.WebhookURL = req.Webhook.URL
-		in.WebhookSecret = req.Webhook.Secret
-	}
-	created, err := s.hub.CreateIntegration(r.Context(), in)
+	created, err := s.hub.CreateIntegration(r.Context(), integrationInput(&req))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -337,6 +310,12 @@ func (s *Server) integrationView(r *http.Request, st *store.IntegrationState) (c
 		LastPullAt:    timePtr(st.LastPullAt),
 		LastErrorAt:   timePtr(st.LastErrorAt),
 		LastSuccessAt: timePtr(st.LastSuccessAt),
+	}
+	if v.SLO, err = s.sloView(r, st, rep); err != nil {
+		return client.Integration{}, err
+	}
+	if v.Applied, err = s.appliedView(r, st); err != nil {
+		return client.Integration{}, err
 	}
 	if st.PollInterval > 0 {
 		v.PollInterval = st.PollInterval.String()

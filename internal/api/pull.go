@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -23,7 +24,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	var filter knowledge.Scope
 	for key, values := range q {
 		switch {
-		case key == "q", key == "limit":
+		case key == "q", key == "limit", key == "cursor", key == "facets":
 			if len(values) > 1 {
 				s.writeError(w, r, badRequest(key, "%s is given %d times: give it once", key, len(values)))
 				return
@@ -51,7 +52,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 			}
 			filter.Metadata[name] = values[0]
 		default:
-			s.writeError(w, r, badRequest(key, "unknown query parameter %q: use q, class, tag, collection, meta.KEY or limit", key))
+			s.writeError(w, r, badRequest(key, "unknown query parameter %q: use q, class, tag, collection, meta.KEY, limit, cursor or facets", key))
 			return
 		}
 	}
@@ -65,6 +66,16 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	facets, err := boolParam(q, "facets")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	cursor := q.Get("cursor")
+	if len(cursor) > maxCursorLen {
+		s.writeError(w, r, badRequest("cursor", "cursor is %d bytes long; cursors are at most %d: send the next value of the previous page unchanged", len(cursor), maxCursorLen))
+		return
+	}
 	filter.Normalize()
 	if err := filter.ValidateFields(searchFilterFields); err != nil {
 		s.writeError(w, r, err)
@@ -72,16 +83,68 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	}
 
 	filters := append(principalFrom(r.Context()).scope(), filter)
-	hits, err := s.hub.Store.Search(r.Context(), store.SearchQuery{Text: text, Filters: filters, Limit: int(limit)})
+	// The position must be read before the search; logPosition says why.
+	position, err := s.logPosition(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	out := client.SearchResult{Hits: make([]client.SearchHit, len(hits))}
-	for i, h := range hits {
-		out.Hits[i] = client.SearchHit{ID: h.ID, Title: h.Title, Class: string(h.Class), Status: string(h.Status), Version: h.Version, Snippet: h.Snippet, Score: h.Score}
+	res, err := s.hub.Store.Search(r.Context(), store.SearchQuery{Text: text, Filters: filters, Limit: int(limit), Cursor: cursor, Facets: facets})
+	if errors.Is(err, store.ErrBadCursor) {
+		err = badRequest("cursor", "%v", err)
 	}
-	writeJSON(w, http.StatusOK, out)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := client.SearchResult{Hits: make([]client.SearchHit, len(res.Hits)), Next: res.Next, Facets: clientFacets(res.Facets)}
+	for i, h := range res.Hits {
+		out.Hits[i] = clientSearchHit(&h)
+	}
+	if err := s.reviewHits(r.Context(), out.Hits); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCached(w, r, resultETag(r, position, hitReviews(out.Hits)), time.Time{}, cacheMaxAge(r), out)
+}
+
+// maxCursorLen bounds the cursor parameter of a search, in bytes. A cursor
+// holds an article id of at most knowledge.MaxIDLen bytes and about 120
+// bytes more, in base64.
+const maxCursorLen = 1024
+
+// clientSearchHit converts a store hit to its API form.
+func clientSearchHit(h *store.SearchHit) client.SearchHit {
+	return client.SearchHit{ID: h.ID, Title: h.Title, Collection: h.Collection, Class: string(h.Class), Tags: h.Tags,
+		Status: string(h.Status), Version: h.Version, Snippet: h.Snippet, SnippetHTML: h.SnippetHTML, Matched: h.Matched, Score: h.Score}
+}
+
+// clientFacets converts store facets to their API form; nil stays nil.
+func clientFacets(f *store.Facets) *client.Facets {
+	if f == nil {
+		return nil
+	}
+	conv := func(in []store.FacetCount) []client.FacetCount {
+		out := make([]client.FacetCount, len(in))
+		for i, c := range in {
+			out[i] = client.FacetCount{Value: c.Value, Count: c.Count}
+		}
+		return out
+	}
+	return &client.Facets{Classes: conv(f.Classes), Collections: conv(f.Collections), Tags: conv(f.Tags)}
+}
+
+// boolParam reads an optional true or false query parameter, given at
+// most once.
+func boolParam(q url.Values, name string) (bool, error) {
+	switch v := q.Get(name); v {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	default:
+		return false, badRequest(name, "%s %q is invalid: use true or false", name, v)
+	}
 }
 
 // checkQueryText checks the q parameter of a search. Tabs and line breaks

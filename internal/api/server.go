@@ -38,6 +38,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// Version is reported by /healthz.
 	Version string
+	// StreamHeartbeat is the time between heartbeats of an idle stream of
+	// GET /v1/stream; default DefaultStreamHeartbeat (15s).
+	StreamHeartbeat time.Duration
 }
 
 // DefaultMaxBodyBytes is the default request body limit, 8 MiB. A JSON
@@ -54,6 +57,7 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	latency *prometheus.HistogramVec
+	streams streamSet
 }
 
 // New builds the API server over a hub.
@@ -77,6 +81,7 @@ func New(h *hub.Hub, cfg Config) *Server {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"route", "code"})
 	cfg.Registry.MustRegister(s.latency)
+	s.initStreams()
 	s.routes()
 	return s
 }
@@ -93,17 +98,27 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /v1/articles/{id}/versions", pull(s.listVersions))
 	s.mux.Handle("GET /v1/articles/{id}/versions/{version}", pull(s.getVersion))
 
-	s.mux.Handle("GET /v1/search", pull(s.search))
+	s.mux.Handle("GET /v1/search", pull(s.timeSearch(s.search)))
 	s.mux.Handle("GET /v1/changes", pull(s.changes))
+	s.mux.Handle("POST /v1/lookup", pull(s.lookup))
+	s.mux.Handle("GET /v1/stream", pull(s.stream))
+	s.mux.Handle("GET /v1/cursor", pull(s.getCursor))
+	s.mux.Handle("POST /v1/cursor", pull(s.reportCursor))
 
 	s.mux.Handle("POST /v1/integrations", admin(s.createIntegration))
 	s.mux.Handle("GET /v1/integrations", admin(s.listIntegrations))
 	s.mux.Handle("GET /v1/integrations/{id}", admin(s.getIntegration))
+	s.mux.Handle("PATCH /v1/integrations/{id}", admin(s.updateIntegration))
 	s.mux.Handle("DELETE /v1/integrations/{id}", admin(s.deleteIntegration))
 	s.mux.Handle("GET /v1/integrations/{id}/deliveries", admin(s.listDeliveries))
+	s.mux.Handle("GET /v1/integrations/{id}/staleness", admin(s.staleness))
 	s.mux.Handle("POST /v1/integrations/{id}/resume", admin(s.resumeIntegration))
 	s.mux.Handle("POST /v1/integrations/{id}/rotate-secret", admin(s.rotateSecret))
 	s.mux.Handle("POST /v1/integrations/{id}/replay", admin(s.replay))
+	s.mux.Handle("POST /v1/plan", admin(s.plan))
+
+	s.dashboardRoutes()
+	s.receiptRoutes()
 }
 
 // ServeHTTP records the latency of every request under its route pattern.

@@ -24,6 +24,7 @@ import (
 	"github.com/khub-dev/khub/internal/changelog"
 	"github.com/khub-dev/khub/internal/hub"
 	"github.com/khub-dev/khub/internal/push"
+	"github.com/khub-dev/khub/internal/slo"
 	"github.com/khub-dev/khub/internal/store"
 	"github.com/khub-dev/khub/internal/store/postgres"
 	"github.com/khub-dev/khub/internal/store/sqlite"
@@ -62,6 +63,12 @@ type Config struct {
 	// the head cursor, in case a notification of another node's commit was
 	// lost across a reconnect; default 5s.
 	HeadPollInterval time.Duration
+	// StreamHeartbeat is the time between heartbeats of an idle stream of
+	// GET /v1/stream; default 15s.
+	StreamHeartbeat time.Duration
+	// SLO is the freshness recorder's sampling interval (default 15s) and
+	// sample retention (default 8 days). Logger and Metrics are filled in.
+	SLO slo.Config
 	// Push overrides dispatcher settings (backoff, timeouts); Source,
 	// AllowPrivate and Logger are filled in from this config.
 	Push   push.Config
@@ -109,6 +116,7 @@ type App struct {
 	Store     store.Store
 	Hub       *hub.Hub
 	Push      *push.Manager
+	SLO       *slo.Recorder
 	API       *api.Server
 	Registry  *prometheus.Registry
 	TokenFile string // where the admin token was read or written, if anywhere
@@ -172,7 +180,11 @@ func Open(cfg Config) (*App, error) {
 	pc.Version = Version
 	a.Push = push.NewManager(st, wake, pc)
 	a.Hub = &hub.Hub{Store: st, Wake: wake, Push: a.Push, AllowPrivate: cfg.AllowPrivate, Logger: cfg.Logger}
-	a.API = api.New(a.Hub, api.Config{AdminToken: a.cfg.AdminToken, Registry: a.Registry, Logger: cfg.Logger, Version: Version})
+	sc := cfg.SLO
+	sc.Logger = cfg.Logger
+	sc.Metrics = slo.NewMetrics(a.Registry)
+	a.SLO = slo.New(a.Hub, sc)
+	a.API = api.New(a.Hub, api.Config{AdminToken: a.cfg.AdminToken, Registry: a.Registry, Logger: cfg.Logger, Version: Version, StreamHeartbeat: cfg.StreamHeartbeat})
 	return a, nil
 }
 
@@ -276,6 +288,7 @@ func (a *App) Start(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("start push dispatchers: %w", err)
 	}
+	a.startRecorder()
 	a.server = &http.Server{
 		Handler:           a.API,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -286,6 +299,9 @@ func (a *App) Start(ctx context.Context) error {
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(a.cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	// Streams never end by themselves, and Shutdown waits for the requests
+	// of those that net/http still serves.
+	a.server.RegisterOnShutdown(a.API.CloseStreams)
 	a.done = make(chan error, 1)
 	go func() { a.done <- a.server.Serve(ln) }()
 	a.cfg.Logger.Info("khub serving", "addr", a.URL(), "data", a.cfg.DataDir, "version", Version, "allow_private_destinations", a.cfg.AllowPrivate)
@@ -391,6 +407,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if err := a.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
 		}
+		// Shutdown does not wait for streams on connections taken over
+		// from the server, and they read the store until they end.
+		a.API.CloseStreams()
 	}
 	if err := a.Push.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop dispatchers: %w", err))

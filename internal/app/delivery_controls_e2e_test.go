@@ -71,7 +71,7 @@ func TestCreateWithDeliverySettingsRoundTrip(t *testing.T) {
 	}
 
 	plain := createPush(t, c, rv, client.IntegrationRequest{Name: "plain", Freshness: "1m", Scope: client.Scope{Classes: []string{"safety"}}})
-	defaults := client.DeliverySettings{InitialBackoff: "10ms", MaxBackoff: "50ms", RetryFor: "72h0m0s", Timeout: "2s", BatchSize: 1, PauseAfter: 10, ProbeEvery: "1m0s"}
+	defaults := client.DeliverySettings{InitialBackoff: "10ms", MaxBackoff: "50ms", RetryFor: "72h0m0s", Timeout: "2s", BatchSize: 1, PauseAfter: 10, ProbeEvery: "50ms"}
 	if plain.Delivery == nil || *plain.Delivery != defaults {
 		t.Errorf("integration without delivery settings shows %+v, want the hub's defaults %+v", plain.Delivery, defaults)
 	}

@@ -30,6 +30,9 @@ func startHub(t testing.TB, mutate ...func(*app.Config)) (*app.App, *client.Clie
 			InitialBackoff: 10 * time.Millisecond,
 			MaxBackoff:     50 * time.Millisecond,
 			Timeout:        2 * time.Second,
+			// A paused integration probes at the pace of the retries, so
+			// tests of outages do not wait for the one-minute default.
+			ProbeEvery: 50 * time.Millisecond,
 		},
 	}
 	for _, m := range mutate {

@@ -148,6 +148,12 @@ func (h *Hub) CreateIntegration(ctx context.Context, in IntegrationInput) (Creat
 		ig.TokenHash = HashToken(out.Token)
 	}
 	if err := h.Store.CreateIntegration(ctx, ig); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// The store keeps names unique; say which integration has it.
+			if nameErr := h.checkNameFree(ctx, ig.Name); nameErr != nil {
+				return out, nameErr
+			}
+		}
 		return out, fmt.Errorf("store integration: %w", err)
 	}
 	st, err := h.Store.GetIntegration(ctx, ig.ID)
@@ -162,6 +168,9 @@ func (h *Hub) CreateIntegration(ctx context.Context, in IntegrationInput) (Creat
 	return out, nil
 }
 
+// buildIntegration validates a create request and lets the planner choose
+// the pattern. It does not check that the name is free, because a plan
+// builds integrations that already exist to compare them.
 func (h *Hub) buildIntegration(ctx context.Context, in IntegrationInput) (knowledge.Integration, error) {
 	name := strings.TrimSpace(in.Name)
 	if err := checkIntegrationName(name); err != nil {
@@ -253,10 +262,6 @@ func (h *Hub) buildIntegration(ctx context.Context, in IntegrationInput) (knowle
 			ig.WebhookSecret = push.NewSecret()
 		}
 	}
-
-	if err := h.checkNameFree(ctx, name); err != nil {
-		return knowledge.Integration{}, err
-	}
 	return ig, nil
 }
 
@@ -278,10 +283,9 @@ func checkIntegrationName(name string) error {
 	return nil
 }
 
-// checkNameFree rejects a second integration with the same name, so that
-// names work as handles in scripts.
-// NOTE: two concurrent creates with one name can both pass this check; the
-// store has no unique constraint on names.
+// checkNameFree returns a field error naming the integration that has the
+// name, if one has. It lists every integration, so it runs only after the
+// store rejected a create.
 func (h *Hub) checkNameFree(ctx context.Context, name string) error {
 	all, err := h.Store.ListIntegrations(ctx)
 	if err != nil {

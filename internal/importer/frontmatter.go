@@ -69,24 +69,31 @@ func trimLeadingBlankLine(body []byte) []byte {
 	return body
 }
 
-// frontMatter is the decoded front matter. HasTags tells an absent tags key
-// from an empty list.
+// frontMatter is the decoded front matter. HasTags distinguishes an absent
+// tags key from an empty list. ReviewEveryKey is the key that gave ReviewEvery,
+// review_every or review_interval, so that errors name the key the file
+// uses.
 type frontMatter struct {
-	ID       string
-	Title    string
-	Class    string
-	Status   string
-	Tags     []string
-	HasTags  bool
-	Metadata map[string]string
+	ID             string
+	Title          string
+	Class          string
+	Status         string
+	Tags           []string
+	HasTags        bool
+	Metadata       map[string]string
+	ReviewEvery    string
+	ReviewEveryKey string
+	Owner          string
 }
 
 // knownKeys are the front matter keys that map to article fields. They
 // match in any case. "collection" is listed so that it is dropped, because
-// the collection comes from Options, never from a file.
+// the collection comes from Options, never from a file. "review_interval"
+// is another name for "review_every".
 var knownKeys = map[string]bool{
 	"id": true, "title": true, "class": true, "status": true,
 	"tags": true, "metadata": true, "collection": true,
+	"review_every": true, "review_interval": true, "owner": true,
 }
 
 // yamlLinePattern finds the line number in go.yaml.in/yaml/v3 syntax
@@ -176,6 +183,13 @@ func (fm *frontMatter) setKnown(key string, value *yaml.Node, explicit map[strin
 		fm.Class = s
 	case "status":
 		fm.Status = strings.ToLower(strings.TrimSpace(s))
+	case "review_every", "review_interval":
+		if fm.ReviewEveryKey != "" {
+			return fmt.Errorf("front matter has both %s and %s (line %d): keep one", fm.ReviewEveryKey, key, value.Line+1)
+		}
+		fm.ReviewEvery, fm.ReviewEveryKey = strings.TrimSpace(s), key
+	case "owner":
+		fm.Owner = s
 	}
 	return nil
 }

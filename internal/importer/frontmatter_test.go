@@ -95,13 +95,13 @@ func TestParseFrontMatter(t *testing.T) {
 		},
 		{
 			name: "unknown lists and maps dropped",
-			src:  "aliases: [/a, /b]\nparams:\n  x: 1\nowner: ops\n",
-			want: frontMatter{Metadata: map[string]string{"owner": "ops"}},
+			src:  "aliases: [/a, /b]\nparams:\n  x: 1\nteam: ops\n",
+			want: frontMatter{Metadata: map[string]string{"team": "ops"}},
 		},
 		{
 			name: "explicit metadata wins",
-			src:  "owner: top\nmetadata:\n  owner: nested\n",
-			want: frontMatter{Metadata: map[string]string{"owner": "nested"}},
+			src:  "team: top\nmetadata:\n  team: nested\n",
+			want: frontMatter{Metadata: map[string]string{"team": "nested"}},
 		},
 		{
 			name: "collection ignored",
@@ -115,8 +115,23 @@ func TestParseFrontMatter(t *testing.T) {
 		},
 		{
 			name: "alias resolved",
-			src:  "owner: &team platform\nmaintainer: *team\n",
-			want: frontMatter{Metadata: map[string]string{"owner": "platform", "maintainer": "platform"}},
+			src:  "team: &team platform\nmaintainer: *team\n",
+			want: frontMatter{Metadata: map[string]string{"team": "platform", "maintainer": "platform"}},
+		},
+		{
+			name: "review fields",
+			src:  "review_every: 2160h\nowner: Security Team <security@example.com>\n",
+			want: frontMatter{ReviewEvery: "2160h", ReviewEveryKey: "review_every", Owner: "Security Team <security@example.com>", Metadata: map[string]string{}},
+		},
+		{
+			name: "review_interval in any case",
+			src:  "Review_Interval: 720h\n",
+			want: frontMatter{ReviewEvery: "720h", ReviewEveryKey: "review_interval", Metadata: map[string]string{}},
+		},
+		{
+			name: "owner in metadata stays metadata",
+			src:  "owner: ops\nmetadata:\n  owner: nested\n",
+			want: frontMatter{Owner: "ops", Metadata: map[string]string{"owner": "nested"}},
 		},
 		{
 			name: "comments only",
@@ -128,7 +143,10 @@ func TestParseFrontMatter(t *testing.T) {
 		{name: "not a mapping", src: "- a\n- b\n", wantErr: "not a YAML mapping"},
 		{name: "duplicate known key", src: "title: A\ntitle: B\n", wantErr: `"title" appears twice`, wantLine: "line 3"},
 		{name: "duplicate known key any case", src: "title: A\nTitle: B\n", wantErr: `"title" appears twice`},
-		{name: "duplicate unknown key", src: "owner: a\nowner: b\n", wantErr: `"owner" appears twice`},
+		{name: "duplicate unknown key", src: "team: a\nteam: b\n", wantErr: `"team" appears twice`},
+		{name: "duplicate owner", src: "owner: a\nOwner: b\n", wantErr: `"owner" appears twice`},
+		{name: "both review keys", src: "review_every: 720h\nreview_interval: 24h\n", wantErr: "both review_every and review_interval (line 3)"},
+		{name: "owner as list", src: "owner: [a, b]\n", wantErr: "owner (line 2) must be a single value"},
 		{name: "title as list", src: "title: [a, b]\n", wantErr: "title (line 2) must be a single value"},
 		{name: "tags as map", src: "tags:\n  a: b\n", wantErr: "tags (line 3) must be a list"},
 		{name: "nested tag list", src: "tags:\n  - [a]\n", wantErr: "must contain only plain values"},
@@ -159,6 +177,12 @@ func TestParseFrontMatter(t *testing.T) {
 			}
 			if !slices.Equal(got.Tags, tt.want.Tags) {
 				t.Errorf("tags = %q, want %q", got.Tags, tt.want.Tags)
+			}
+			if got.ReviewEvery != tt.want.ReviewEvery || got.ReviewEveryKey != tt.want.ReviewEveryKey {
+				t.Errorf("review every = %q from key %q, want %q from key %q", got.ReviewEvery, got.ReviewEveryKey, tt.want.ReviewEvery, tt.want.ReviewEveryKey)
+			}
+			if got.Owner != tt.want.Owner {
+				t.Errorf("owner = %q, want %q", got.Owner, tt.want.Owner)
 			}
 			if !maps.Equal(got.Metadata, tt.want.Metadata) {
 				t.Errorf("metadata = %v, want %v", got.Metadata, tt.want.Metadata)

@@ -63,6 +63,10 @@ func (s *scanner) parse(rel string, src []byte) (knowledge.Article, error) {
 		Tags:       fm.Tags,
 		Metadata:   fm.Metadata,
 		Status:     knowledge.Status(fm.Status),
+		Owner:      fm.Owner,
+	}
+	if a.ReviewEvery, err = knowledge.ParseReviewEvery(fm.ReviewEveryKey, fm.ReviewEvery); err != nil {
+		return knowledge.Article{}, fmt.Errorf("front matter %v", err)
 	}
 	if strings.TrimSpace(fm.Class) == "" {
 		a.Class = s.opts.Class
@@ -143,7 +147,7 @@ func validationReason(err error) error {
 		return fmt.Errorf("%v: remove the NUL bytes from the title in the front matter or the first heading", err)
 	case fe.Field == "title" && strings.Contains(fe.Message, "long"):
 		return fmt.Errorf("%v: shorten the title in the front matter", err)
-	case fe.Field == "tags" || fe.Field == "metadata" || strings.HasPrefix(fe.Field, "metadata"):
+	case fe.Field == "tags" || fe.Field == "metadata" || strings.HasPrefix(fe.Field, "metadata"), fe.Field == "owner":
 		return fmt.Errorf("front matter %v", err)
 	}
 	return err

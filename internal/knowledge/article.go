@@ -68,6 +68,13 @@ const (
 	MaxMetadataKey   = 100  // bytes
 	MaxMetadataValue = 1000 // bytes
 	MaxNameLen       = 100  // bytes, for collections and classes
+	MaxOwnerLen      = 200  // characters
+)
+
+// Bounds of Article.ReviewEvery. A year counts 365 days here.
+const (
+	MinReviewEvery = 24 * time.Hour
+	MaxReviewEvery = 5 * 365 * 24 * time.Hour
 )
 
 // Article is one version of a knowledge article. Fields that the store sets
@@ -84,6 +91,33 @@ type Article struct {
 	Version    int64             `json:"version"`
 	CreatedAt  time.Time         `json:"created_at"`
 	UpdatedAt  time.Time         `json:"updated_at"`
+	// ReviewEvery is how often the article must be reviewed, from
+	// MinReviewEvery to MaxReviewEvery, or zero when it needs no review.
+	// Every new version counts as a review. It has no JSON name because
+	// encoding/json would write nanoseconds, so callers write it with
+	// FormatDuration.
+	ReviewEvery time.Duration `json:"-"`
+	// Owner is who reviews the article, such as a team or an email
+	// address: free text of at most MaxOwnerLen characters on one line.
+	Owner string `json:"owner,omitempty"`
+}
+
+// ReviewDue returns when the next review of this version falls due: its
+// UpdatedAt, because writing a version counts as a review, plus
+// ReviewEvery. It returns the zero time when ReviewEvery is zero.
+func (a *Article) ReviewDue() time.Time {
+	if a.ReviewEvery <= 0 {
+		return time.Time{}
+	}
+	return a.UpdatedAt.Add(a.ReviewEvery)
+}
+
+// ReviewOverdue reports whether a review of this version was due at or
+// before now. It is meaningful for the current version only, because a
+// later version is a review of the article.
+func (a *Article) ReviewOverdue(now time.Time) bool {
+	due := a.ReviewDue()
+	return !due.IsZero() && !now.Before(due)
 }
 
 // Normalize fills defaults and puts tags in a canonical order so that equal
@@ -95,6 +129,7 @@ func (a *Article) Normalize() {
 	}
 	a.Title = strings.TrimSpace(a.Title)
 	a.Collection = strings.TrimSpace(a.Collection)
+	a.Owner = strings.TrimSpace(a.Owner)
 	a.Class = Class(strings.ToLower(strings.TrimSpace(string(a.Class))))
 	tags := make([]string, 0, len(a.Tags))
 	for _, t := range a.Tags {
@@ -121,7 +156,12 @@ func (a *Article) ContentHash() string {
 		Tags                    []string
 		Metadata                map[string]string
 		Status                  Status
-	}{a.Title, a.Body, a.Collection, a.Class, a.Tags, a.Metadata, a.Status})
+		// The review fields are left out when empty, so that articles
+		// written before these fields existed keep their hashes and a
+		// repeated import of them creates no version.
+		ReviewEvery time.Duration `json:",omitempty"`
+		Owner       string        `json:",omitempty"`
+	}{a.Title, a.Body, a.Collection, a.Class, a.Tags, a.Metadata, a.Status, a.ReviewEvery, a.Owner})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -194,7 +234,74 @@ func (a *Article) Validate() error {
 			return err
 		}
 	}
+	if err := checkReviewEvery("review_every", a.ReviewEvery); err != nil {
+		return err
+	}
+	return checkOwner(a.Owner)
+}
+
+// checkReviewEvery checks a review interval given under the name field.
+// Zero means no review.
+func checkReviewEvery(field string, d time.Duration) error {
+	switch {
+	case d == 0:
+		return nil
+	case d < MinReviewEvery:
+		return &FieldError{Field: field, Message: fmt.Sprintf("is %s; the minimum is %s (one day): give a longer interval, or none when the article needs no review", FormatDuration(d), FormatDuration(MinReviewEvery))}
+	case d > MaxReviewEvery:
+		return &FieldError{Field: field, Message: fmt.Sprintf("is %s; the maximum is %s (5 years): give a shorter interval", FormatDuration(d), FormatDuration(MaxReviewEvery))}
+	}
 	return nil
+}
+
+// checkOwner checks a trimmed owner. Owners appear in search results and
+// events, so control characters, which could garble a terminal or forge
+// log lines, are rejected.
+func checkOwner(owner string) error {
+	if !utf8.ValidString(owner) {
+		return &FieldError{Field: "owner", Message: "is not valid UTF-8: send the owner as UTF-8 text"}
+	}
+	if n := utf8.RuneCountInString(owner); n > MaxOwnerLen {
+		return &FieldError{Field: "owner", Message: fmt.Sprintf("is %d characters long; the maximum is %d: name a team or an email address", n, MaxOwnerLen)}
+	}
+	if i := strings.IndexFunc(owner, unicode.IsControl); i >= 0 {
+		c, _ := utf8.DecodeRuneInString(owner[i:])
+		return &FieldError{Field: "owner", Message: fmt.Sprintf("contains the control character %U at byte %d: write the owner on one line of printable characters", c, i)}
+	}
+	return nil
+}
+
+// ParseReviewEvery reads and checks a review interval given as a Go
+// duration, such as "2160h" for 90 days, under the name field, so that
+// errors name the field as the caller wrote it. The empty string is zero,
+// no review.
+func ParseReviewEvery(field, s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, &FieldError{Field: field, Message: fmt.Sprintf("%q is not a duration: use hours, such as 2160h for 90 days or 8760h for a year", s)}
+	}
+	if err := checkReviewEvery(field, d); err != nil {
+		return 0, err
+	}
+	return d, nil
+}
+
+// FormatDuration returns d as a Go duration without zero minutes and
+// seconds at its end, such as "2160h" rather than "2160h0m0s" or "1h30m"
+// rather than "1h30m0s". time.ParseDuration reads it back.
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // checkMetadataKey checks a metadata key given under the field prefix, such

@@ -597,7 +597,7 @@ func (d *dispatcher) finishDelivered(changes []*knowledge.Change, recs []store.A
 	now := d.m.cfg.Now()
 	for i := range recs {
 		recs[i].Outcome = store.OutcomeDelivered
-		d.m.cfg.Metrics.observeAttempt(d.in.ID, recs[i].Outcome, recs[i].Latency)
+		d.m.cfg.Metrics.observeAttempt(d.in.ID, recs[i].Outcome, recs[i].StatusCode, recs[i].Latency)
 		d.m.cfg.Metrics.observeDelivered(d.in.ID, now.Sub(changes[i].Time))
 		d.countDelivery()
 	}
@@ -624,7 +624,7 @@ func (d *dispatcher) finishDelivered(changes []*knowledge.Change, recs []store.A
 func (d *dispatcher) finishFailed(recs []store.Attempt, exhausted bool) {
 	for i := range recs {
 		recs[i].Outcome = store.OutcomeFailed
-		d.m.cfg.Metrics.observeAttempt(d.in.ID, recs[i].Outcome, recs[i].Latency)
+		d.m.cfg.Metrics.observeAttempt(d.in.ID, recs[i].Outcome, recs[i].StatusCode, recs[i].Latency)
 		d.countDelivery()
 	}
 	rec := recs[len(recs)-1]
@@ -646,7 +646,7 @@ func (d *dispatcher) finishFailed(recs []store.Attempt, exhausted bool) {
 func (d *dispatcher) recordRetrying(recs []store.Attempt, due time.Time, delay time.Duration) {
 	for i := range recs {
 		recs[i].Outcome = store.OutcomeRetrying
-		d.m.cfg.Metrics.observeAttempt(d.in.ID, recs[i].Outcome, recs[i].Latency)
+		d.m.cfg.Metrics.observeAttempt(d.in.ID, recs[i].Outcome, recs[i].StatusCode, recs[i].Latency)
 	}
 	rec := recs[len(recs)-1]
 	d.batch.attempts = append(d.batch.attempts, recs...)

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/khub-dev/khub/internal/knowledge"
 )
@@ -28,14 +29,26 @@ const eventTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 // event is a CloudEvents 1.0 envelope. Fields encode in declaration order.
 type event struct {
-	SpecVersion     string            `json:"specversion"`
-	ID              string            `json:"id"`
-	Source          string            `json:"source"`
-	Type            string            `json:"type"`
-	Subject         string            `json:"subject"`
-	Time            string            `json:"time"`
-	DataContentType string            `json:"datacontenttype"`
-	Data            knowledge.Article `json:"data"`
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject"`
+	Time            string    `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	Data            eventData `json:"data"`
+}
+
+// eventData is the article version of an event with its review interval
+// and due time. ReviewDue follows from the version alone, so every retry
+// of a change encodes the same bytes. Whether the review is overdue
+// depends on when the event is read, so receivers compare review_due with
+// their own clock. Computing it as of the change would give false every
+// time, because a new version counts as a review.
+type eventData struct {
+	knowledge.Article
+	ReviewEvery string     `json:"review_every,omitempty"`
+	ReviewDue   *time.Time `json:"review_due,omitempty"`
 }
 
 // EventID returns the event id of a change: "evt_" and its cursor. The id
@@ -70,7 +83,12 @@ func BuildEvent(source string, c *knowledge.Change) ([]byte, error) {
 		Subject:         c.ArticleID,
 		Time:            c.Time.UTC().Format(eventTimeLayout),
 		DataContentType: "application/json",
-		Data:            article,
+		Data:            eventData{Article: article},
+	}
+	if article.ReviewEvery > 0 {
+		due := article.ReviewDue()
+		ev.Data.ReviewEvery = knowledge.FormatDuration(article.ReviewEvery)
+		ev.Data.ReviewDue = &due
 	}
 
 	var buf bytes.Buffer

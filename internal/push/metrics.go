@@ -1,6 +1,7 @@
 package push
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,8 +23,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "khub_push_deliveries_total",
-			Help: "Webhook delivery attempts by integration and outcome (delivered, retrying or failed).",
-		}, []string{"integration_id", "outcome"}),
+			Help: "Webhook delivery attempts by integration, outcome (delivered, retrying or failed) and status class of the response (2xx, 4xx, 5xx, or error when no response arrived).",
+		}, []string{"integration_id", "outcome", "status_class"}),
 		attemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "khub_push_attempt_duration_seconds",
 			Help:    "Duration of one webhook attempt, from sending the request to reading the response or failing.",
@@ -41,11 +42,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) observeAttempt(integrationID, outcome string, duration time.Duration) {
+// observeAttempt counts one attempt. status is the HTTP status code of the
+// response, or 0 when the attempt failed without one.
+func (m *Metrics) observeAttempt(integrationID, outcome string, status int, duration time.Duration) {
 	if m == nil {
 		return
 	}
-	m.attempts.WithLabelValues(integrationID, outcome).Inc()
+	m.attempts.WithLabelValues(integrationID, outcome, statusClass(status)).Inc()
 	m.attemptDuration.WithLabelValues(integrationID).Observe(duration.Seconds())
 }
 
@@ -64,4 +67,17 @@ func (m *Metrics) forget(integrationID string) {
 	m.attempts.DeletePartialMatch(labels)
 	m.attemptDuration.DeletePartialMatch(labels)
 	m.deliveryLatency.DeletePartialMatch(labels)
+}
+
+// statusClass returns the status_class label of an HTTP status code: "1xx"
+// to "5xx", "error" for 0 (a timeout or a connection error), and "other"
+// for codes outside 100 to 599.
+func statusClass(status int) string {
+	switch {
+	case status == 0:
+		return "error"
+	case status >= 100 && status <= 599:
+		return strconv.Itoa(status/100) + "xx"
+	}
+	return "other"
 }

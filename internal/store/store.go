@@ -4,11 +4,15 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store/fulltext"
 )
 
 // Errors that back-ends return, wrapped or bare; callers test with
@@ -18,6 +22,10 @@ var (
 	// ErrConflict means a precondition failed: the article's current
 	// version is not the expected one, or it already exists.
 	ErrConflict = errors.New("conflict")
+	// ErrBadCursor means that SearchQuery.Cursor is not a cursor that
+	// Search returned for the same text and filters. The error's message
+	// says what to send instead.
+	ErrBadCursor = fulltext.ErrBadCursor
 )
 
 // Store is the persistent state of one hub. Implementations are safe for
@@ -34,8 +42,9 @@ type Store interface {
 	GetArticleVersion(ctx context.Context, id string, version int64) (knowledge.Article, error)
 	// ListVersions returns every version of an article, oldest first.
 	ListVersions(ctx context.Context, id string) ([]knowledge.Article, error)
-	// Search runs a full-text query over current, non-archived versions.
-	Search(ctx context.Context, q SearchQuery) ([]SearchHit, error)
+	// Search runs a full-text query over current, non-archived versions
+	// and returns one page of hits; see SearchQuery for the contract.
+	Search(ctx context.Context, q SearchQuery) (SearchResult, error)
 	// CountArticles returns the number of current, non-archived articles.
 	CountArticles(ctx context.Context) (int64, error)
 
@@ -76,6 +85,15 @@ type Store interface {
 	GetIntegrationByToken(ctx context.Context, tokenHash string) (IntegrationState, error)
 	ListIntegrations(ctx context.Context) ([]IntegrationState, error)
 	DeleteIntegration(ctx context.Context, id string) error
+	// UpdateIntegration writes the fields of u to the integration and
+	// leaves everything else alone. It returns ErrNotFound for an unknown
+	// integration.
+	UpdateIntegration(ctx context.Context, id string, u IntegrationUpdate) error
+	// CountChanges counts the change-log entries committed at or after
+	// since whose article version matches scope, grouped by class and
+	// change type, in no particular order. A zero since counts the whole
+	// log. Pruned entries are not counted.
+	CountChanges(ctx context.Context, scope knowledge.Scope, since time.Time) ([]ChangeTally, error)
 
 	// CommitDelivery records delivery attempts and moves the integration's
 	// push cursor forward in one transaction. PushCursor never moves back:
@@ -111,6 +129,45 @@ type Store interface {
 	// integration over without waiting for expiry. Releasing a lease that
 	// node does not hold, or of an unknown integration, does nothing.
 	ReleaseLease(ctx context.Context, integrationID, node string) error
+
+	// RecordStaleness stores freshness samples in one transaction. A sample
+	// with the integration and At of a stored one merges into it, keeping
+	// the larger staleness and WithinWindow only when both were within, so
+	// nodes that sample the same bucket keep one sample, the worst. Samples
+	// of unknown integrations are dropped without error.
+	RecordStaleness(ctx context.Context, samples []StalenessSample) error
+	// StalenessSeries returns the integration's samples with since <= At <
+	// until, merged into consecutive steps of length step from since and
+	// oldest first. Each step with samples gives one sample at the step's
+	// start with the worst staleness, within the window only when all its
+	// samples were. An unknown integration has no samples.
+	StalenessSeries(ctx context.Context, integrationID string, since, until time.Time, step time.Duration) ([]StalenessSample, error)
+	// SummarizeStaleness condenses the integration's samples with At in
+	// the hour and in the 24 hours up to now, both ends included.
+	SummarizeStaleness(ctx context.Context, integrationID string, now time.Time) (StalenessSummary, error)
+	// PruneStaleness deletes the samples with At before the given time and
+	// returns how many it deleted.
+	PruneStaleness(ctx context.Context, before time.Time) (int64, error)
+
+	// DescribeVersions returns, for each key that names a stored version,
+	// that version and its article's current version, both without their
+	// bodies. Keys that name no version are left out of the map. It takes
+	// at most MaxReceipts keys.
+	DescribeVersions(ctx context.Context, keys []VersionKey) (map[VersionKey]VersionInfo, error)
+	// RecordReceipts records at the given time that the integration's tool
+	// applied the given versions, at most MaxReceipts of them. For each
+	// article it keeps the highest version, so a receipt for a lower
+	// version updates only ReceivedAt. It returns ErrNotFound and records
+	// nothing when the integration is unknown or a key names no stored
+	// version.
+	RecordReceipts(ctx context.Context, integrationID string, keys []VersionKey, at time.Time) error
+	// SummarizeReceipts counts the integration's receipts, and the
+	// articles behind among them up to maxBehind.
+	SummarizeReceipts(ctx context.Context, in *knowledge.Integration, maxBehind int) (ReceiptSummary, error)
+	// ArticleProgress returns the integration's receipt for the article
+	// and the highest versions of it that were pushed and pulled. An
+	// unknown integration or article has zero progress.
+	ArticleProgress(ctx context.Context, in *IntegrationState, articleID string) (ArticleProgress, error)
 
 	Close() error
 }
@@ -149,28 +206,108 @@ type SaveResult struct {
 	Change  knowledge.Change  // the new entry when Changed
 }
 
-// SearchQuery is a full-text search. Text uses the back-end's query syntax
-// after the store has quoted each term, so user input cannot inject
-// operators; an empty Text lists matching articles, newest first.
+// SearchQuery is a full-text search.
+//
+// Text follows the syntax of fulltext.Query: words separated by white space
+// must all appear, text in double quotes is a phrase, and a word ending in
+// '*' is a prefix of at least three letters. Case and accents are ignored,
+// CJK text matches any substring of two or more characters, and symbols,
+// emoji and the operators of the back-ends' own query languages are
+// searched as separators, so no input is an error. When no article has
+// every term and there are several, any term may match (see Any). An empty
+// Text lists matching articles, most recently updated first.
 type SearchQuery struct {
 	Text string
 	// Filters must all match; the first is usually the caller's scope and
 	// the second the request's own filters.
 	Filters []knowledge.Scope
 	Limit   int // 1 to 100; 0 means 20
+	// Any matches articles that have any of the terms, ranked by BM25 on
+	// SQLite and cover density on PostgreSQL, instead of all of them first.
+	// Lookups use it for long, noisy text.
+	Any bool
+	// Cursor is SearchResult.Next of the previous page, empty for the first
+	// page. A cursor from another text or other filters is ErrBadCursor.
+	Cursor string
+	// Facets asks for SearchResult.Facets.
+	Facets bool
+	// NoSnippets leaves Snippet, SnippetHTML and Matched empty and saves
+	// reading the body of each hit.
+	NoSnippets bool
+}
+
+// SearchResult is one page of hits.
+type SearchResult struct {
+	Hits []SearchHit
+	// Next continues with the following page when passed as
+	// SearchQuery.Cursor with the same text and filters; it is empty on the
+	// last page and once fulltext.MaxDepth hits have been returned. Pages
+	// neither repeat nor skip hits while articles that the query does not
+	// match are written between them; fulltext.NextPage explains why.
+	Next string
+	// Facets counts every match of the query, not only this page; nil
+	// unless SearchQuery.Facets is set.
+	Facets *Facets
+}
+
+// Facets are counts of the articles that match a query, by class,
+// collection and tag, each sorted by count, highest first, then by value.
+type Facets struct {
+	Classes     []FacetCount `json:"classes"`
+	Collections []FacetCount `json:"collections"`
+	// Tags holds the MaxTagFacets most frequent tags.
+	Tags []FacetCount `json:"tags"`
+}
+
+// MaxTagFacets is the number of tags that Facets.Tags holds.
+const MaxTagFacets = 20
+
+// FacetCount is the number of matching articles with one value.
+type FacetCount struct {
+	Value string `json:"value"`
+	Count int64  `json:"count"`
+}
+
+// Sort orders each facet by count, highest first, then by value, and keeps
+// the MaxTagFacets most frequent tags. Back-ends call it before they
+// return facets.
+func (f *Facets) Sort() {
+	for _, list := range []*[]FacetCount{&f.Classes, &f.Collections, &f.Tags} {
+		slices.SortFunc(*list, func(a, b FacetCount) int {
+			if c := cmp.Compare(b.Count, a.Count); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Value, b.Value)
+		})
+	}
+	f.Tags = f.Tags[:min(len(f.Tags), MaxTagFacets)]
 }
 
 // SearchHit is one ranked result.
 type SearchHit struct {
-	ID      string           `json:"id"`
-	Title   string           `json:"title"`
-	Class   knowledge.Class  `json:"class"`
-	Status  knowledge.Status `json:"status"`
-	Version int64            `json:"version"`
-	// Snippet is plain text around the best match, with matched terms in
-	// [brackets].
-	Snippet string `json:"snippet"`
-	// Score is higher for better matches (negated BM25 on SQLite).
+	ID         string            `json:"id"`
+	Title      string            `json:"title"`
+	Collection string            `json:"collection"`
+	Class      knowledge.Class   `json:"class"`
+	Tags       []string          `json:"tags"`
+	Metadata   map[string]string `json:"metadata"`
+	Status     knowledge.Status  `json:"status"`
+	Version    int64             `json:"version"`
+	// Snippet is plain text around the best match, with each match between
+	// '[' and ']' (fulltext.MarkOpen and MarkClose). SnippetHTML is the
+	// same text HTML-escaped, with each match in <mark></mark>; it is safe
+	// to insert into a page, and unlike Snippet it is unambiguous where the
+	// article text has brackets of its own. Without search text both are
+	// the start of the body.
+	Snippet     string `json:"snippet"`
+	SnippetHTML string `json:"snippet_html"`
+	// Matched lists the query terms found in the title, tags or body, as
+	// written in the query.
+	Matched []string `json:"matched,omitempty"`
+	// Score is higher for better matches: negated BM25 on SQLite, with the
+	// title weighted 10, tags 5 and body 1; ts_rank_cd on PostgreSQL, with
+	// weights A, B and C. Scores of the two back-ends are not comparable.
+	// It is 0 without search text.
 	Score float64 `json:"score"`
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,15 +15,13 @@ import (
 // versionColumns are the article_versions columns that scanVersion reads,
 // for a table aliased v.
 const versionColumns = `v.article_id, v.version, v.title, v.body, v.collection, v.class,
-	v.tags, v.metadata, v.status, v.created_at, v.updated_at`
+	v.tags, v.metadata, v.status, v.created_at, v.updated_at, v.review_every_ns, v.owner`
 
 // searchConfig is the text search configuration of the search document and
 // of queries. 'simple' lower-cases words and neither stems nor drops stop
 // words, so "cert" does not match "certificate", as in the SQLite back-end.
-// It is built in, where the unaccent extension may be missing.
-//
-// NOTE: without unaccent, "cafe" does not find "café" here, while SQLite's
-// tokenizer removes diacritics and finds it. "café" finds "café" in both.
+// It is built in. Accents are folded before the text reaches it, by
+// indexFields and fulltext.Parse, so "cafe" finds "café" as on SQLite.
 const searchConfig = "'simple'::regconfig"
 
 // documentSQL computes the search document from the title, the tags joined
@@ -40,14 +37,16 @@ func scanVersion(row pgx.Row, extra ...any) (knowledge.Article, error) {
 	var (
 		a             knowledge.Article
 		class, status string
+		reviewEvery   int64
 	)
 	dest := append([]any{&a.ID, &a.Version, &a.Title, &a.Body, &a.Collection, &class,
-		&a.Tags, &a.Metadata, &status, &a.CreatedAt, &a.UpdatedAt}, extra...)
+		&a.Tags, &a.Metadata, &status, &a.CreatedAt, &a.UpdatedAt, &reviewEvery, &a.Owner}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return a, mapError(err)
 	}
 	a.Class = knowledge.Class(class)
 	a.Status = knowledge.Status(status)
+	a.ReviewEvery = time.Duration(reviewEvery)
 	// Normalize leaves empty, not nil, tags and metadata.
 	if a.Tags == nil {
 		a.Tags = []string{}
@@ -162,20 +161,23 @@ func (s *Store) SaveArticle(ctx context.Context, a knowledge.Article, opts store
 func insertVersion(ctx context.Context, tx pgx.Tx, next *knowledge.Article, hash string) error {
 	var seq int64
 	err := tx.QueryRow(ctx, `INSERT INTO article_versions
-		(article_id, version, title, body, collection, class, tags, metadata, status, hash, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq`,
+		(article_id, version, title, body, collection, class, tags, metadata, status, hash, created_at, updated_at,
+		 review_every_ns, owner)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq`,
 		next.ID, next.Version, next.Title, next.Body, next.Collection, string(next.Class),
 		next.Tags, next.Metadata, string(next.Status), hash, next.CreatedAt, next.UpdatedAt,
+		int64(next.ReviewEvery), next.Owner,
 	).Scan(&seq)
 	if err != nil {
 		return fmt.Errorf("store article %q version %d: %w", next.ID, next.Version, mapError(err))
 	}
+	title, tags, body := indexFields(next.Title, next.Tags, next.Body)
 	_, err = tx.Exec(ctx, `INSERT INTO articles (id, current_seq, version, status, hash, document)
 		VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 <> 'archived' THEN `+documentSQL("$6", "$7", "$8")+` END)
 		ON CONFLICT (id) DO UPDATE SET current_seq = excluded.current_seq, version = excluded.version,
 			status = excluded.status, hash = excluded.hash, document = excluded.document`,
 		next.ID, seq, next.Version, string(next.Status), hash,
-		next.Title, strings.Join(next.Tags, " "), next.Body)
+		title, tags, body)
 	if err != nil {
 		return fmt.Errorf("make article %q version %d current: %w", next.ID, next.Version, mapError(err))
 	}

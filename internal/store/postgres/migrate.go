@@ -29,6 +29,7 @@ const (
 // versions in the schema's own goose_db_version table and holds a session
 // advisory lock while it runs, so nodes that start at once apply each
 // migration exactly once and the others wait for it.
+// It then rebuilds the search documents if their analyzer is out of date.
 func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	dir, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
@@ -54,8 +55,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	if err != nil {
 		return err
 	}
-	_, err = provider.Up(ctx)
-	return err
+	if _, err := provider.Up(ctx); err != nil {
+		return err
+	}
+	return rebuildSearchIndex(ctx, pool)
 }
 
 // migrationLockID returns the advisory lock key of schema's migrations. It

@@ -8,6 +8,7 @@ import (
 
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store"
+	"github.com/khub-dev/khub/internal/store/fulltext"
 )
 
 // saveTest stores a and fails the test on error.
@@ -32,10 +33,11 @@ func TestSearchFieldWeights(t *testing.T) {
 	inTitle.Title = "Zephyr rollout"
 	saveTest(t, s, inTitle)
 
-	hits, err := s.Search(context.Background(), store.SearchQuery{Text: "zephyr"})
+	res, err := s.Search(context.Background(), store.SearchQuery{Text: "zephyr"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	hits := res.Hits
 	if got, want := hitIDs(hits), []string{"in-title", "in-tag", "in-body"}; !slices.Equal(got, want) {
 		t.Fatalf("hits = %v, want %v (title, then tags, then body)", got, want)
 	}
@@ -61,18 +63,19 @@ func TestSearchSnippetWindow(t *testing.T) {
 	a.Body = strings.Join(words, " ")
 	saveTest(t, s, a)
 
-	hits, err := s.Search(context.Background(), store.SearchQuery{Text: "needle"})
+	res, err := s.Search(context.Background(), store.SearchQuery{Text: "needle"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	hits := res.Hits
 	if len(hits) != 1 {
 		t.Fatalf("hits = %v, want [long]", hitIDs(hits))
 	}
 	if !strings.Contains(hits[0].Snippet, "[needle]") {
 		t.Errorf("snippet = %q, want [needle]", hits[0].Snippet)
 	}
-	if n := len(strings.Fields(hits[0].Snippet)); n > snippetWords {
-		t.Errorf("snippet has %d words, want at most %d", n, snippetWords)
+	if n := len(strings.Fields(hits[0].Snippet)); n > fulltext.SnippetWords {
+		t.Errorf("snippet has %d words, want at most %d", n, fulltext.SnippetWords)
 	}
 }
 

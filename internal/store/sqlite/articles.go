@@ -16,7 +16,7 @@ import (
 // versionColumns are the article_versions columns that scanVersion reads,
 // for a table aliased v.
 const versionColumns = `v.article_id, v.version, v.title, v.body, v.collection, v.class,
-	v.tags, v.metadata, v.status, v.created_at, v.updated_at`
+	v.tags, v.metadata, v.status, v.created_at, v.updated_at, v.review_every_ns, v.owner`
 
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface {
@@ -30,14 +30,16 @@ func scanVersion(sc scanner, extra ...any) (knowledge.Article, error) {
 		tags, metadata   string
 		created, updated sql.NullString
 		class, status    string
+		reviewEvery      int64
 	)
 	dest := append([]any{&a.ID, &a.Version, &a.Title, &a.Body, &a.Collection, &class,
-		&tags, &metadata, &status, &created, &updated}, extra...)
+		&tags, &metadata, &status, &created, &updated, &reviewEvery, &a.Owner}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return a, mapError(err)
 	}
 	a.Class = knowledge.Class(class)
 	a.Status = knowledge.Status(status)
+	a.ReviewEvery = time.Duration(reviewEvery)
 	if err := json.Unmarshal([]byte(tags), &a.Tags); err != nil {
 		return a, fmt.Errorf("sqlite: article %q version %d: stored tags are invalid: %w", a.ID, a.Version, err)
 	}
@@ -141,10 +143,12 @@ func (s *Store) SaveArticle(ctx context.Context, a knowledge.Article, opts store
 
 		var seq int64
 		err = tx.QueryRowContext(ctx, `INSERT INTO article_versions
-			(article_id, version, title, body, collection, class, tags, metadata, status, hash, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+			(article_id, version, title, body, collection, class, tags, metadata, status, hash, created_at, updated_at,
+			 review_every_ns, owner)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
 			next.ID, next.Version, next.Title, next.Body, next.Collection, string(next.Class),
 			tags, metadata, string(next.Status), hash, formatTime(next.CreatedAt), formatTime(next.UpdatedAt),
+			int64(next.ReviewEvery), next.Owner,
 		).Scan(&seq)
 		if err != nil {
 			return mapError(err)
@@ -157,7 +161,7 @@ func (s *Store) SaveArticle(ctx context.Context, a knowledge.Article, opts store
 		if err != nil {
 			return mapError(err)
 		}
-		if err := updateSearchIndex(ctx, tx, prev, &next, seq, tags); err != nil {
+		if err := updateSearchIndex(ctx, tx, prev, &next, seq); err != nil {
 			return err
 		}
 
@@ -200,28 +204,6 @@ func checkPreconditions(id string, prev *currentVersion, opts store.SaveOptions)
 		return fmt.Errorf("article %q does not exist, expected version %d: %w", id, opts.IfVersion, store.ErrConflict)
 	case opts.IfVersion != 0 && prev.article.Version != opts.IfVersion:
 		return fmt.Errorf("article %q is at version %d, expected version %d: %w", id, prev.article.Version, opts.IfVersion, store.ErrConflict)
-	}
-	return nil
-}
-
-// updateSearchIndex replaces the article's row in article_fts: the old
-// version's row goes, and the new one is added unless it is archived. The
-// delete repeats the indexed text exactly, as external-content FTS5 tables
-// require.
-func updateSearchIndex(ctx context.Context, tx *sql.Tx, prev *currentVersion, next *knowledge.Article, seq int64, tags string) error {
-	if prev != nil && prev.article.Status != knowledge.StatusArchived {
-		_, err := tx.ExecContext(ctx, `INSERT INTO article_fts (article_fts, rowid, title, tags, body)
-			VALUES ('delete', ?, ?, ?, ?)`, prev.seq, prev.article.Title, prev.tags, prev.article.Body)
-		if err != nil {
-			return fmt.Errorf("sqlite: remove article %q version %d from the search index: %w", prev.article.ID, prev.article.Version, err)
-		}
-	}
-	if next.Status != knowledge.StatusArchived {
-		_, err := tx.ExecContext(ctx, `INSERT INTO article_fts (rowid, title, tags, body) VALUES (?, ?, ?, ?)`,
-			seq, next.Title, tags, next.Body)
-		if err != nil {
-			return fmt.Errorf("sqlite: index article %q version %d: %w", next.ID, next.Version, err)
-		}
 	}
 	return nil
 }

@@ -15,9 +15,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migrate applies every pending migration. goose records applied versions in
-// its goose_db_version table, so running it on an up-to-date file does
-// nothing.
+// migrate applies every pending migration, then rebuilds the search index
+// if its analyzer is out of date. goose records applied versions in its
+// goose_db_version table, so running it on an up-to-date file does nothing.
 func migrate(ctx context.Context, db *sql.DB) error {
 	dir, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
@@ -27,6 +27,8 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	_, err = provider.Up(ctx)
-	return err
+	if _, err := provider.Up(ctx); err != nil {
+		return err
+	}
+	return rebuildSearchIndex(ctx, db)
 }

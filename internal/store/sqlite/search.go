@@ -1,21 +1,24 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
-	"unicode"
+	"time"
 
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store"
+	"github.com/khub-dev/khub/internal/store/fulltext"
 )
 
 // Search result sizes.
 const (
 	defaultSearchLimit = 20
 	maxSearchLimit     = 100
-	snippetTokens      = 16
 )
 
 // bm25Rank is the rank function of article_fts, with weights for the
@@ -23,170 +26,542 @@ const (
 // tags, then the body.
 const bm25Rank = "bm25(10.0, 5.0, 1.0)"
 
-// snippetOpen and snippetClose mark matches in snippet() output. They are
-// private-use characters, which article text practically never contains, so
-// a body snippet without them means that the body did not match. They are
-// replaced by '[' and ']' afterwards.
-const (
-	snippetOpen  = "\uE000"
-	snippetClose = "\uE001"
-)
+// listPrefix is how much of a body a listing without search text reads for
+// its snippet, in bytes: fulltext.SnippetWords words of any sensible
+// length fit.
+const listPrefix = 1000
 
-// Column numbers of article_fts.
-const (
-	titleColumn = 0
-	bodyColumn  = 2
-)
+// reindexBatch is the number of articles that rebuildSearchIndex reads at
+// a time.
+const reindexBatch = 500
 
-// snippetSQL returns the snippet() call for one article_fts column.
-func snippetSQL(column int) string {
-	return fmt.Sprintf("snippet(article_fts, %d, '%s', '%s', '…', %d)", column, snippetOpen, snippetClose, snippetTokens)
+// rebuildSearchIndex fills article_fts and article_search from the current
+// versions when the analyzer that built them, recorded in search_index, is
+// not fulltext.AnalyzerVersion: after migration 00005 created the tables,
+// and whenever the analyzer's rules change. It runs in one write
+// transaction, so a crash leaves the old index and the old version, and the
+// next Open rebuilds again.
+func rebuildSearchIndex(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return mapError(err)
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, `SELECT analyzer FROM search_index`).Scan(&version); err != nil {
+		return fmt.Errorf("sqlite: read the search index version: %w", err)
+	}
+	if version == fulltext.AnalyzerVersion {
+		return nil
+	}
+	for _, stmt := range []string{`DELETE FROM article_fts`, `DELETE FROM article_search`,
+		`DELETE FROM article_search_tags`, `DELETE FROM article_search_metadata`} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("sqlite: clear the search index: %w", err)
+		}
+	}
+	last := int64(-1)
+	for {
+		rows, err := tx.QueryContext(ctx, `SELECT `+versionColumns+`, v.seq
+			FROM articles a JOIN article_versions v ON v.seq = a.current_seq
+			WHERE a.status <> 'archived' AND v.seq > ? ORDER BY v.seq LIMIT ?`, last, reindexBatch)
+		if err != nil {
+			return mapError(err)
+		}
+		type row struct {
+			a   knowledge.Article
+			seq int64
+		}
+		var batch []row
+		for rows.Next() {
+			var r row
+			if r.a, err = scanVersion(rows, &r.seq); err != nil {
+				rows.Close()
+				return err
+			}
+			batch = append(batch, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return mapError(err)
+		}
+		for _, r := range batch {
+			if err := indexVersion(ctx, tx, &r.a, r.seq); err != nil {
+				return fmt.Errorf("sqlite: rebuild the search index at article %q: %w", r.a.ID, err)
+			}
+			last = r.seq
+		}
+		if len(batch) < reindexBatch {
+			break
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE search_index SET analyzer = ?`, fulltext.AnalyzerVersion); err != nil {
+		return mapError(err)
+	}
+	return mapError(tx.Commit())
 }
 
-// Search implements store.Store. Every term of q.Text is quoted as an FTS5
-// string, so operators, column filters and quotes in the input are searched
-// for as text. All terms must match. When that finds nothing and there were
-// several terms, any term may match.
-func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.SearchHit, error) {
+// indexVersion adds one article version to article_fts, as analyzed text,
+// and to article_search with its tags and metadata.
+func indexVersion(ctx context.Context, tx *sql.Tx, a *knowledge.Article, seq int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO article_fts (rowid, title, tags, body) VALUES (?, ?, ?, ?)`,
+		seq, fulltext.IndexText(a.Title), fulltext.IndexText(strings.Join(a.Tags, " ")), fulltext.IndexText(a.Body))
+	if err != nil {
+		return err
+	}
+	tags, err := encodeJSON(a.Tags)
+	if err != nil {
+		return err
+	}
+	metadata, err := encodeJSON(a.Metadata)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO article_search
+		(seq, article_id, version, title, collection, class, tags, metadata, status, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		seq, a.ID, a.Version, a.Title, a.Collection, string(a.Class), tags, metadata, string(a.Status), formatTime(a.UpdatedAt))
+	if err != nil {
+		return err
+	}
+	for _, t := range a.Tags {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO article_search_tags (seq, tag) VALUES (?, ?)`, seq, t); err != nil {
+			return err
+		}
+	}
+	for k, v := range a.Metadata {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO article_search_metadata (seq, key, value) VALUES (?, ?, ?)`, seq, k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateSearchIndex replaces the article's rows in article_fts,
+// article_search and its tag and metadata tables: the old version's rows go, and the new one is added
+// unless it is archived. article_fts is contentless with
+// contentless_delete, so the delete needs only the rowid.
+func updateSearchIndex(ctx context.Context, tx *sql.Tx, prev *currentVersion, next *knowledge.Article, seq int64) error {
+	if prev != nil && prev.article.Status != knowledge.StatusArchived {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM article_fts WHERE rowid = ?`, prev.seq); err != nil {
+			return fmt.Errorf("sqlite: remove article %q version %d from the search index: %w", prev.article.ID, prev.article.Version, err)
+		}
+		for _, table := range []string{"article_search", "article_search_tags", "article_search_metadata"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE seq = ?`, prev.seq); err != nil {
+				return fmt.Errorf("sqlite: remove article %q version %d from the search index: %w", prev.article.ID, prev.article.Version, err)
+			}
+		}
+	}
+	if next.Status != knowledge.StatusArchived {
+		if err := indexVersion(ctx, tx, next, seq); err != nil {
+			return fmt.Errorf("sqlite: index article %q version %d: %w", next.ID, next.Version, err)
+		}
+	}
+	return nil
+}
+
+// Search implements store.Store. The text is parsed by package fulltext,
+// which writes each term as an FTS5 string, so operators, column filters
+// and quotes in the input are searched as text. All reads of one page run
+// in one read transaction, so the ranking, the hits and the facets come
+// from one snapshot.
+func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchResult, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = defaultSearchLimit
 	}
 	limit = min(limit, maxSearchLimit)
-
-	if strings.TrimSpace(q.Text) == "" {
-		return s.listNewest(ctx, q.Filters, limit)
-	}
-	terms := quoteTerms(q.Text)
-	if len(terms) == 0 {
-		// Nothing in the text can match a token of the index.
-		return []store.SearchHit{}, nil
-	}
-	hits, err := s.match(ctx, strings.Join(terms, " AND "), q.Filters, limit)
-	if err != nil || len(hits) > 0 || len(terms) == 1 {
-		return hits, err
-	}
-	return s.match(ctx, strings.Join(terms, " OR "), q.Filters, limit)
-}
-
-// quoteTerms splits text at white space and returns each term as an FTS5
-// string literal. Terms without a letter, digit or mark are dropped, because
-// the unicode61 tokenizer turns them into no token at all.
-//
-// NOTE: unicode61 splits text only at separators, so in scripts written
-// without spaces, such as Chinese, Japanese or Thai, a term matches only a
-// whole run of text between separators.
-func quoteTerms(text string) []string {
-	var out []string
-	for _, t := range strings.Fields(text) {
-		if !strings.ContainsFunc(t, func(r rune) bool {
-			return unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r)
-		}) {
-			continue
+	var cur *fulltext.Cursor
+	if q.Cursor != "" {
+		var err error
+		if cur, err = fulltext.DecodeCursor(q.Cursor); err != nil {
+			return store.SearchResult{}, err
 		}
-		out = append(out, `"`+strings.ReplaceAll(t, `"`, `""`)+`"`)
 	}
-	return out
+	query := fulltext.Parse(q.Text)
+	key := fulltext.CursorKey(query, q.Filters)
+	var out store.SearchResult
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		if strings.TrimSpace(q.Text) == "" {
+			out, err = listNewest(ctx, tx, q, cur, key, limit)
+		} else {
+			out, err = searchText(ctx, tx, q, &query, cur, key, limit)
+		}
+		return err
+	})
+	if err != nil {
+		return store.SearchResult{}, err
+	}
+	return out, nil
 }
 
-// match runs one FTS5 query expression and returns the best hits first.
-func (s *Store) match(ctx context.Context, expr string, filters []knowledge.Scope, limit int) ([]store.SearchHit, error) {
-	where, args := scopeFilter([]string{"article_fts MATCH ?", "rank MATCH ?"}, []any{expr, bm25Rank}, filters...)
-	args = append(args, limit)
+// searchText runs a search with text; see Search.
+func searchText(ctx context.Context, tx *sql.Tx, q store.SearchQuery, query *fulltext.Query, cur *fulltext.Cursor, key uint64, limit int) (store.SearchResult, error) {
+	out := store.SearchResult{Hits: []store.SearchHit{}}
+	if len(query.Terms) == 0 {
+		// Nothing in the text can match a token of the index.
+		if q.Facets {
+			out.Facets = &store.Facets{Classes: []store.FacetCount{}, Collections: []store.FacetCount{}, Tags: []store.FacetCount{}}
+		}
+		return out, nil
+	}
 
-	// ORDER BY rank lets FTS5 return rows best first, so SQLite stops after
-	// limit rows and computes snippet() only for them. ORDER BY bm25() would
-	// compute it for every match before sorting. CROSS JOIN keeps
-	// article_fts the outer loop, which that needs.
-	query := `SELECT v.article_id, v.title, v.class, v.status, v.version, ` +
-		snippetSQL(bodyColumn) + `, ` + snippetSQL(titleColumn) + `, rank
-		FROM article_fts CROSS JOIN article_versions v ON v.seq = article_fts.rowid
-		WHERE ` + strings.Join(where, " AND ") + `
-		ORDER BY rank LIMIT ?`
-	rows, err := s.reader.QueryContext(ctx, query, args...)
+	anyTerm := q.Any
+	if cur != nil {
+		if err := fulltext.CheckCursor(cur, key, false); err != nil {
+			return out, err
+		}
+		anyTerm = cur.Any
+	}
+	need := fulltext.Need(cur, limit)
+	ranking, err := rankQuery(ctx, tx, query, anyTerm, q.Filters, need)
 	if err != nil {
+		return out, err
+	}
+	if cur == nil && !anyTerm && len(ranking) == 0 && len(query.Terms) > 1 {
+		// No article has every term, so any term may match.
+		anyTerm = true
+		if ranking, err = rankQuery(ctx, tx, query, true, q.Filters, need); err != nil {
+			return out, err
+		}
+	}
+
+	page, next := fulltext.NextPage(ranking, cur, limit, key, anyTerm)
+	if next != nil {
+		out.Next = next.Encode()
+	}
+	if out.Hits, err = hitDetails(ctx, tx, page, query, q.NoSnippets); err != nil {
+		return out, err
+	}
+
+	if q.Facets {
+		where, args := searchFilter([]string{"article_fts MATCH ?"}, []any{query.FTS5(anyTerm)}, q.Filters...)
+		if out.Facets, err = facets(ctx, tx, `article_fts CROSS JOIN article_search v ON v.seq = article_fts.rowid`, where, args); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// searchFilter appends to where the SQL conditions that make an
+// article_search row, aliased v, match every scope, as scopeFilter does for
+// article_versions, and appends their values to args. Tags and metadata
+// are tested through article_search_tags and article_search_metadata,
+// whose indexes find the matching articles without parsing JSON.
+func searchFilter(where []string, args []any, scopes ...knowledge.Scope) ([]string, []any) {
+	for _, sc := range scopes {
+		if len(sc.Collections) > 0 {
+			where = append(where, "v.collection IN ("+placeholders(len(sc.Collections))+")")
+			for _, c := range sc.Collections {
+				args = append(args, c)
+			}
+		}
+		if len(sc.Classes) > 0 {
+			where = append(where, "v.class IN ("+placeholders(len(sc.Classes))+")")
+			for _, c := range sc.Classes {
+				args = append(args, string(c))
+			}
+		}
+		if len(sc.Tags) > 0 {
+			where = append(where, "v.seq IN (SELECT t.seq FROM article_search_tags t WHERE t.tag IN ("+placeholders(len(sc.Tags))+"))")
+			for _, t := range sc.Tags {
+				args = append(args, t)
+			}
+		}
+		for k, val := range sc.Metadata {
+			where = append(where, "v.seq IN (SELECT m.seq FROM article_search_metadata m WHERE m.key = ? AND m.value = ?)")
+			args = append(args, k, val)
+		}
+	}
+	return where, args
+}
+
+// rankQuery returns up to n matches of the query, best first; see rank.
+//
+// With anyTerm it first leaves out the terms of one word, or a prefix of
+// one word, that at least half of the articles contain. FTS5's bm25()
+// gives such a term an inverse document frequency of 1e-6, because
+// log((N - n + 0.5) / (n + 0.5)) is not positive for n >= N/2
+// (fts5_aux.c), so the term moves no score by more than about a millionth.
+// Leaving it out spares FTS5 scoring most articles, which is what makes an
+// any-term search of common words slow. Articles that contain only such
+// terms rank after all others, so when the shorter query finds fewer than
+// n matches, the whole query runs instead.
+func rankQuery(ctx context.Context, tx *sql.Tx, query *fulltext.Query, anyTerm bool, filters []knowledge.Scope, n int) ([]fulltext.Ranked, error) {
+	full := query.FTS5(anyTerm)
+	if !anyTerm || len(query.Terms) < 2 {
+		return rank(ctx, tx, full, filters, n)
+	}
+	rare, err := withoutCommonTerms(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	if len(rare.Terms) == len(query.Terms) {
+		return rank(ctx, tx, full, filters, n)
+	}
+	ranking, err := rank(ctx, tx, rare.FTS5(true), filters, n)
+	if err != nil || len(ranking) >= n {
+		return ranking, err
+	}
+	return rank(ctx, tx, full, filters, n)
+}
+
+// withoutCommonTerms returns the query without the terms of one word, or a
+// prefix of one word, that at least half of the articles contain, or the
+// query unchanged when every term is that common. A prefix counts as that
+// common when one word that starts with it is, which is a lower bound of
+// the articles that the prefix matches.
+func withoutCommonTerms(ctx context.Context, tx *sql.Tx, query *fulltext.Query) (*fulltext.Query, error) {
+	var articles int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM article_search`).Scan(&articles); err != nil {
 		return nil, mapError(err)
 	}
-	defer rows.Close()
+	rare := &fulltext.Query{}
+	for _, t := range query.Terms {
+		if len(t.Tokens) != 1 {
+			rare.Terms = append(rare.Terms, t)
+			continue
+		}
+		// U+10FFFF is the last code point, so the range holds every word
+		// that starts with the prefix.
+		stmt, args := `SELECT doc FROM article_fts_vocab WHERE term = ?`, []any{t.Tokens[0]}
+		if t.Prefix {
+			stmt, args = `SELECT max(doc) FROM article_fts_vocab WHERE term >= ? AND term < ?`, []any{t.Tokens[0], t.Tokens[0] + "\U0010FFFF"}
+		}
+		var docs sql.NullInt64
+		err := tx.QueryRowContext(ctx, stmt, args...).Scan(&docs)
+		if err != nil && err != sql.ErrNoRows {
+			return nil, mapError(err)
+		}
+		if !docs.Valid || 2*docs.Int64 < articles {
+			rare.Terms = append(rare.Terms, t)
+		}
+	}
+	if len(rare.Terms) == 0 {
+		return query, nil
+	}
+	return rare, nil
+}
 
-	hits := []store.SearchHit{}
-	for rows.Next() {
-		h, err := scanMatch(rows)
+// rank returns up to n matches of an FTS5 expression, best first and by id
+// among equal scores. ORDER BY rank alone lets FTS5 sort its matches by
+// score itself, and SQLite then reads article_search only for the rows it
+// returns or filters out, not for every match. Ties at the cut are
+// completed by reading further, so the order by (score, id) is exact.
+func rank(ctx context.Context, tx *sql.Tx, expr string, filters []knowledge.Scope, n int) ([]fulltext.Ranked, error) {
+	where, args := searchFilter([]string{"article_fts MATCH ?", "rank MATCH ?"}, []any{expr, bm25Rank}, filters...)
+	// CROSS JOIN keeps article_fts the outer loop, so FTS5 drives the query
+	// and the filters only test its matches.
+	query := `SELECT v.seq, v.article_id, rank
+		FROM article_fts CROSS JOIN article_search v ON v.seq = article_fts.rowid
+		WHERE ` + strings.Join(where, " AND ") + `
+		ORDER BY rank LIMIT ?`
+	for fetch := n + 1; ; fetch *= 2 {
+		out, err := rankRows(ctx, tx, query, append(slices.Clone(args), fetch))
 		if err != nil {
 			return nil, err
 		}
-		hits = append(hits, h)
+		slices.SortStableFunc(out, func(a, b fulltext.Ranked) int {
+			if c := cmp.Compare(b.Score, a.Score); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		// Complete when the matches ran out, or when the weakest row read
+		// scores below the n-th, so no unread row ties with it.
+		if len(out) < fetch || out[len(out)-1].Score < out[min(n, len(out))-1].Score {
+			return out[:min(n, len(out))], nil
+		}
 	}
-	return hits, mapError(rows.Err())
 }
 
-var snippetMarkers = strings.NewReplacer(snippetOpen, "[", snippetClose, "]")
-
-func scanMatch(rows *sql.Rows) (store.SearchHit, error) {
-	var (
-		h                         store.SearchHit
-		class, status             string
-		bodySnippet, titleSnippet string
-		rank                      float64
-	)
-	err := rows.Scan(&h.ID, &h.Title, &class, &status, &h.Version, &bodySnippet, &titleSnippet, &rank)
-	if err != nil {
-		return h, mapError(err)
-	}
-	h.Class = knowledge.Class(class)
-	h.Status = knowledge.Status(status)
-	// bm25() is lower for better matches.
-	h.Score = -rank
-
-	h.Snippet = bodySnippet
-	if !strings.Contains(bodySnippet, snippetOpen) {
-		// Only the title or the tags matched.
-		h.Snippet = titleSnippet
-	}
-	h.Snippet = snippetMarkers.Replace(h.Snippet)
-	return h, nil
-}
-
-// listNewest returns current, non-archived articles that match the filters,
-// most recently updated first, with the start of the body as the snippet.
-func (s *Store) listNewest(ctx context.Context, filters []knowledge.Scope, limit int) ([]store.SearchHit, error) {
-	where, args := scopeFilter([]string{"a.status <> 'archived'"}, nil, filters...)
-	args = append(args, limit)
-	// The snippet needs at most snippetTokens words, so a prefix of the body
-	// is enough. 1000 characters hold 16 words of any sensible length.
-	query := `SELECT v.article_id, v.title, v.class, v.status, v.version, substr(v.body, 1, 1000)
-		FROM articles a JOIN article_versions v ON v.seq = a.current_seq
-		WHERE ` + strings.Join(where, " AND ") + `
-		ORDER BY v.updated_at DESC, v.article_id LIMIT ?`
-	rows, err := s.reader.QueryContext(ctx, query, args...)
+func rankRows(ctx context.Context, tx *sql.Tx, query string, args []any) ([]fulltext.Ranked, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, mapError(err)
 	}
 	defer rows.Close()
-	hits := []store.SearchHit{}
+	var out []fulltext.Ranked
+	for rows.Next() {
+		var r fulltext.Ranked
+		var rank float64
+		if err := rows.Scan(&r.Seq, &r.ID, &rank); err != nil {
+			return nil, mapError(err)
+		}
+		// bm25() is lower for better matches.
+		r.Score = -rank
+		out = append(out, r)
+	}
+	return out, mapError(rows.Err())
+}
+
+// hitDetails reads the hits of a page from article_search, and each body
+// from article_versions for the snippet, and returns them in page order.
+// With a query, snippets are cut around its matches; without, they are the
+// start of the body.
+func hitDetails(ctx context.Context, tx *sql.Tx, page []fulltext.Ranked, query *fulltext.Query, noSnippets bool) ([]store.SearchHit, error) {
+	hits := make([]store.SearchHit, 0, len(page))
+	if len(page) == 0 {
+		return hits, nil
+	}
+	body := "(SELECT b.body FROM article_versions b WHERE b.seq = v.seq)"
+	switch {
+	case noSnippets:
+		body = "''"
+	case query == nil:
+		body = fmt.Sprintf("(SELECT substr(b.body, 1, %d) FROM article_versions b WHERE b.seq = v.seq)", listPrefix)
+	}
+	args := make([]any, len(page))
+	for i, r := range page {
+		args[i] = r.Seq
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT v.seq, v.article_id, v.title, v.collection, v.class, v.tags,
+		v.metadata, v.status, v.version, `+body+`
+		FROM article_search v WHERE v.seq IN (`+placeholders(len(page))+`)`, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	defer rows.Close()
+	bySeq := make(map[int64]store.SearchHit, len(page))
 	for rows.Next() {
 		var (
-			h             store.SearchHit
-			class, status string
-			body          string
+			h                               store.SearchHit
+			seq                             int64
+			class, status, tags, meta, text string
 		)
-		if err := rows.Scan(&h.ID, &h.Title, &class, &status, &h.Version, &body); err != nil {
+		if err := rows.Scan(&seq, &h.ID, &h.Title, &h.Collection, &class, &tags, &meta, &status, &h.Version, &text); err != nil {
 			return nil, mapError(err)
 		}
 		h.Class = knowledge.Class(class)
 		h.Status = knowledge.Status(status)
-		h.Snippet = leadingWords(body, snippetTokens)
+		if err := json.Unmarshal([]byte(tags), &h.Tags); err != nil {
+			return nil, fmt.Errorf("sqlite: article %q version %d: stored tags are invalid: %w", h.ID, h.Version, err)
+		}
+		if err := json.Unmarshal([]byte(meta), &h.Metadata); err != nil {
+			return nil, fmt.Errorf("sqlite: article %q version %d: stored metadata is invalid: %w", h.ID, h.Version, err)
+		}
+		if !noSnippets {
+			var hl fulltext.Highlight
+			if query == nil {
+				hl = fulltext.Leading(text, fulltext.SnippetWords)
+			} else {
+				hl = query.Highlight(h.Title, h.Tags, text)
+			}
+			h.Snippet, h.SnippetHTML, h.Matched = hl.Text, hl.HTML, hl.Matched
+		}
+		bySeq[seq] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapError(err)
+	}
+	for _, r := range page {
+		h, ok := bySeq[r.Seq]
+		if !ok {
+			// The ranking read the row in the same transaction.
+			return nil, fmt.Errorf("sqlite: search row %d of article %q is missing", r.Seq, r.ID)
+		}
+		h.Score = r.Score
 		hits = append(hits, h)
 	}
-	return hits, mapError(rows.Err())
+	return hits, nil
 }
 
-// leadingWords returns the first n words of s joined by single spaces, with
-// "…" appended when s has more.
-func leadingWords(s string, n int) string {
-	words := strings.Fields(s)
-	if len(words) <= n {
-		return strings.Join(words, " ")
+// listNewest returns current, non-archived articles that match the
+// filters, most recently updated first. Its pages continue by keyset on
+// (updated_at, article_id): an article written between pages moves to the
+// front, before the pages already read, so the others are neither
+// repeated nor skipped.
+func listNewest(ctx context.Context, tx *sql.Tx, q store.SearchQuery, cur *fulltext.Cursor, key uint64, limit int) (store.SearchResult, error) {
+	where, args := searchFilter([]string{"1"}, nil, q.Filters...)
+	var out store.SearchResult
+	var err error
+	if q.Facets {
+		if out.Facets, err = facets(ctx, tx, `article_search v`, where, args); err != nil {
+			return out, err
+		}
 	}
-	return strings.Join(words[:n], " ") + "…"
+	if cur != nil {
+		if err := fulltext.CheckCursor(cur, key, true); err != nil {
+			return store.SearchResult{}, err
+		}
+		at := formatTime(time.Unix(0, cur.Updated))
+		where = append(where, "(v.updated_at < ? OR v.updated_at = ? AND v.article_id > ?)")
+		args = append(args, at, at, cur.ID)
+	}
+
+	args = append(args, limit+1)
+	rows, err := tx.QueryContext(ctx, `SELECT v.seq, v.article_id, v.updated_at FROM article_search v
+		WHERE `+strings.Join(where, " AND ")+`
+		ORDER BY v.updated_at DESC, v.article_id LIMIT ?`, args...)
+	if err != nil {
+		return out, mapError(err)
+	}
+	var page []fulltext.Ranked
+	var updated []time.Time
+	for rows.Next() {
+		var r fulltext.Ranked
+		var at sql.NullString
+		if err := rows.Scan(&r.Seq, &r.ID, &at); err != nil {
+			rows.Close()
+			return out, mapError(err)
+		}
+		t, err := parseTime(at)
+		if err != nil {
+			rows.Close()
+			return out, err
+		}
+		page = append(page, r)
+		updated = append(updated, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, mapError(err)
+	}
+
+	if len(page) > limit {
+		page = page[:limit]
+		next := fulltext.Cursor{Key: key, List: true, Updated: updated[limit-1].UnixNano(), ID: page[limit-1].ID}
+		out.Next = next.Encode()
+	}
+	out.Hits, err = hitDetails(ctx, tx, page, nil, q.NoSnippets)
+	return out, err
+}
+
+// facets counts the articles that a query matches by class, collection and
+// tag. from names article_search as v, joined with what the query needs;
+// where and args select the matches.
+func facets(ctx context.Context, tx *sql.Tx, from string, where []string, args []any) (*store.Facets, error) {
+	// The CTE is used three times, so SQLite computes it once.
+	rows, err := tx.QueryContext(ctx, `WITH m AS MATERIALIZED (
+			SELECT v.class, v.collection, v.tags FROM `+from+` WHERE `+strings.Join(where, " AND ")+`
+		)
+		SELECT 'class', class, count(*) FROM m GROUP BY class
+		UNION ALL SELECT 'collection', collection, count(*) FROM m GROUP BY collection
+		UNION ALL SELECT 'tag', t.value, count(*) FROM m, json_each(m.tags) t GROUP BY t.value`, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	defer rows.Close()
+	f := &store.Facets{Classes: []store.FacetCount{}, Collections: []store.FacetCount{}, Tags: []store.FacetCount{}}
+	for rows.Next() {
+		var kind string
+		var c store.FacetCount
+		if err := rows.Scan(&kind, &c.Value, &c.Count); err != nil {
+			return nil, mapError(err)
+		}
+		switch kind {
+		case "class":
+			f.Classes = append(f.Classes, c)
+		case "collection":
+			f.Collections = append(f.Collections, c)
+		default:
+			f.Tags = append(f.Tags, c)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapError(err)
+	}
+	f.Sort()
+	return f, nil
 }

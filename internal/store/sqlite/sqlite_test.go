@@ -68,9 +68,9 @@ func TestDataSurvivesReopen(t *testing.T) {
 	if h, err := s.HeadCursor(ctx); err != nil || h != res.Change.Cursor {
 		t.Errorf("HeadCursor after re-open = %d, %v; want %d", h, err, res.Change.Cursor)
 	}
-	hits, err := s.Search(ctx, store.SearchQuery{Text: "replica"})
-	if err != nil || len(hits) != 1 {
-		t.Errorf("Search after re-open = %+v, %v; want one hit", hits, err)
+	res2, err := s.Search(ctx, store.SearchQuery{Text: "replica"})
+	if err != nil || len(res2.Hits) != 1 {
+		t.Errorf("Search after re-open = %+v, %v; want one hit", res2.Hits, err)
 	}
 	if _, err := s.GetIntegration(ctx, "bot"); err != nil {
 		t.Errorf("GetIntegration after re-open: %v", err)

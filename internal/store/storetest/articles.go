@@ -379,12 +379,12 @@ func testNonASCIIRoundTrip(t *testing.T, s store.Store) {
 	}
 
 	for _, q := range []string{"naïve", "café", "playbook"} {
-		hits, err := s.Search(ctx, store.SearchQuery{Text: q})
+		res, err := s.Search(ctx, store.SearchQuery{Text: q})
 		if err != nil {
 			t.Fatalf("Search(%q): %v", q, err)
 		}
-		if len(hits) != 1 || hits[0].Title != a.Title {
-			t.Errorf("Search(%q) = %+v, want the article with its exact title", q, hits)
+		if hits := res.Hits; len(hits) != 1 || hits[0].Title != a.Title {
+			t.Errorf("Search(%q) = %+v, want the article with its exact title", q, res.Hits)
 		}
 	}
 }

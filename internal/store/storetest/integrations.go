@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -15,6 +16,7 @@ import (
 func runIntegrations(t *testing.T, open opener) {
 	subtest(t, "RoundTrip", open, testIntegrationRoundTrip)
 	subtest(t, "DuplicateID", open, testIntegrationDuplicateID)
+	subtest(t, "DuplicateName", open, testIntegrationDuplicateName)
 	subtest(t, "List", open, testListIntegrations)
 	subtest(t, "ByToken", open, testIntegrationByToken)
 	subtest(t, "Delete", open, testDeleteIntegration)
@@ -121,6 +123,17 @@ func testIntegrationDuplicateID(t *testing.T, s store.Store) {
 	wantErr(t, "CreateIntegration with a taken id", err, store.ErrConflict)
 	if got := getIntegration(t, s, "bot").Name; got != "Support bot bot" {
 		t.Errorf("name after a conflict = %q, want the first integration's", got)
+	}
+}
+
+func testIntegrationDuplicateName(t *testing.T, s store.Store) {
+	createIntegration(t, s, fullIntegration("bot"))
+	again := fullIntegration("bot2")
+	again.Name = "Support bot bot"
+	err := s.CreateIntegration(context.Background(), again)
+	wantErr(t, "CreateIntegration with a taken name", err, store.ErrConflict)
+	if _, err := s.GetIntegration(context.Background(), "bot2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetIntegration after a name conflict: %v, want ErrNotFound", err)
 	}
 }
 

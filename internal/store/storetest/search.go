@@ -22,16 +22,17 @@ func runSearch(t *testing.T, open opener) {
 	subtest(t, "OperatorInjection", open, testOperatorInjection)
 	subtest(t, "EmptyTextNewestFirst", open, testEmptyTextNewestFirst)
 	subtest(t, "Limit", open, testSearchLimit)
+	runSearchMore(t, open)
 }
 
 // search runs a query and fails the test on error.
 func search(t *testing.T, s store.Store, q store.SearchQuery) []store.SearchHit {
 	t.Helper()
-	hits, err := s.Search(context.Background(), q)
+	res, err := s.Search(context.Background(), q)
 	if err != nil {
 		t.Fatalf("Search(%q): %v", q.Text, err)
 	}
-	return hits
+	return res.Hits
 }
 
 func testTitleOutranksBody(t *testing.T, s store.Store) {

@@ -34,6 +34,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("FailedDeliveries", func(t *testing.T) { runFailedDeliveries(t, open) })
 	t.Run("Leases", func(t *testing.T) { runLeases(t, open) })
 	t.Run("Retention", func(t *testing.T) { runRetention(t, open) })
+	t.Run("Review", func(t *testing.T) { runReview(t, open) })
+	t.Run("Receipts", func(t *testing.T) { runReceipts(t, open) })
+	t.Run("Staleness", func(t *testing.T) { runStaleness(t, open) })
+	t.Run("Planning", func(t *testing.T) { runPlanning(t, open) })
 }
 
 // opener is the open function of Run.

@@ -1,0 +1,477 @@
+// Package lookup finds the articles that fit a piece of work, such as a new
+// ticket: its subject and description, and attributes like the account,
+// product, service and severity. Text from tickets is long and noisy, so
+// the lookup keeps only its salient words and searches them with OR,
+// ranked by BM25. It then combines that text relevance with the
+// attributes: equal metadata, equal tags and the service or product named
+// in the title. A deprecated article never comes first unmarked, because
+// its replacement, or the best current article, goes before it.
+package lookup
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store"
+	"github.com/khub-dev/khub/internal/store/fulltext"
+)
+
+// Request limits.
+const (
+	DefaultLimit = 5
+	MaxLimit     = 20
+	// MaxTextLen bounds Request.Text, in bytes: a long ticket with its
+	// thread fits.
+	MaxTextLen = 64 << 10
+	// MaxAttributes bounds the number of attributes.
+	MaxAttributes = 16
+	// MaxTerms is the number of salient words searched. Every word costs
+	// an index scan, and after a dozen the ranking hardly changes.
+	MaxTerms = 12
+)
+
+// Ranking constants. Text relevance is the hit's search score divided by
+// the best score among the candidates, so it runs from 0 to 1, and each
+// attribute that matches adds its bonus on top.
+const (
+	// candidates is the number of text matches reranked.
+	candidates = 50
+	// attributeCandidates is the number of articles listed per attribute,
+	// newest first, so an article whose metadata or tags match an
+	// attribute competes even when its text ranks low or not at all.
+	attributeCandidates = 10
+	// titleTermsBonus is added in proportion to the share of the subject's
+	// words that the title holds: titles name what an article is about.
+	titleTermsBonus   = 0.5
+	metadataBonus     = 0.5
+	weakMetadataBonus = 0.15 // for WeakAttributes
+	tagBonus          = 0.2
+	titleBonus        = 0.25
+)
+
+// TopicAttributes are attribute keys whose values name what the work is
+// about, such as a service or product. Their values are searched with the
+// text and count when an article's title names them. Other attributes,
+// such as an account or site, count through metadata and tags only.
+var TopicAttributes = []string{"service", "product", "component", "application", "system"}
+
+// WeakAttributes are attribute keys that many articles share, such as a
+// severity, so an equal value tells little about the topic. They add
+// weakMetadataBonus for equal metadata only.
+var WeakAttributes = []string{"severity", "priority", "urgency", "impact"}
+
+// ReplacedByKey is the metadata key that names the article which replaces
+// a deprecated one.
+const ReplacedByKey = "replaced_by"
+
+// Request is one lookup.
+type Request struct {
+	// Text is the subject and description of the work, subject first.
+	Text string
+	// Attributes are facts about the work, such as account, product,
+	// service and severity, compared with articles' metadata, tags and
+	// titles.
+	Attributes map[string]string
+	// Limit is the number of hits, 1 to MaxLimit; 0 means DefaultLimit.
+	Limit int
+}
+
+// Validate checks the request and names the field at fault.
+func (r *Request) Validate() error {
+	if strings.TrimSpace(r.Text) == "" && len(r.Attributes) == 0 {
+		return &knowledge.FieldError{Field: "text", Message: "is empty and there are no attributes: send the ticket's subject and description, attributes such as service, or both"}
+	}
+	if len(r.Text) > MaxTextLen {
+		return &knowledge.FieldError{Field: "text", Message: fmt.Sprintf("is %d bytes long; the maximum is %d: send the subject and the start of the description", len(r.Text), MaxTextLen)}
+	}
+	if !utf8.ValidString(r.Text) {
+		return &knowledge.FieldError{Field: "text", Message: "is not valid UTF-8: send the text encoded as UTF-8"}
+	}
+	if len(r.Attributes) > MaxAttributes {
+		return &knowledge.FieldError{Field: "attributes", Message: fmt.Sprintf("has %d keys; the maximum is %d: send the ones that identify the work", len(r.Attributes), MaxAttributes)}
+	}
+	for k, v := range r.Attributes {
+		field := "attributes." + k
+		switch {
+		case k == "" || len(k) > knowledge.MaxMetadataKey || !utf8.ValidString(k) || strings.ContainsFunc(k, unicode.IsControl):
+			return &knowledge.FieldError{Field: "attributes", Message: fmt.Sprintf("key %.40q is not a valid metadata key: use 1 to %d bytes of UTF-8 without control characters", k, knowledge.MaxMetadataKey)}
+		case strings.TrimSpace(v) == "":
+			return &knowledge.FieldError{Field: field, Message: "is empty: give a value or leave the attribute out"}
+		case len(v) > knowledge.MaxMetadataValue:
+			return &knowledge.FieldError{Field: field, Message: fmt.Sprintf("is %d bytes long; the maximum is %d", len(v), knowledge.MaxMetadataValue)}
+		case !utf8.ValidString(v):
+			return &knowledge.FieldError{Field: field, Message: "is not valid UTF-8: send the value encoded as UTF-8"}
+		}
+	}
+	if r.Limit < 0 || r.Limit > MaxLimit {
+		return &knowledge.FieldError{Field: "limit", Message: fmt.Sprintf("is %d; use 1 to %d, or leave it out for %d", r.Limit, MaxLimit, DefaultLimit)}
+	}
+	return nil
+}
+
+// Hit is one article that fits the work.
+type Hit struct {
+	ID         string
+	Title      string
+	Collection string
+	Class      knowledge.Class
+	Status     knowledge.Status
+	Version    int64
+	// Snippet and SnippetHTML follow store.SearchHit.
+	Snippet     string
+	SnippetHTML string
+	// Score is text relevance (0 to 1) plus the attribute bonuses.
+	Score float64
+	// Reason is one line on why the article fits: the words and
+	// attributes that matched, and a deprecation.
+	Reason string
+	// MatchedTerms are the searched words found in the article, as the
+	// text wrote them; MatchedAttributes name the attributes that matched,
+	// as "key=value (metadata)", "key=value (tag)" or "key=value (title)".
+	MatchedTerms      []string
+	MatchedAttributes []string
+	// Deprecated marks an article with status deprecated; ReplacedBy is
+	// its replaced_by metadata, the id of the article to use instead.
+	Deprecated bool
+	ReplacedBy string
+}
+
+// Result is the outcome of a lookup.
+type Result struct {
+	Hits []Hit
+	// Terms are the salient words that were searched, best first.
+	Terms []string
+}
+
+// candidate is an article under consideration.
+type candidate struct {
+	hit       store.SearchHit
+	text      float64 // search score, 0 when only an attribute found it
+	score     float64
+	matched   []string
+	extra     bool // added as a replacement, not found by the search
+	replacing string
+}
+
+// Run looks up the articles that fit the request within scope, the
+// filters of the caller. It validates the request first.
+func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Request) (Result, error) {
+	if err := req.Validate(); err != nil {
+		return Result{}, err
+	}
+	limit := req.Limit
+	if limit == 0 {
+		limit = DefaultLimit
+	}
+	terms, originals := SalientTerms(req.Text, MaxTerms)
+	text := searchText(terms, req.Attributes)
+	subject, _, _ := strings.Cut(strings.TrimSpace(req.Text), "\n")
+	subjectTerms, _ := SalientTerms(subject, MaxTerms)
+	res := Result{Terms: make([]string, len(terms)), Hits: []Hit{}}
+	for i, t := range terms {
+		res.Terms[i] = originals[strings.Trim(strings.TrimSuffix(t, "*"), `"`)]
+	}
+
+	// One full-text search ranks the text. Attributes add candidates by
+	// filters alone, which read no index of the text: an OR search of
+	// common words scores most articles, so it runs once per lookup.
+	byID := map[string]*candidate{}
+	add := func(hits []store.SearchHit) {
+		for _, h := range hits {
+			c, ok := byID[h.ID]
+			if !ok {
+				c = &candidate{hit: h}
+				byID[h.ID] = c
+			}
+			c.text = max(c.text, h.Score)
+		}
+	}
+	if text != "" {
+		r, err := st.Search(ctx, store.SearchQuery{Text: text, Filters: scope, Limit: candidates, Any: true, NoSnippets: true})
+		if err != nil {
+			return Result{}, err
+		}
+		add(r.Hits)
+	}
+	keys := sortedKeys(req.Attributes)
+	var tags []string
+	listBy := func(filter knowledge.Scope) error {
+		r, err := st.Search(ctx, store.SearchQuery{Filters: append(slices.Clone(scope), filter), Limit: attributeCandidates, NoSnippets: true})
+		if err != nil {
+			return err
+		}
+		for i := range r.Hits {
+			// Listings have no text score; a candidate that the text
+			// search found keeps its own.
+			r.Hits[i].Score = 0
+		}
+		add(r.Hits)
+		return nil
+	}
+	for _, k := range keys {
+		if slices.Contains(WeakAttributes, k) {
+			continue
+		}
+		tags = append(tags, attributeTags(req.Attributes[k])...)
+		if err := listBy(knowledge.Scope{Metadata: map[string]string{k: req.Attributes[k]}}); err != nil {
+			return Result{}, err
+		}
+	}
+	if len(tags) > 0 {
+		if err := listBy(knowledge.Scope{Tags: tags}); err != nil {
+			return Result{}, err
+		}
+	}
+
+	best := 0.0
+	for _, c := range byID {
+		best = max(best, c.text)
+	}
+	list := make([]*candidate, 0, len(byID))
+	for _, c := range byID {
+		c.score = 0
+		if best > 0 {
+			c.score = c.text / best
+		}
+		c.score += titleTermsBonus * titleCoverage(c.hit.Title, subjectTerms)
+		c.matched, c.score = attributeMatches(&c.hit, req.Attributes, keys, c.score)
+		list = append(list, c)
+	}
+	sortCandidates(list)
+	list, err := putCurrentFirst(ctx, st, scope, list)
+	if err != nil {
+		return Result{}, err
+	}
+	list = list[:min(limit, len(list))]
+
+	query := fulltext.Parse(text)
+	for _, c := range list {
+		h, err := describe(ctx, st, c, &query, originals)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // archived or deleted since the search
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		res.Hits = append(res.Hits, h)
+	}
+	return res, nil
+}
+
+// searchText writes the salient terms and the values of TopicAttributes as
+// fulltext search text. A value of several words is quoted
+// as a phrase.
+func searchText(terms []string, attrs map[string]string) string {
+	parts := slices.Clone(terms)
+	for _, k := range sortedKeys(attrs) {
+		if !slices.Contains(TopicAttributes, k) {
+			continue
+		}
+		words := fulltext.Words(attrs[k])
+		if len(words) == 0 {
+			continue
+		}
+		parts = append(parts, `"`+strings.Join(words, " ")+`"`)
+	}
+	return strings.Join(parts, " ")
+}
+
+// attributeTags returns the tags that an attribute value may appear as:
+// lower case, with spaces as they are and as hyphens.
+func attributeTags(v string) []string {
+	t := strings.ToLower(strings.TrimSpace(v))
+	out := []string{t}
+	if h := strings.Join(strings.Fields(t), "-"); h != t {
+		out = append(out, h)
+	}
+	return out
+}
+
+// attributeMatches returns the attributes that the hit matches, as
+// "key=value (how)", and score plus their bonuses: equal metadata, a tag
+// equal to the value and, for TopicAttributes, the value in the title.
+func attributeMatches(h *store.SearchHit, attrs map[string]string, keys []string, score float64) ([]string, float64) {
+	var matched []string
+	titleWords := " " + strings.Join(fulltext.Words(h.Title), " ") + " "
+	for _, k := range keys {
+		v := attrs[k]
+		weak := slices.Contains(WeakAttributes, k)
+		if mv, ok := h.Metadata[k]; ok && strings.EqualFold(strings.TrimSpace(mv), strings.TrimSpace(v)) {
+			matched = append(matched, k+"="+v+" (metadata)")
+			if weak {
+				score += weakMetadataBonus
+			} else {
+				score += metadataBonus
+			}
+		}
+		if weak {
+			continue
+		}
+		if slices.ContainsFunc(attributeTags(v), func(t string) bool { return slices.Contains(h.Tags, t) }) {
+			matched = append(matched, k+"="+v+" (tag)")
+			score += tagBonus
+		}
+		if words := fulltext.Words(v); slices.Contains(TopicAttributes, k) && len(words) > 0 &&
+			strings.Contains(titleWords, " "+strings.Join(words, " ")+" ") {
+			matched = append(matched, k+"="+v+" (title)")
+			score += titleBonus
+		}
+	}
+	return matched, score
+}
+
+// titleCoverage returns the share of terms that the title contains, as
+// the index reads it: camel-case words also in parts, a stem followed by
+// '*' as a prefix, a quoted phrase word by word.
+func titleCoverage(title string, terms []string) float64 {
+	if len(terms) == 0 {
+		return 0
+	}
+	words := strings.Fields(fulltext.IndexText(title))
+	has := func(w string) bool {
+		if p, ok := strings.CutSuffix(w, "*"); ok {
+			return slices.ContainsFunc(words, func(t string) bool { return strings.HasPrefix(t, p) })
+		}
+		return slices.Contains(words, w)
+	}
+	n := 0
+	for _, t := range terms {
+		parts := strings.Fields(strings.Trim(t, `"`))
+		if len(parts) > 0 && !slices.ContainsFunc(parts, func(p string) bool { return !has(p) }) {
+			n++
+		}
+	}
+	return float64(n) / float64(len(terms))
+}
+
+// sortCandidates orders candidates by score, highest first, then by id.
+func sortCandidates(list []*candidate) {
+	slices.SortFunc(list, func(a, b *candidate) int {
+		if c := cmp.Compare(b.score, a.score); c != 0 {
+			return c
+		}
+		return strings.Compare(a.hit.ID, b.hit.ID)
+	})
+}
+
+// putCurrentFirst makes sure that a deprecated article does not lead the
+// list unmarked. When the first candidate is deprecated, its replacement
+// (metadata replaced_by) goes first if the caller may see it and it is
+// not deprecated itself. Otherwise the best candidate that is not
+// deprecated goes first. When every candidate is deprecated, the order stays,
+// and each hit says that it is deprecated.
+func putCurrentFirst(ctx context.Context, st store.Store, scope []knowledge.Scope, list []*candidate) ([]*candidate, error) {
+	if len(list) == 0 || list[0].hit.Status != knowledge.StatusDeprecated {
+		return list, nil
+	}
+	first := list[0]
+	if id := first.hit.Metadata[ReplacedByKey]; id != "" && id != first.hit.ID {
+		i := slices.IndexFunc(list, func(c *candidate) bool { return c.hit.ID == id })
+		if i >= 0 && list[i].hit.Status != knowledge.StatusDeprecated {
+			rep := list[i]
+			rep.replacing = first.hit.ID
+			return slices.Insert(slices.Delete(list, i, i+1), 0, rep), nil
+		}
+		if i < 0 {
+			a, err := st.GetArticle(ctx, id)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				return nil, err
+			case a.Status == knowledge.StatusPublished && visible(scope, &a):
+				rep := &candidate{extra: true, replacing: first.hit.ID, score: first.score,
+					hit: store.SearchHit{ID: a.ID, Title: a.Title, Collection: a.Collection, Class: a.Class,
+						Tags: a.Tags, Metadata: a.Metadata, Status: a.Status, Version: a.Version}}
+				return slices.Insert(list, 0, rep), nil
+			}
+		}
+	}
+	if i := slices.IndexFunc(list, func(c *candidate) bool { return c.hit.Status != knowledge.StatusDeprecated }); i > 0 {
+		cur := list[i]
+		return slices.Insert(slices.Delete(list, i, i+1), 0, cur), nil
+	}
+	return list, nil
+}
+
+// visible reports whether every scope admits the article.
+func visible(scope []knowledge.Scope, a *knowledge.Article) bool {
+	for _, s := range scope {
+		if !s.Matches(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// describe reads the article of a candidate and returns its hit with a
+// snippet around the searched words and the reason it fits.
+func describe(ctx context.Context, st store.Store, c *candidate, query *fulltext.Query, originals map[string]string) (Hit, error) {
+	a, err := st.GetArticle(ctx, c.hit.ID)
+	if err != nil {
+		return Hit{}, err
+	}
+	if a.Status == knowledge.StatusArchived {
+		return Hit{}, fmt.Errorf("article %q is archived: %w", a.ID, store.ErrNotFound)
+	}
+	hl := query.Highlight(a.Title, a.Tags, a.Body)
+	if len(query.Terms) == 0 {
+		hl = fulltext.Leading(a.Body, fulltext.SnippetWords)
+	}
+	h := Hit{
+		ID: a.ID, Title: a.Title, Collection: a.Collection, Class: a.Class, Status: a.Status, Version: a.Version,
+		Snippet: hl.Text, SnippetHTML: hl.HTML, Score: c.score,
+		MatchedAttributes: c.matched,
+		Deprecated:        a.Status == knowledge.StatusDeprecated,
+	}
+	for _, t := range hl.Matched {
+		if o, ok := originals[t]; ok {
+			h.MatchedTerms = append(h.MatchedTerms, o)
+		}
+	}
+	if h.Deprecated {
+		h.ReplacedBy = a.Metadata[ReplacedByKey]
+	}
+	h.Reason = reason(&h, c)
+	return h, nil
+}
+
+// reason writes why a hit fits, in one line.
+func reason(h *Hit, c *candidate) string {
+	var parts []string
+	if len(h.MatchedTerms) > 0 {
+		parts = append(parts, "matches "+strings.Join(h.MatchedTerms, ", "))
+	}
+	if len(h.MatchedAttributes) > 0 {
+		parts = append(parts, "attributes "+strings.Join(h.MatchedAttributes, ", "))
+	}
+	if c.replacing != "" {
+		parts = append(parts, "replaces deprecated "+c.replacing)
+	}
+	if h.Deprecated {
+		if h.ReplacedBy != "" {
+			parts = append(parts, "deprecated: use "+h.ReplacedBy+" instead")
+		} else {
+			parts = append(parts, "deprecated")
+		}
+	}
+	if len(parts) == 0 {
+		return "ranked by text relevance"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

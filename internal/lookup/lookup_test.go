@@ -1,0 +1,174 @@
+package lookup
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store"
+	"github.com/khub-dev/khub/internal/store/sqlite"
+)
+
+func TestSalientTerms(t *testing.T) {
+	text := "Pods keep restarting in prod\n\nHi team, since 10:30 the pods are restarting with CrashLoopBackOff and HTTP 500 errors. " +
+		"Ticket #48213. Please help, thanks! Regards, Jane"
+	terms, originals := SalientTerms(text, 8)
+	want := []string{"pod*", "restart*", "prod", "crashloopbackoff", `"crash loop back off"`, "http", "500", "error*"}
+	if !slices.Equal(terms, want) {
+		t.Errorf("terms = %q, want %q", terms, want)
+	}
+	if originals["restart"] != "restarting" || originals["crash loop back off"] != "crash loop back off" {
+		t.Errorf("originals = %q, want restart → restarting", originals)
+	}
+	for _, stop := range []string{"hi", "team", "since", "please", "thanks", "regards", "48213", "10", "30"} {
+		if slices.Contains(terms, stop) {
+			t.Errorf("terms %q hold the stop word or number %q", terms, stop)
+		}
+	}
+	if terms, _ := SalientTerms("the and of 🚨", 5); len(terms) != 0 {
+		t.Errorf("terms of stop words and emoji = %q, want none", terms)
+	}
+	if terms, _ := SalientTerms("数据库故障 access", 5); !slices.Equal(terms, []string{"数据库故障", "access"}) {
+		t.Errorf("terms = %q, want the CJK run whole and access without a stem", terms)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	long := strings.Repeat("a", MaxTextLen+1)
+	many := map[string]string{}
+	for i := range MaxAttributes + 1 {
+		many[string(rune('a'+i))] = "x"
+	}
+	cases := []struct {
+		req   Request
+		field string
+	}{
+		{Request{}, "text"},
+		{Request{Text: long}, "text"},
+		{Request{Text: "x", Limit: MaxLimit + 1}, "limit"},
+		{Request{Text: "x", Limit: -1}, "limit"},
+		{Request{Text: "x", Attributes: many}, "attributes"},
+		{Request{Text: "x", Attributes: map[string]string{"service": " "}}, "attributes.service"},
+		{Request{Text: "x", Attributes: map[string]string{"": "v"}}, "attributes"},
+		{Request{Text: "x", Attributes: map[string]string{"k": strings.Repeat("v", knowledge.MaxMetadataValue+1)}}, "attributes.k"},
+	}
+	for _, tc := range cases {
+		err := tc.req.Validate()
+		var fe *knowledge.FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("Validate(%.60v) = %v, want a field error on %s", tc.req, err, tc.field)
+		}
+	}
+	if err := (&Request{Attributes: map[string]string{"service": "etcd"}}).Validate(); err != nil {
+		t.Errorf("attributes without text: %v", err)
+	}
+}
+
+func openStore(t *testing.T, arts ...knowledge.Article) store.Store {
+	t.Helper()
+	s, err := sqlite.Open(filepath.Join(t.TempDir(), "khub.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for _, a := range arts {
+		a.Normalize()
+		if _, err := s.SaveArticle(context.Background(), a, store.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func art(id, title, body string, status knowledge.Status, meta map[string]string) knowledge.Article {
+	return knowledge.Article{ID: id, Title: title, Body: body, Collection: "kb", Class: knowledge.ClassPolicy, Status: status, Metadata: meta}
+}
+
+func ids(hits []Hit) []string {
+	out := make([]string, len(hits))
+	for i, h := range hits {
+		out[i] = h.ID
+	}
+	return out
+}
+
+func TestDeprecatedNeverFirstUnmarked(t *testing.T) {
+	old := art("old", "Laptop encryption policy", "Laptop disks use BitLocker. Laptop laptop laptop encryption.",
+		knowledge.StatusDeprecated, map[string]string{ReplacedByKey: "new"})
+	cur := art("new", "Device security policy", "All devices are managed and encrypted.", knowledge.StatusPublished, nil)
+	other := art("other", "Laptop loan", "Borrow a laptop from the service desk.", knowledge.StatusPublished, nil)
+	ctx := context.Background()
+
+	// The replacement goes first although the text does not match it.
+	s := openStore(t, old, cur, other)
+	res, err := Run(ctx, s, nil, Request{Text: "laptop encryption"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(res.Hits); len(got) < 2 || got[0] != "new" || got[1] != "old" {
+		t.Fatalf("hits = %v, want the replacement new, then old", got)
+	}
+	if res.Hits[1].ReplacedBy != "new" || !res.Hits[1].Deprecated || res.Hits[0].Deprecated {
+		t.Errorf("hits = %+v, want old marked deprecated and replaced by new", res.Hits)
+	}
+
+	// A replacement outside the scope is not shown: the best current hit
+	// goes first instead.
+	scope := []knowledge.Scope{{Metadata: map[string]string{}, Collections: []string{"kb"}, Classes: []knowledge.Class{knowledge.ClassPolicy}}}
+	cur.Collection = "secret"
+	s = openStore(t, old, cur, other)
+	res, err = Run(ctx, s, scope, Request{Text: "laptop encryption"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(res.Hits); !slices.Equal(got, []string{"other", "old"}) {
+		t.Errorf("hits = %v, want [other old]: the replacement is out of scope", got)
+	}
+
+	// When every hit is deprecated, the first says so.
+	s = openStore(t, old)
+	res, err = Run(ctx, s, nil, Request{Text: "laptop encryption"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hits) != 1 || !res.Hits[0].Deprecated || !strings.Contains(res.Hits[0].Reason, "deprecated: use new instead") {
+		t.Errorf("hits = %+v, want old, marked deprecated with its replacement named", res.Hits)
+	}
+}
+
+func TestAttributesRank(t *testing.T) {
+	// Equal text, so the metadata decides; fillers give BM25 a corpus.
+	arts := []knowledge.Article{
+		art("generic", "Checkout errors", "Checkout errors and timeouts.", knowledge.StatusPublished, nil),
+		art("svc", "Checkout errors", "Checkout errors and timeouts.", knowledge.StatusPublished, map[string]string{"service": "payments-api"}),
+		art("meta-only", "Contract of acme", "Obligations.", knowledge.StatusPublished, map[string]string{"account": "acme"}),
+	}
+	for _, w := range strings.Fields("coffee ladder badge visitor leave holiday parking printer") {
+		arts = append(arts, art("filler-"+w, "About the "+w, "The "+w+" rules.", knowledge.StatusPublished, nil))
+	}
+	s := openStore(t, arts...)
+	res, err := Run(context.Background(), s, nil, Request{Text: "checkout errors", Attributes: map[string]string{"service": "payments-api", "account": "acme"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ids(res.Hits)
+	if len(got) != 3 || got[0] != "svc" {
+		t.Fatalf("hits = %v, want svc first and all three", got)
+	}
+	for _, h := range res.Hits {
+		switch h.ID {
+		case "svc":
+			if !slices.Contains(h.MatchedAttributes, "service=payments-api (metadata)") || !strings.Contains(h.Reason, "matches checkout, errors") {
+				t.Errorf("svc = %+v, want the metadata match and the words in the reason", h)
+			}
+		case "meta-only":
+			if !slices.Contains(h.MatchedAttributes, "account=acme (metadata)") {
+				t.Errorf("meta-only = %+v, want account=acme (metadata)", h)
+			}
+		}
+	}
+}

@@ -1,0 +1,168 @@
+package lookup
+
+import (
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/khub-dev/khub/internal/store/fulltext"
+)
+
+// stopWords are words too common in tickets to say what one is about:
+// English function words and the greetings, courtesy and filler of support
+// requests. Words are in the lower case without accents that fulltext.Words
+// returns.
+var stopWords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`
+		a about above after again against all also am an and any are aren as at be because been before
+		being below between both but by can cannot could couldn did didn do does doesn doing don down
+		during each either else even ever every few for from further get gets getting got had hadn has
+		hasn have haven having he her here hers herself him himself his how however i if in into is isn
+		it its itself just least less let like ll made make many may me might more most much must my
+		myself neither no nor not now of off often on once one only or other otherwise our ours
+		ourselves out over own per quite rather re really same shall shan she should shouldn since so
+		some still such than that the their theirs them themselves then there these they this those
+		though through thus to too under until up upon us ve very via was wasn we were weren what when
+		where whether which while who whom whose why will with within without won would wouldn yet you
+		your yours yourself yourselves s t d m o y
+
+		hi hello hey dear team all folks guys everyone anyone someone somebody thanks thank thx ty
+		cheers regards best kind kindly please pls plz asap urgent urgently help helps helped need
+		needs needed want wants wanted would like know knows let us issue issues problem problems
+		ticket tickets request requests question questions today yesterday tomorrow morning afternoon
+		evening tonight week weekend monday tuesday wednesday thursday friday saturday sunday am pm
+		see seeing seen saw seems seem seemed look looks looking looked think thought sure maybe
+		something anything everything nothing thing things way lot lots bit able happen happens
+		happened happening going go goes went come comes came try tried trying tries said says tell
+		told ask asked update updates fyi etc eg ie ok okay yes hmm sorry apologies attached
+		attachment screenshot below above noticed notice keep keeps kept
+		currently now right new old still again already back around show shows showed showing
+		take takes took give gives gave find found finds report reports reported second seconds
+		minute minutes hour hours day days two three four five several although though arrived
+		soon warn warns com www https`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// suffixes are English endings that SalientTerms cuts off, longest first,
+// so that "rotating" also finds "rotation" through the prefix "rotat*".
+var suffixes = []string{
+	"ations", "ation", "ments", "ment", "ings", "ness", "ions", "ing", "ion", "ies", "ied",
+	"ers", "ed", "es", "er", "ly", "s",
+}
+
+// minStem is the shortest stem, in letters, searched as a prefix: "pods"
+// becomes "pod*", while "uses" stays a word.
+const minStem = fulltext.MinPrefixRunes
+
+// SalientTerms picks at most max words of ticket text to search: words
+// that are not stop words, not single letters, not numbers other than
+// three-digit codes such as HTTP statuses, and not longer than 40 letters
+// (hashes, tokens). Words in the first line, the subject, count three
+// times; then words are ranked by how often they occur, and by first
+// occurrence among equals. A word with an English ending becomes a prefix
+// of its stem, as in "rotat*". It returns the search terms, best first, and
+// for each term without its '*' the word as the text first wrote it.
+func SalientTerms(text string, max int) (terms []string, originals map[string]string) {
+	subject, _, _ := strings.Cut(strings.TrimSpace(text), "\n")
+	type stat struct {
+		term, original string
+		score, first   int
+	}
+	stats := map[string]*stat{}
+	var order []*stat
+	bump := func(term, original string, weight int) {
+		// Words with one stem count together: "restart" and "restarting"
+		// are searched as "restart*".
+		key := strings.TrimSuffix(term, "*")
+		st, ok := stats[key]
+		if !ok {
+			st = &stat{term: term, original: original, first: len(order)}
+			stats[key] = st
+			order = append(order, st)
+		}
+		if strings.HasSuffix(term, "*") {
+			st.term = term
+		}
+		st.score += weight
+	}
+	count := func(s string, weight int) {
+		for _, w := range fulltext.SplitWords(s) {
+			if !salient(w.Text) {
+				continue
+			}
+			bump(stemTerm(w.Text), w.Text, weight)
+			// A camel-case word such as "NotReady" is also searched as the
+			// phrase of its parts, which is how titles like "Kube Node Not
+			// Ready" write it.
+			if len(w.Parts) > 1 {
+				phrase := strings.Join(w.Parts, " ")
+				bump(`"`+phrase+`"`, phrase, weight)
+			}
+		}
+	}
+
+	count(subject, 2)
+	count(text, 1)
+	slices.SortStableFunc(order, func(a, b *stat) int {
+		if a.score != b.score {
+			return b.score - a.score
+		}
+		return a.first - b.first
+	})
+	originals = map[string]string{}
+	for _, st := range order[:min(max, len(order))] {
+		terms = append(terms, st.term)
+		originals[strings.Trim(strings.TrimSuffix(st.term, "*"), `"`)] = st.original
+	}
+	return terms, originals
+}
+
+// salient reports whether a word is worth searching.
+func salient(w string) bool {
+	n := utf8.RuneCountInString(w)
+	switch {
+	case stopWords[w], n > 40:
+		return false
+	case n == 1:
+		// A single CJK character can be a word; a single letter is not.
+		r, _ := utf8.DecodeRuneInString(w)
+		return !unicode.Is(unicode.Latin, r) && !unicode.IsDigit(r)
+	}
+	if strings.IndexFunc(w, func(r rune) bool { return !unicode.IsDigit(r) }) < 0 {
+		return n == 3
+	}
+	return true
+}
+
+// stemTerm returns the search term of a word: the stem followed by '*'
+// when the word has one of the suffixes and the stem keeps minStem
+// letters, or else the word.
+func stemTerm(w string) string {
+	if !isLatin(w) {
+		return w
+	}
+	for _, s := range suffixes {
+		stem, ok := strings.CutSuffix(w, s)
+		if !ok || utf8.RuneCountInString(stem) < minStem {
+			continue
+		}
+		// "ss" is no plural ending: "access", "process".
+		if s == "s" && strings.HasSuffix(stem, "s") {
+			return w
+		}
+		return stem + "*"
+	}
+	return w
+}
+
+// isLatin reports whether w is written in Latin letters and digits only,
+// the only script whose endings SalientTerms cuts off.
+func isLatin(w string) bool {
+	return strings.IndexFunc(w, func(r rune) bool {
+		return !unicode.IsDigit(r) && !unicode.Is(unicode.Latin, r)
+	}) < 0
+}

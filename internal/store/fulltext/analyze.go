@@ -1,0 +1,266 @@
+// Package fulltext is the text analysis that both store back-ends share, so
+// that a query finds the same articles on SQLite and on PostgreSQL. It
+// turns text into index tokens and search text into a query, cuts and
+// highlights snippets, and continues result pages.
+//
+// Text is split into words: runs of letters, digits and combining marks.
+// Words are lower-cased and their accents removed ("Café" is indexed as
+// "cafe"), so a query with or without accents finds both spellings.
+// Chinese, Japanese and Korean text has no spaces between words, so each
+// run of those characters is indexed as overlapping character pairs
+// ("数据库" as "数据 据库"), and a query matches any substring of two or
+// more characters; a single character is searched as a prefix of the
+// pairs. Words written in camel case, such as alert names like
+// "KubePodCrashLooping", are indexed whole and, at the end of the field,
+// once more in parts ("kube pod crash looping"). Symbols and emoji are
+// separators: they are neither indexed nor searched.
+package fulltext
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// AnalyzerVersion numbers the rules of IndexText. A back-end stores the
+// version its index was built with and rebuilds the index when it differs,
+// so changing the rules must increase it.
+const AnalyzerVersion = 1
+
+// token is one word of a text, or one character of a run of CJK text.
+type token struct {
+	start, end int    // byte offsets in the text
+	norm       string // lower-case form without accents
+	cjk        bool
+	// parts are the lower-case camel-case parts of a word such as
+	// "NodeDiskFull", or nil when the word has fewer than two.
+	parts []string
+}
+
+// isCJK reports whether r belongs to a script written without spaces
+// between words, which the analyzer indexes as character pairs. Hangul is
+// written with spaces, but its words carry particles, so pairs find the
+// stem inside them.
+// Symbols of those scripts, such as Kangxi radicals, are not letters and
+// separate words like other symbols.
+func isCJK(r rune) bool {
+	return r >= 0x1100 && unicode.IsLetter(r) && unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul)
+}
+
+// isWordRune reports whether r can be part of a word.
+func isWordRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r)
+}
+
+// tokenize splits s into tokens. With parts, words in camel case also get
+// their parts.
+func tokenize(s string, parts bool) []token {
+	var out []token
+	wordStart := -1
+	flush := func(end int) {
+		if wordStart < 0 {
+			return
+		}
+		w := s[wordStart:end]
+		t := token{start: wordStart, end: end, norm: fold(w)}
+		if parts {
+			t.parts = camelParts(w)
+		}
+		if t.norm != "" {
+			out = append(out, t)
+		}
+		wordStart = -1
+	}
+	for i, r := range s {
+		switch {
+		case isCJK(r):
+			flush(i)
+			size := utf8.RuneLen(r)
+			out = append(out, token{start: i, end: i + size, norm: string(r), cjk: true})
+		case unicode.IsMark(r) && wordStart < 0 && len(out) > 0 && out[len(out)-1].end == i:
+			// A mark after a CJK character belongs to it.
+			out[len(out)-1].end = i + utf8.RuneLen(r)
+		case isWordRune(r):
+			if wordStart < 0 {
+				wordStart = i
+			}
+		default:
+			flush(i)
+		}
+	}
+	flush(len(s))
+	return out
+}
+
+// foldScripts are the scripts whose accents fold away. In other scripts,
+// such as Devanagari, marks are vowels and stay.
+var foldScripts = []*unicode.RangeTable{unicode.Latin, unicode.Greek, unicode.Cyrillic}
+
+// letterFolds are Latin letters with no Unicode decomposition that readers
+// still take for a base letter with a mark.
+var letterFolds = map[rune]string{
+	'ø': "o", 'đ': "d", 'ł': "l", 'ħ': "h", 'ŧ': "t", 'ı': "i",
+	'ß': "ss", 'æ': "ae", 'œ': "oe", 'þ': "th", 'ð': "d",
+}
+
+// fold returns w in lower case, in compatibility form, with the accents
+// of Latin, Greek and Cyrillic letters removed.
+func fold(w string) string {
+	ascii := true
+	for i := 0; i < len(w); i++ {
+		if w[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return strings.ToLower(w)
+	}
+	// The compatibility decomposition also turns ligatures, full-width
+	// letters and digraphs such as "ǅ" into their plain letters.
+	d := norm.NFKD.String(strings.ToLower(w))
+	var b strings.Builder
+	b.Grow(len(d))
+	var base rune
+	for _, r := range d {
+		if unicode.Is(unicode.Mn, r) && base != 0 && unicode.In(base, foldScripts...) {
+			continue
+		}
+		if !unicode.IsMark(r) {
+			base = r
+		}
+		if f, ok := letterFolds[r]; ok {
+			b.WriteString(f)
+			continue
+		}
+		// The decomposition of a few letters holds punctuation, such as
+		// the middle dot of "ŀ", which no token may contain.
+		if isWordRune(r) {
+			b.WriteRune(r)
+		}
+	}
+	return norm.NFC.String(b.String())
+}
+
+// camelParts splits a word at its case changes: "KubePodCrashLooping"
+// gives kube, pod, crash, looping and "HTTPServer" gives http, server.
+// Digits stay with the part before them. It returns nil for a word with
+// fewer than two parts, and leaves out parts of one letter.
+func camelParts(w string) []string {
+	runes := []rune(w)
+	var parts []string
+	start := 0
+	cut := func(end int) {
+		if end-start > 1 {
+			parts = append(parts, fold(string(runes[start:end])))
+		}
+		start = end
+	}
+	for i := 1; i < len(runes); i++ {
+		prev, cur := runes[i-1], runes[i]
+		switch {
+		case unicode.IsUpper(cur) && (unicode.IsLower(prev) || unicode.IsDigit(prev)):
+			cut(i) // fooBar, v2Beta
+		case unicode.IsUpper(prev) && unicode.IsUpper(cur) && i+1 < len(runes) && unicode.IsLower(runes[i+1]):
+			cut(i) // HTTPServer: the S starts a part
+		}
+	}
+	if start == 0 {
+		return nil
+	}
+	cut(len(runes))
+	if len(parts) < 2 {
+		return nil
+	}
+	return parts
+}
+
+// IndexText returns the text that a back-end indexes for s: its tokens in
+// lower case without accents, separated by spaces, with each run of CJK
+// characters written as overlapping pairs. After them come the camel-case
+// parts of words and the last character of each CJK run of two or more,
+// so that a single-character query finds it as a prefix. Every token
+// consists of letters, digits and marks only, so the back-end's own
+// tokenizer finds the same tokens again.
+func IndexText(s string) string {
+	toks := tokenize(s, true)
+	var b, tail strings.Builder
+	b.Grow(len(s) + len(s)/4)
+	write := func(sb *strings.Builder, w string) {
+		if sb.Len() > 0 {
+			sb.WriteByte(' ')
+		}
+		sb.WriteString(w)
+	}
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		if !t.cjk {
+			write(&b, t.norm)
+			for _, p := range t.parts {
+				write(&tail, p)
+			}
+			continue
+		}
+		j := i
+		for j+1 < len(toks) && toks[j+1].cjk && toks[j+1].start == toks[j].end {
+			j++
+		}
+		if j == i {
+			write(&b, t.norm)
+			continue
+		}
+		for k := i; k < j; k++ {
+			write(&b, toks[k].norm+toks[k+1].norm)
+		}
+		write(&tail, toks[j].norm)
+		i = j
+	}
+	if tail.Len() > 0 {
+		write(&b, tail.String())
+	}
+	return b.String()
+}
+
+// Word is one word of a text as the index tokenizes it.
+type Word struct {
+	// Text is the word in lower case without accents, or a whole run of
+	// CJK characters.
+	Text string
+	// Parts are the lower-case parts of a camel-case word, such as "not"
+	// and "ready" of "NotReady", which the index also holds; nil for other
+	// words.
+	Parts []string
+}
+
+// SplitWords returns the words of s in order. Callers that build search
+// text from them, such as lookups, get terms that Parse reads back
+// unchanged.
+func SplitWords(s string) []Word {
+	toks := tokenize(s, true)
+	var out []Word
+	for i := 0; i < len(toks); i++ {
+		if !toks[i].cjk {
+			out = append(out, Word{Text: toks[i].norm, Parts: toks[i].parts})
+			continue
+		}
+		j := i
+		for j+1 < len(toks) && toks[j+1].cjk && toks[j+1].start == toks[j].end {
+			j++
+		}
+		out = append(out, Word{Text: s[toks[i].start:toks[j].end]})
+		i = j
+	}
+	return out
+}
+
+// Words returns the Text of each of SplitWords(s).
+func Words(s string) []string {
+	ws := SplitWords(s)
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.Text
+	}
+	return out
+}

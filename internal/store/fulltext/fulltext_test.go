@@ -1,0 +1,278 @@
+package fulltext
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+)
+
+func TestIndexText(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"Café crème, Straße!", "cafe creme strasse"},
+		{"payments-api v2_beta", "payments api v2 beta"},
+		{"KubePodCrashLooping fired", "kubepodcrashlooping fired kube pod crash looping"},
+		{"HTTPServer", "httpserver http server"},
+		{"数据库故障", "数据 据库 库故 故障 障"},
+		{"数 a 据库", "数 a 据库 库"},
+		{"ディスク容量", "ディ ィス スク ク容 容量 量"},
+		{"🚨 disk 👩‍💻full", "disk full"},
+		{"ÉCOLE Ørsted ǅemal", "ecole orsted dzemal"},
+		{"हिन्दी", "हिन्दी"},
+		{"", ""},
+	}
+	for _, tc := range cases {
+		if got := IndexText(tc.in); got != tc.want {
+			t.Errorf("IndexText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestIndexTextTokensAreWordRunes(t *testing.T) {
+	in := "Mixed «text» with 数据, émoji 🚨, tabs\tand NUL-free symbols ©®™ $5 5€ a_b-c.d/e"
+	for _, tok := range strings.Fields(IndexText(in)) {
+		for _, r := range tok {
+			if !isWordRune(r) {
+				t.Errorf("token %q holds %q, which the back-ends' tokenizers split at", tok, r)
+			}
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	cases := []struct {
+		in         string
+		fts5, tsq  string
+		matchTexts []string
+	}{
+		{"rotate keys", `"rotate" AND "keys"`, `rotate & keys`, []string{"rotate", "keys"}},
+		{`"disk full" node`, `"disk full" AND "node"`, `(disk <-> full) & node`, []string{"disk full", "node"}},
+		{"rotat*", `"rotat"*`, `rotat:*`, []string{"rotat"}},
+		{"ro*", `"ro"`, `ro`, []string{"ro"}},
+		{`"certificate rot"*`, `"certificate rot"*`, `(certificate <-> rot:*)`, []string{"certificate rot"}},
+		{"payments-api", `"payments api"`, `(payments <-> api)`, []string{"payments-api"}},
+		{"NOT rotate OR -x", `"not" AND "rotate" AND "or" AND "x"`, `not & rotate & or & x`, nil},
+		{`rotate" OR "1"="1`, `"rotate" AND "or" AND "1"`, `rotate & or & 1`, nil},
+		{"数据库", `"数据 据库"`, `(数据 <-> 据库)`, nil},
+		{"障", `"障"*`, `障:*`, nil},
+		{"据a", `"据"* AND "a"`, `据:* & a`, nil},
+		{"Café", `"cafe"`, `cafe`, nil},
+		{"🚨 * \" -- ;", ``, ``, nil},
+		{"a a A", `"a"`, `a`, nil},
+		{`"unterminated phrase`, `"unterminated phrase"`, `(unterminated <-> phrase)`, nil},
+	}
+	for _, tc := range cases {
+		q := Parse(tc.in)
+		if got := q.FTS5(false); got != tc.fts5 {
+			t.Errorf("Parse(%q).FTS5 = %s, want %s", tc.in, got, tc.fts5)
+		}
+		if got := q.TSQuery(false); got != tc.tsq {
+			t.Errorf("Parse(%q).TSQuery = %s, want %s", tc.in, got, tc.tsq)
+		}
+		if tc.matchTexts != nil {
+			var texts []string
+			for _, term := range q.Terms {
+				texts = append(texts, term.Text)
+			}
+			if !slices.Equal(texts, tc.matchTexts) {
+				t.Errorf("Parse(%q) term texts = %q, want %q", tc.in, texts, tc.matchTexts)
+			}
+		}
+	}
+	if got := Parse("a b").FTS5(true); got != `"a" OR "b"` {
+		t.Errorf("FTS5(any) = %s, want \"a\" OR \"b\"", got)
+	}
+	if got := Parse("a b").TSQuery(true); got != `a | b` {
+		t.Errorf("TSQuery(any) = %s, want a | b", got)
+	}
+	long := strings.Repeat("w ", 10) + strings.Repeat("x", 1)
+	for i := range 100 {
+		long += fmt.Sprintf(" t%d", i)
+	}
+	if n := len(Parse(long).Terms); n != MaxTerms {
+		t.Errorf("a query of 102 words has %d terms, want MaxTerms (%d)", n, MaxTerms)
+	}
+}
+
+// FuzzParse checks that any text renders to FTS5 and to_tsquery input made
+// of quoted token strings and operators only.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"rotate keys", `"a b"*`, `"`, "数据库 障", "🚨", "NEAR(a b)", "a:b", `\"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q := Parse(s)
+		for _, term := range q.Terms {
+			if len(term.Tokens) == 0 {
+				t.Fatalf("Parse(%q) has a term without tokens", s)
+			}
+			for _, tok := range term.Tokens {
+				if tok == "" || strings.ContainsFunc(tok, func(r rune) bool { return !isWordRune(r) }) {
+					t.Fatalf("Parse(%q) has token %q with a character that is not a letter, digit or mark", s, tok)
+				}
+			}
+		}
+		_ = q.FTS5(false)
+		_ = q.Highlight(s, nil, s)
+	})
+}
+
+func TestHighlight(t *testing.T) {
+	body := "Intro words. The quick brown fox jumps over the lazy dog near the Café. " + strings.Repeat("filler ", 40) + "The end."
+	h := Parse("fox cafe").Highlight("Animals", nil, body)
+	if !strings.Contains(h.Text, "[fox]") || !strings.Contains(h.Text, "[Café]") {
+		t.Errorf("snippet = %q, want [fox] and [Café] marked", h.Text)
+	}
+	if !strings.HasPrefix(h.Text, Ellipsis) || !strings.HasSuffix(h.Text, Ellipsis) {
+		t.Errorf("snippet = %q, want ellipses at both ends of a window inside the body", h.Text)
+	}
+	if n := len(strings.Fields(strings.ReplaceAll(h.Text, Ellipsis, " "))); n > SnippetWords {
+		t.Errorf("snippet has %d words, want at most %d", n, SnippetWords)
+	}
+	if !slices.Equal(h.Matched, []string{"fox", "cafe"}) {
+		t.Errorf("matched = %q, want [fox cafe]", h.Matched)
+	}
+
+	h = Parse("db").Highlight("Runbook", []string{"db"}, "Nothing here.")
+	if h.Text != "Runbook" || !slices.Equal(h.Matched, []string{"db"}) {
+		t.Errorf("tag-only highlight = %+v, want the plain title and db matched", h)
+	}
+
+	h = Parse("x").Highlight("t", nil, "a\n\n  [x]\tb <i>")
+	if h.Text != "a [[x]] b <i>" || h.HTML != "a [<mark>x</mark>] b &lt;i&gt;" {
+		t.Errorf("highlight = %q / %q, want white space collapsed and the HTML escaped", h.Text, h.HTML)
+	}
+}
+
+func TestFold(t *testing.T) {
+	for in, want := range map[string]string{
+		"Ærø": "aero", "İstanbul": "istanbul", "ŁÓDŹ": "lodz", "Ελληνικά": "ελληνικα", "Пётр": "петр", "ǅ": "dz",
+	} {
+		if got := fold(in); got != want {
+			t.Errorf("fold(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, r := range "abcXYZ09" {
+		if !isWordRune(r) || isCJK(r) || !unicode.IsPrint(r) {
+			t.Errorf("%q misclassified", r)
+		}
+	}
+}
+
+func ranked(ids ...string) []Ranked {
+	out := make([]Ranked, len(ids))
+	for i, id := range ids {
+		out[i] = Ranked{Seq: int64(i), ID: id, Score: float64(100 - i)}
+	}
+	return out
+}
+
+func ids(rs []Ranked) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+func TestNextPage(t *testing.T) {
+	all := ranked("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l")
+	page, next := NextPage(all, nil, 4, 7, false)
+	if !slices.Equal(ids(page), []string{"a", "b", "c", "d"}) || next == nil {
+		t.Fatalf("first page = %v, next %v", ids(page), next)
+	}
+	c, err := DecodeCursor(next.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Offset != 4 || c.Key != 7 || c.ID != "d" || len(c.Tail) != 4 {
+		t.Fatalf("decoded cursor = %+v", c)
+	}
+
+	// Unchanged ranking: the page continues.
+	page, _ = NextPage(all, c, 4, 7, false)
+	if got := ids(page); !slices.Equal(got, []string{"e", "f", "g", "h"}) {
+		t.Errorf("second page = %v", got)
+	}
+
+	// d and e swapped across the boundary: the tail repairs it.
+	swapped := ranked("a", "b", "c", "e", "d", "f", "g", "h", "i", "j", "k", "l")
+	page, _ = NextPage(swapped, c, 4, 7, false)
+	if got := ids(page); !slices.Equal(got, []string{"e", "f", "g", "h"}) {
+		t.Errorf("second page after a swap = %v, want [e f g h]", got)
+	}
+
+	// A returned hit fell far: still not repeated.
+	fell := ranked("a", "c", "d", "e", "f", "g", "h", "b", "i", "j", "k", "l")
+	page, _ = NextPage(fell, c, 4, 7, false)
+	if got := ids(page); !slices.Equal(got, []string{"e", "f", "g", "h"}) {
+		t.Errorf("second page after b fell = %v, want [e f g h]", got)
+	}
+
+	// A new hit above the boundary while the tail covers every returned
+	// hit: the new hit comes next, and nothing repeats.
+	added := ranked("a", "n", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k")
+	page, _ = NextPage(added, c, 4, 7, false)
+	if got := ids(page); !slices.Equal(got, []string{"n", "e", "f", "g"}) {
+		t.Errorf("second page after an insert above = %v, want [n e f g]", got)
+	}
+
+	// The last page has no next cursor.
+	page, next = NextPage(all[:6], c, 4, 7, false)
+	if got := ids(page); !slices.Equal(got, []string{"e", "f"}) || next != nil {
+		t.Errorf("last page = %v, next %v", got, next)
+	}
+}
+
+func TestNextPageFallsBackToKeyset(t *testing.T) {
+	var names []string
+	for i := range 30 {
+		names = append(names, fmt.Sprintf("id%02d", i))
+	}
+	all := ranked(names...)
+	var c *Cursor
+	for range 3 {
+		_, c = NextPage(all, c, 4, 1, false)
+	}
+	// Twelve hits returned; a new hit ranks second, above the tail of
+	// eight, so neither check passes and the page continues after id11.
+	moved := append([]Ranked{all[0], {ID: "new", Score: 99.5}}, all[1:]...)
+	page, _ := NextPage(moved, c, 4, 1, false)
+	if got := ids(page); !slices.Equal(got, []string{"id12", "id13", "id14", "id15"}) {
+		t.Errorf("page after an insert above the tail = %v, want [id12 id13 id14 id15]", got)
+	}
+}
+
+func TestNextPageStopsAtMaxDepth(t *testing.T) {
+	var names []string
+	for i := range MaxDepth + 50 {
+		names = append(names, fmt.Sprintf("id%04d", i))
+	}
+	all := ranked(names...)
+	var c *Cursor
+	total := 0
+	for range 100 {
+		page, next := NextPage(all, c, 100, 1, false)
+		total += len(page)
+		if next == nil {
+			break
+		}
+		c = next
+	}
+	if total != MaxDepth {
+		t.Errorf("paged %d hits, want MaxDepth (%d)", total, MaxDepth)
+	}
+}
+
+func TestDecodeCursorRejects(t *testing.T) {
+	good := (&Cursor{Key: 1, Offset: 3, ID: "x", Tail: []uint64{1, 2}}).Encode()
+	for _, s := range []string{"", "!!", "AAAA", good[:10], good + "=="} {
+		if _, err := DecodeCursor(s); err == nil {
+			t.Errorf("DecodeCursor(%q) succeeded, want an error", s)
+		}
+	}
+	if c, err := DecodeCursor(good); err != nil || c.ID != "x" || c.Offset != 3 {
+		t.Errorf("DecodeCursor(good) = %+v, %v", c, err)
+	}
+}

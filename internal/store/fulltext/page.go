@@ -1,0 +1,275 @@
+package fulltext
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+
+	"github.com/khub-dev/khub/internal/knowledge"
+)
+
+// Paging limits.
+const (
+	// MaxDepth is the number of hits that cursors page through. Each page
+	// ranks the query again down to its own position, so deep pages cost
+	// more, and past this depth a narrower query serves the caller better.
+	MaxDepth = 1000
+	// tailLen is the number of last returned hits whose hashes a cursor
+	// keeps to repair a page boundary; see NextPage.
+	tailLen = 8
+)
+
+// cursorVersion starts every encoded cursor, so that a later format can
+// tell old cursors apart.
+const cursorVersion = 1
+
+// ErrBadCursor is wrapped by the errors of DecodeCursor and CheckCursor.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// Ranked is one hit of a ranking.
+type Ranked struct {
+	Seq   int64 // the back-end's row of the article version
+	ID    string
+	Score float64
+}
+
+// Cursor is the position at which the next page of a search starts.
+// Clients see it only encoded, as an opaque string.
+type Cursor struct {
+	// Key is the hash of the query and filters that the cursor pages,
+	// from CursorKey.
+	Key uint64
+	// Any records that the first page matched any term, because no article
+	// had all of them, so later pages match the same way.
+	Any bool
+	// List marks a listing without search text, newest first, which pages
+	// by keyset on (Updated, ID) instead.
+	List    bool
+	Updated int64 // Unix nanoseconds of the last hit, for List
+	// Offset is the number of hits returned so far, Seen the XOR of the
+	// hashes of their ids, and Tail the hashes of the last few of them.
+	Offset int
+	Seen   uint64
+	Tail   []uint64
+	// Score and ID are those of the last hit.
+	Score float64
+	ID    string
+}
+
+// CursorKey returns the key that binds a cursor to a query and its
+// filters.
+func CursorKey(q Query, filters []knowledge.Scope) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(q.Key()))
+	// encoding/json writes map keys sorted, so equal filters encode alike.
+	f, _ := json.Marshal(filters)
+	h.Write(f)
+	return h.Sum64()
+}
+
+// CheckCursor returns an error when c belongs to another query or
+// filters than key.
+func CheckCursor(c *Cursor, key uint64, list bool) error {
+	if c.Key != key || c.List != list {
+		return fmt.Errorf("%w: the cursor belongs to another query or other filters: send the same text and filters as for the first page, or leave the cursor out to start again", ErrBadCursor)
+	}
+	return nil
+}
+
+func idHash(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()
+}
+
+// Encode returns the cursor as URL-safe base64 without padding.
+func (c *Cursor) Encode() string {
+	b := []byte{cursorVersion, 0}
+	if c.Any {
+		b[1] |= 1
+	}
+	if c.List {
+		b[1] |= 2
+	}
+	b = binary.BigEndian.AppendUint64(b, c.Key)
+	b = binary.AppendUvarint(b, uint64(c.Offset))
+	b = binary.BigEndian.AppendUint64(b, c.Seen)
+	b = append(b, byte(len(c.Tail)))
+	for _, t := range c.Tail {
+		b = binary.BigEndian.AppendUint64(b, t)
+	}
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(c.Score))
+	b = binary.AppendVarint(b, c.Updated)
+	b = append(b, c.ID...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeCursor reads a cursor written by Encode.
+func DecodeCursor(s string) (*Cursor, error) {
+	bad := fmt.Errorf("%w: %.40q is not a cursor of this hub: send the next value of the previous page unchanged", ErrBadCursor, s)
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) < 2 || b[0] != cursorVersion {
+		return nil, bad
+	}
+	c := &Cursor{Any: b[1]&1 != 0, List: b[1]&2 != 0}
+	b = b[2:]
+	u64 := func() (uint64, bool) {
+		if len(b) < 8 {
+			return 0, false
+		}
+		v := binary.BigEndian.Uint64(b)
+		b = b[8:]
+		return v, true
+	}
+
+	var ok bool
+	if c.Key, ok = u64(); !ok {
+		return nil, bad
+	}
+	off, n := binary.Uvarint(b)
+	if n <= 0 || off > MaxDepth {
+		return nil, bad
+	}
+	c.Offset = int(off)
+	b = b[n:]
+	if c.Seen, ok = u64(); !ok || len(b) < 1 {
+		return nil, bad
+	}
+
+	tail := int(b[0])
+	b = b[1:]
+	if tail > tailLen {
+		return nil, bad
+	}
+	for range tail {
+		t, ok := u64()
+		if !ok {
+			return nil, bad
+		}
+		c.Tail = append(c.Tail, t)
+	}
+
+	score, ok := u64()
+	if !ok {
+		return nil, bad
+	}
+	c.Score = math.Float64frombits(score)
+	if c.Updated, n = binary.Varint(b); n <= 0 {
+		return nil, bad
+	}
+	c.ID = string(b[n:])
+	return c, nil
+}
+
+// Need returns how many hits of the ranking NextPage needs to pick the page
+// of limit hits after c, which is nil for the first page. They are the hits
+// before the page, the page, the hits that a repaired boundary can shift,
+// and one more to tell whether another page follows.
+func Need(c *Cursor, limit int) int {
+	off := 0
+	if c != nil {
+		off = c.Offset
+	}
+	return off + limit + tailLen + 1
+}
+
+// NextPage picks the page of at most limit hits after cursor c from the
+// ranking. The ranking holds the query's current hits, best first, and at
+// least Need(c, limit) of them when there are that many. NextPage returns
+// the page and the cursor of the page after it, or nil on the last page;
+// key and anyTerm go into the new cursor.
+//
+// Why pages neither repeat nor skip a hit when unrelated articles change
+// between them: a cursor records how many hits were returned (Offset) and
+// which (Seen, an order-independent XOR of their id hashes). The next page
+// ranks the query again. Writing an article that the query does not match
+// leaves the set of matches unchanged, so when the first Offset hits of the
+// new ranking are exactly the returned set, which Seen confirms, every hit
+// after them is new and every new hit is after them: the page continues
+// the previous one exactly. Ranking by ts_rank_cd depends on nothing but
+// the article, so on PostgreSQL that check always passes. SQLite's BM25
+// also depends on the number and average length of all articles, so an
+// unrelated write can move scores slightly and swap two nearly tied hits
+// across the page boundary. The cursor therefore also keeps the hashes of
+// the last returned hits (Tail): the page drops those from the new ranking
+// and checks that the hits before the boundary are the rest of the
+// returned set, which repairs such a swap exactly. Only when articles that
+// the query matches were changed, added or removed between pages can both
+// checks fail; the page then continues after the last hit's (score, id)
+// in the new ranking, leaves out the tail, and may repeat or miss one of
+// the changed hits. A matching article added between pages may appear on
+// a later page, or not at all when it ranks above the pages read.
+func NextPage(ranking []Ranked, c *Cursor, limit int, key uint64, anyTerm bool) ([]Ranked, *Cursor) {
+	rest := ranking
+	var seen uint64
+	var tail []uint64
+	offset := 0
+	if c != nil {
+		offset, seen, tail = c.Offset, c.Seen, c.Tail
+		rest = continueAfter(ranking, c)
+	}
+	page := rest[:min(limit, len(rest))]
+	if len(page) == 0 || len(rest) <= limit || offset+len(page) >= MaxDepth {
+		return page, nil
+	}
+	next := &Cursor{Key: key, Any: anyTerm, Offset: offset + len(page), Seen: seen}
+	tail = append([]uint64(nil), tail...)
+	for _, h := range page {
+		hash := idHash(h.ID)
+		next.Seen ^= hash
+		tail = append(tail, hash)
+	}
+	next.Tail = tail[max(0, len(tail)-tailLen):]
+	last := page[len(page)-1]
+	next.Score, next.ID = last.Score, last.ID
+	return page, next
+}
+
+// continueAfter returns the hits of the ranking that c has not returned,
+// in ranking order; see NextPage.
+func continueAfter(ranking []Ranked, c *Cursor) []Ranked {
+	if c.Offset <= len(ranking) && xorIDs(ranking[:c.Offset]) == c.Seen {
+		return ranking[c.Offset:]
+	}
+	inTail := func(r Ranked) bool {
+		h := idHash(r.ID)
+		for _, t := range c.Tail {
+			if t == h {
+				return true
+			}
+		}
+		return false
+	}
+	var rest []Ranked
+	target := c.Seen
+	for _, t := range c.Tail {
+		target ^= t
+	}
+	for _, r := range ranking {
+		if !inTail(r) {
+			rest = append(rest, r)
+		}
+	}
+	if k := c.Offset - len(c.Tail); k >= 0 && k <= len(rest) && xorIDs(rest[:k]) == target {
+		return rest[k:]
+	}
+	var after []Ranked
+	for _, r := range rest {
+		if r.Score < c.Score || r.Score == c.Score && r.ID > c.ID {
+			after = append(after, r)
+		}
+	}
+	return after
+}
+
+func xorIDs(rs []Ranked) uint64 {
+	var x uint64
+	for _, r := range rs {
+		x ^= idHash(r.ID)
+	}
+	return x
+}
