@@ -167,10 +167,10 @@ type SearchOptions struct {
 	// Limit is the number of hits, 1 to 100; 0 leaves the server's default
 	// of 20. Other values are sent as given, so the server rejects them.
 	Limit int
-	// Cursor is the Next of the previous page of the same search; empty
-	// asks for the first page.
+	// Cursor is the Next of the previous page of the same search. Leave it
+	// empty for the first page.
 	Cursor string
-	// Facets asks for counts of all matches by class, collection and tag.
+	// Facets requests counts of all matches by class, collection and tag.
 	Facets bool
 }
 

@@ -256,7 +256,7 @@ type SearchHit struct {
 type SearchResult struct {
 	Hits []SearchHit `json:"hits"`
 	// Next, passed as the cursor of the same search, returns the following
-	// page; it is empty on the last page and after the first 1000 hits.
+	// page. It is empty on the last page and after the first 1000 hits.
 	// Pages neither repeat nor skip hits while articles that the search
 	// does not match change between them.
 	Next string `json:"next,omitempty"`

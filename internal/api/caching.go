@@ -53,7 +53,7 @@ import (
 // resultETagScheme is hashed into every result tag. Change it when the
 // JSON of a computed result changes for the same data, so that tags issued
 // before the change stop matching.
-const resultETagScheme = "1"
+const resultETagScheme = "2"
 
 // maxPullMaxAge caps the max-age of pull responses.
 const maxPullMaxAge = 5 * time.Minute

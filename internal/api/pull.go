@@ -134,8 +134,8 @@ func clientFacets(f *store.Facets) *client.Facets {
 	return &client.Facets{Classes: conv(f.Classes), Collections: conv(f.Collections), Tags: conv(f.Tags)}
 }
 
-// boolParam reads an optional true or false query parameter, given at
-// most once.
+// boolParam reads an optional query parameter whose value is true or
+// false.
 func boolParam(q url.Values, name string) (bool, error) {
 	switch v := q.Get(name); v {
 	case "", "false":

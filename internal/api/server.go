@@ -89,6 +89,7 @@ func New(h *hub.Hub, cfg Config) *Server {
 func (s *Server) routes() {
 	admin, pull := s.requireAdmin, s.requireToken
 	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /openapi.json", serveOpenAPI())
 	s.mux.Handle("GET /metrics", admin(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP))
 
 	s.mux.Handle("POST /v1/articles", admin(s.createArticle))

@@ -63,7 +63,7 @@ const (
 var TopicAttributes = []string{"service", "product", "component", "application", "system"}
 
 // WeakAttributes are attribute keys that many articles share, such as a
-// severity, so an equal value tells little about the topic. They add
+// severity, so an equal value is weak evidence of the topic. They add
 // weakMetadataBonus for equal metadata only.
 var WeakAttributes = []string{"severity", "priority", "urgency", "impact"}
 
@@ -366,7 +366,7 @@ func sortCandidates(list []*candidate) {
 // (metadata replaced_by) goes first if the caller may see it and it is
 // not deprecated itself. Otherwise the best candidate that is not
 // deprecated goes first. When every candidate is deprecated, the order stays,
-// and each hit says that it is deprecated.
+// and each hit is marked deprecated.
 func putCurrentFirst(ctx context.Context, st store.Store, scope []knowledge.Scope, list []*candidate) ([]*candidate, error) {
 	if len(list) == 0 || list[0].hit.Status != knowledge.StatusDeprecated {
 		return list, nil

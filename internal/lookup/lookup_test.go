@@ -129,7 +129,7 @@ func TestDeprecatedNeverFirstUnmarked(t *testing.T) {
 		t.Errorf("hits = %v, want [other old]: the replacement is out of scope", got)
 	}
 
-	// When every hit is deprecated, the first says so.
+	// When every hit is deprecated, the first is marked deprecated.
 	s = openStore(t, old)
 	res, err = Run(ctx, s, nil, Request{Text: "laptop encryption"})
 	if err != nil {

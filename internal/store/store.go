@@ -24,7 +24,7 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrBadCursor means that SearchQuery.Cursor is not a cursor that
 	// Search returned for the same text and filters. The error's message
-	// says what to send instead.
+	// tells the caller what to send instead.
 	ErrBadCursor = fulltext.ErrBadCursor
 )
 
@@ -229,7 +229,7 @@ type SearchQuery struct {
 	// Cursor is SearchResult.Next of the previous page, empty for the first
 	// page. A cursor from another text or other filters is ErrBadCursor.
 	Cursor string
-	// Facets asks for SearchResult.Facets.
+	// Facets requests SearchResult.Facets.
 	Facets bool
 	// NoSnippets leaves Snippet, SnippetHTML and Matched empty and saves
 	// reading the body of each hit.
@@ -238,12 +238,14 @@ type SearchQuery struct {
 
 // SearchResult is one page of hits.
 type SearchResult struct {
+	// Hits are ordered by score, highest first, and by id among equal
+	// scores; without search text, by update time, newest first, and by id.
 	Hits []SearchHit
 	// Next continues with the following page when passed as
-	// SearchQuery.Cursor with the same text and filters; it is empty on the
+	// SearchQuery.Cursor with the same text and filters. It is empty on the
 	// last page and once fulltext.MaxDepth hits have been returned. Pages
 	// neither repeat nor skip hits while articles that the query does not
-	// match are written between them; fulltext.NextPage explains why.
+	// match are written between them, as fulltext.NextPage explains.
 	Next string
 	// Facets counts every match of the query, not only this page; nil
 	// unless SearchQuery.Facets is set.

@@ -347,33 +347,37 @@ func withoutCommonTerms(ctx context.Context, tx *sql.Tx, query *fulltext.Query) 
 // rank returns up to n matches of an FTS5 expression, best first and by id
 // among equal scores. ORDER BY rank alone lets FTS5 sort its matches by
 // score itself, and SQLite then reads article_search only for the rows it
-// returns or filters out, not for every match. Ties at the cut are
-// completed by reading further, so the order by (score, id) is exact.
+// returns or filters out, not for every match. When the row after the n-th
+// ties with it, a second query reads every row that scores at least as
+// well, so that the order by (score, id) is exact at the cut too.
 func rank(ctx context.Context, tx *sql.Tx, expr string, filters []knowledge.Scope, n int) ([]fulltext.Ranked, error) {
 	where, args := searchFilter([]string{"article_fts MATCH ?", "rank MATCH ?"}, []any{expr, bm25Rank}, filters...)
 	// CROSS JOIN keeps article_fts the outer loop, so FTS5 drives the query
 	// and the filters only test its matches.
-	query := `SELECT v.seq, v.article_id, rank
-		FROM article_fts CROSS JOIN article_search v ON v.seq = article_fts.rowid
-		WHERE ` + strings.Join(where, " AND ") + `
-		ORDER BY rank LIMIT ?`
-	for fetch := n + 1; ; fetch *= 2 {
-		out, err := rankRows(ctx, tx, query, append(slices.Clone(args), fetch))
+	query := func(extra string) string {
+		return `SELECT v.seq, v.article_id, rank
+			FROM article_fts CROSS JOIN article_search v ON v.seq = article_fts.rowid
+			WHERE ` + strings.Join(where, " AND ") + extra + `
+			ORDER BY rank`
+	}
+	out, err := rankRows(ctx, tx, query("")+" LIMIT ?", append(slices.Clone(args), n+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > n && out[n].Score == out[n-1].Score {
+		// bm25() is the negated score.
+		out, err = rankRows(ctx, tx, query(" AND rank <= ?"), append(slices.Clone(args), -out[n-1].Score))
 		if err != nil {
 			return nil, err
 		}
-		slices.SortStableFunc(out, func(a, b fulltext.Ranked) int {
-			if c := cmp.Compare(b.Score, a.Score); c != 0 {
-				return c
-			}
-			return strings.Compare(a.ID, b.ID)
-		})
-		// Complete when the matches ran out, or when the weakest row read
-		// scores below the n-th, so no unread row ties with it.
-		if len(out) < fetch || out[len(out)-1].Score < out[min(n, len(out))-1].Score {
-			return out[:min(n, len(out))], nil
-		}
 	}
+	slices.SortStableFunc(out, func(a, b fulltext.Ranked) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out[:min(n, len(out))], nil
 }
 
 func rankRows(ctx context.Context, tx *sql.Tx, query string, args []any) ([]fulltext.Ranked, error) {

@@ -21,6 +21,7 @@ func runSearchMore(t *testing.T, open opener) {
 	subtest(t, "TextAndMetadataFilter", open, testTextAndMetadataFilter)
 	subtest(t, "Facets", open, testFacets)
 	subtest(t, "SnippetHTMLSafe", open, testSnippetHTMLSafe)
+	subtest(t, "TiesByID", open, testTiesByID)
 	subtest(t, "CursorStable", open, testCursorStable)
 	subtest(t, "CursorListStable", open, testCursorListStable)
 	subtest(t, "CursorRejected", open, testCursorRejected)
@@ -333,6 +334,21 @@ func testCursorStable(t *testing.T, s store.Store) {
 	q = store.SearchQuery{Text: "checklist nonexistentword", Limit: 4}
 	got = pageAll(t, s, q, func(int) {})
 	wantSameHits(t, "any-term pages", got, want)
+}
+
+func testTiesByID(t *testing.T, s store.Store) {
+	var want []string
+	for _, i := range []int{7, 3, 11, 0, 9, 1, 5, 10, 2, 8, 4, 6} {
+		id := fmt.Sprintf("tie%02d", i)
+		saveBody(t, s, id, "Same", "Identical body about tides.", i)
+	}
+	for i := range 12 {
+		want = append(want, fmt.Sprintf("tie%02d", i))
+	}
+	got := pageAll(t, s, store.SearchQuery{Text: "tides", Limit: 5}, func(int) {})
+	if !slices.Equal(got, want) {
+		t.Errorf("equal scores paged = %v, want ids in ascending order %v", got, want)
+	}
 }
 
 func testCursorListStable(t *testing.T, s store.Store) {
