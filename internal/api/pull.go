@@ -269,6 +269,9 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 	for i, c := range page.Changes {
 		out.Changes[i] = client.Change{Cursor: c.Cursor, ArticleID: c.ArticleID, Version: c.Version, Type: string(c.Type), Time: c.Time}
 	}
+	// A page of the feed also records the reader's position, so a cached
+	// copy would both go stale and hide the read from freshness.
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -815,5 +815,7 @@ func (s *Server) writeCursorState(w http.ResponseWriter, r *http.Request, cursor
 		s.writeError(w, r, err)
 		return
 	}
+	// Cursors move with every commit, so no copy may be reused.
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, client.CursorState{Cursor: cursor, Head: head, Oldest: oldest})
 }

@@ -379,3 +379,17 @@ func TestSearchETagFollowsReview(t *testing.T) {
 	}
 	wantNotModified(t, getWith(t, pc, path, "If-None-Match", after.Header.Get("ETag")), after.Header.Get("ETag"), "private, max-age=300")
 }
+
+func TestFeedAndCursorNotCached(t *testing.T) {
+	_, c := startHub(t)
+	pc := createPull(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
+	for _, path := range []string{"/v1/changes?after=0", "/v1/cursor"} {
+		resp := do(t, mustRequest(t, http.MethodGet, pc, path, nil, "token"))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s = %d %s", path, resp.StatusCode, resp.body)
+		}
+		if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+			t.Errorf("GET %s Cache-Control = %q, want no-store", path, got)
+		}
+	}
+}
