@@ -31,13 +31,13 @@ func New(base, token string) *Client {
 	return &Client{
 		base:  strings.TrimRight(base, "/"),
 		token: token,
-		// Long polls set their own deadline through the context; this bound
+		// Long polls set their own deadline through the context. This bound
 		// only stops a hung connection from blocking forever.
 		http: &http.Client{Timeout: 5 * time.Minute},
 	}
 }
 
-// Error is a non-2xx answer from the server.
+// Error is a non-2xx response from the server.
 type Error struct {
 	StatusCode int
 	Code       string
@@ -58,7 +58,7 @@ func IsNotFound(err error) bool {
 	return errors.As(err, &e) && e.StatusCode == http.StatusNotFound
 }
 
-// do sends a request with an optional JSON body and decodes a JSON answer
+// do sends a request with an optional JSON body and decodes a JSON response
 // into out when out is not nil. It returns the response headers.
 func (c *Client) do(ctx context.Context, method, path string, header http.Header, in, out any) (*http.Response, error) {
 	var body io.Reader
@@ -93,7 +93,7 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 	}
 	if out != nil {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			return resp, fmt.Errorf("decode %s %s answer: %w", method, path, err)
+			return resp, fmt.Errorf("decode %s %s response: %w", method, path, err)
 		}
 	}
 	return resp, nil
@@ -136,7 +136,7 @@ func (c *Client) UpdateArticle(ctx context.Context, a Article, ifVersion int64) 
 	return out, err
 }
 
-// CreateArticle creates a new article; the server assigns an id when
+// CreateArticle creates a new article. The server assigns an id when
 // a.ID is empty.
 func (c *Client) CreateArticle(ctx context.Context, a Article) (Article, error) {
 	var out Article
@@ -164,8 +164,8 @@ type SearchOptions struct {
 	Tags        []string
 	Collections []string
 	Metadata    map[string]string
-	// Limit is the number of hits, 1 to 100; 0 leaves the server's default
-	// of 20. Other values are sent as given, so the server rejects them.
+	// Limit is the number of hits, 1 to 100, and 0 leaves the server's
+	// default of 20. Other values are sent as given, so the server rejects them.
 	Limit int
 	// Cursor is the Next of the previous page of the same search. Leave it
 	// empty for the first page.
@@ -220,7 +220,7 @@ func (c *Client) Changes(ctx context.Context, after int64, limit int, wait time.
 	return out, err
 }
 
-// CreateIntegration creates an integration. The answer carries the webhook
+// CreateIntegration creates an integration. The response carries the webhook
 // secret and pull token, which later reads do not show.
 func (c *Client) CreateIntegration(ctx context.Context, req IntegrationRequest) (Integration, error) {
 	var out Integration
@@ -261,8 +261,8 @@ type DeliveryQuery struct {
 	// Since and Until bound the attempts' start times: Since <= start <
 	// Until.
 	Since, Until time.Time
-	// Limit is the number of attempts, 1 to 1000; 0 leaves the server's
-	// default of 50.
+	// Limit is the number of attempts, 1 to 1000, and 0 leaves the
+	// server's default of 50.
 	Limit int
 }
 

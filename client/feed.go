@@ -17,8 +17,8 @@ type CursorState struct {
 	// Head is the cursor of the newest committed change, 0 when the log is
 	// empty.
 	Head int64 `json:"head"`
-	// Oldest is the oldest cursor the change log still keeps; retention
-	// removes older entries. It is 0 when the log is empty.
+	// Oldest is the oldest cursor the change log still keeps, because
+	// retention removes older entries. It is 0 when the log is empty.
 	Oldest int64 `json:"oldest"`
 }
 

@@ -8,14 +8,15 @@ import (
 // LookupRequest is the body of POST /v1/lookup, which finds the articles
 // that fit a piece of work, such as a new ticket.
 type LookupRequest struct {
-	// Text is the subject and description, subject first; at most 64 KiB.
+	// Text is the subject and description, subject first, of at most
+	// 64 KiB.
 	Text string `json:"text"`
 	// Attributes are facts about the work, such as account, product,
 	// service and severity, compared with the articles' metadata, tags
-	// and titles; at most 16.
+	// and titles. At most 16 are allowed.
 	Attributes map[string]string `json:"attributes,omitempty"`
-	// Limit is the number of hits, 1 to 20; 0 leaves the server's default
-	// of 5.
+	// Limit is the number of hits, 1 to 20, and 0 leaves the server's
+	// default of 5.
 	Limit int `json:"limit,omitempty"`
 }
 
@@ -31,7 +32,7 @@ type LookupHit struct {
 	Snippet     string `json:"snippet"`
 	SnippetHTML string `json:"snippet_html"`
 	// Score is text relevance from 0 to 1 plus a bonus per matching
-	// attribute; it compares hits of one lookup only.
+	// attribute. It compares hits of one lookup only.
 	Score float64 `json:"score"`
 	// Reason is one line on why the article fits.
 	Reason string `json:"reason"`

@@ -11,10 +11,10 @@ import (
 // connects and the pull requests per hour it declares.
 type PlanEntry struct {
 	IntegrationRequest
-	// Tool names the product the integration connects, for people; khub
-	// does not store it.
+	// Tool is the name of the product the integration connects, for people
+	// to read. khub does not store it.
 	Tool string `json:"tool,omitempty"`
-	// RequestsPerHour is the declared pull usage; 0 means undeclared, and a
+	// RequestsPerHour is the declared pull usage. 0 means undeclared, and a
 	// poller is then assumed to make 3600/poll_interval requests per hour.
 	RequestsPerHour float64 `json:"requests_per_hour,omitempty"`
 }
@@ -100,16 +100,16 @@ type PlanLoad struct {
 	// PushesPerHour the rate of those the pattern sends by webhook.
 	ChangesPerHour float64 `json:"changes_per_hour"`
 	PushesPerHour  float64 `json:"pushes_per_hour"`
-	// PullsPerHour is the expected API requests per hour; nil when the tool
+	// PullsPerHour is the expected API requests per hour, or nil when the tool
 	// looks knowledge up but declares no requests_per_hour.
 	PullsPerHour *float64 `json:"pulls_per_hour"`
 	// InitialPushes is the number of changes already in the log that a new
-	// integration is sent first; only for create and replace.
+	// integration is sent first, for create and replace only.
 	InitialPushes int64 `json:"initial_pushes,omitempty"`
 }
 
-// IntegrationUpdate changes an integration in place; nil fields stay as
-// they are. The pattern and the scope cannot change in place.
+// IntegrationUpdate is a change to an integration in place. Nil fields
+// stay as they are. The pattern and the scope cannot change in place.
 type IntegrationUpdate struct {
 	// Pattern is the declared pattern, auto or the integration's own. It
 	// decides the reasons and the rules that apply, and it must resolve to
@@ -119,11 +119,11 @@ type IntegrationUpdate struct {
 	PollInterval *string `json:"poll_interval,omitempty"`
 	Lookups      *bool   `json:"lookups,omitempty"`
 	AcceptRisk   *bool   `json:"accept_risk,omitempty"`
-	// Webhook changes the destination URL; the secret changes only through
+	// Webhook is the new destination URL. The secret changes only through
 	// RotateSecret.
 	Webhook *WebhookUpdate `json:"webhook,omitempty"`
-	// Delivery replaces every delivery setting; empty fields take the
-	// hub's defaults.
+	// Delivery is the replacement for every delivery setting, and empty
+	// fields take the hub's defaults.
 	Delivery *DeliverySettings `json:"delivery,omitempty"`
 }
 

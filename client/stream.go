@@ -56,7 +56,7 @@ func (e *ResyncRequiredError) Error() string {
 // ctx ends, the caller stops ranging or the connection ends. It ends with
 // a final error: ErrStreamClosed when the server closes the stream, the
 // context's error, or the network's. To resume, call Stream again with
-// the cursor of the last change received; nothing in between is missed.
+// the cursor of the last change received, so nothing in between is missed.
 // The one error that does not end it is a *ResyncRequiredError, which it
 // yields when retention has removed entries after the cursor. The
 // iteration then goes on with the oldest kept entry, and the caller should
@@ -191,7 +191,7 @@ func (r *streamReader) close() {
 
 // next returns the next event or heartbeat. It implements the parsing
 // rules of server-sent events (WHATWG HTML, section 9.2.6) for lines that
-// end in LF or CRLF; the hub never ends a line with a lone CR.
+// end in LF or CRLF, because the hub never ends a line with a lone CR.
 func (r *streamReader) next() (streamEvent, error) {
 	var ev streamEvent
 	var data []byte

@@ -17,27 +17,28 @@ import (
 // SyncerOptions configure a Syncer. Zero fields take the defaults.
 type SyncerOptions struct {
 	// Logger receives stream drops, feed fallbacks, resyncs and failed
-	// calls; nil discards them.
+	// calls. A nil Logger discards them.
 	Logger *slog.Logger
 	// PageLimit is the number of changes per page of the change feed, 1
-	// to 1000; default 1000.
+	// to 1000. The default is 1000.
 	PageLimit int
 	// FeedWait is the long-poll wait of the change feed while the stream
-	// is down; default DefaultFeedWait (30s). It must not exceed the hub's
+	// is down. The default is DefaultFeedWait (30s). It must not exceed the hub's
 	// maximum wait, 60s by default.
 	FeedWait time.Duration
 	// MinBackoff and MaxBackoff bound the wait before the stream is
-	// reconnected or a failed call is tried again. The first wait is about
-	// MinBackoff and each failure in a row doubles it, up to MaxBackoff.
-	// Defaults 500ms and 30s.
+	// reconnected or a failed call is tried again. Each wait is drawn
+	// between half and all of a ceiling that starts at MinBackoff and
+	// doubles with each failure in a row, up to MaxBackoff. The defaults
+	// are 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
 	// StreamIdleTimeout is how long the stream may stay silent before it
-	// counts as dead; default DefaultStreamIdleTimeout (60s). Keep it
+	// counts as dead. The default is DefaultStreamIdleTimeout (60s). Keep it
 	// above the hub's heartbeat interval, 15s by default.
 	StreamIdleTimeout time.Duration
 	// ReportInterval is the shortest time between two reports of the
-	// cursor to POST /v1/cursor; default 1s. A negative value turns
-	// reporting off.
+	// cursor to POST /v1/cursor. The default is 1s, and a negative value
+	// turns reporting off.
 	ReportInterval time.Duration
 }
 
@@ -85,7 +86,7 @@ type SyncerStats struct {
 // articles this way.
 //
 // The syncer reports its cursor to POST /v1/cursor as it applies changes,
-// so the integration's freshness counts what the local copy holds. An
+// so the integration's freshness counts what the local copy contains. An
 // article that leaves the scope by a change of class, tags or metadata
 // stays in the copy until the syncer next reads it: the hub sends no
 // change for it, because the new version is outside the scope.
@@ -97,8 +98,8 @@ type Syncer struct {
 	mu       sync.RWMutex
 	articles map[string]Article
 	cursor   int64
-	// confirmed is when the syncer last knew it held every change that
-	// the hub had committed. Staleness counts from created until then.
+	// confirmed is the time at which the copy last contained every change
+	// that the hub had committed. Staleness counts from created until then.
 	confirmed time.Time
 	created   time.Time
 	stats     SyncerStats
@@ -108,7 +109,7 @@ type Syncer struct {
 	running   atomic.Bool
 	reportNow chan struct{}
 
-	// removed is the version at which an article left the copy, so that
+	// removed maps an article id to the version at which it left the copy, so that
 	// older changes of it are not read again while the syncer catches up.
 	// Only Run's goroutine uses it, and it is cleared once the syncer is
 	// current.
@@ -245,7 +246,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 		}
 		s.count(func(st *SyncerStats) { st.StreamDrops++ })
 		wait := b.next()
-		s.log.Warn("khub stream dropped; following the change feed until it reconnects",
+		s.log.Warn("khub stream dropped, so the syncer follows the change feed until it reconnects",
 			"error", err, "cursor", s.Cursor(), "reconnect_in", wait)
 		if err := s.followFeed(ctx, time.Now().Add(wait)); err != nil {
 			return err
@@ -283,7 +284,7 @@ func (s *Syncer) followFeed(ctx context.Context, until time.Time) error {
 			return err
 		}
 		wait := min(b.next(), time.Until(until))
-		s.log.Warn("reading the khub change feed failed; will retry", "error", err, "cursor", s.Cursor(), "retry_in", wait)
+		s.log.Warn("reading the khub change feed failed, will retry", "error", err, "cursor", s.Cursor(), "retry_in", wait)
 		if err := sleep(ctx, wait); err != nil {
 			return err
 		}
@@ -354,7 +355,7 @@ func (s *Syncer) readStream(ctx context.Context, r *streamReader, b *backoff) er
 		switch {
 		case ev.heartbeat:
 			// Events are applied as they are read, so at a heartbeat the
-			// copy holds every change the stream had sent.
+			// copy contains every change the stream had sent.
 			s.confirm(time.Now())
 			b.reset()
 		case ev.name == "change":
@@ -370,7 +371,7 @@ func (s *Syncer) readStream(ctx context.Context, r *streamReader, b *backoff) er
 			if err != nil {
 				return err
 			}
-			// The stream goes on with the oldest kept entry.
+			// The stream continues from the oldest kept entry.
 			if err := s.resync(ctx, rr.Oldest); err != nil {
 				return err
 			}
@@ -436,19 +437,19 @@ func (s *Syncer) knownVersion(id string) int64 {
 const (
 	searchPageLimit = 100
 	// searchMaxDepth is the number of hits the hub pages through for one
-	// search; the page after them has no next cursor.
+	// search. The page after them has no next cursor.
 	searchMaxDepth = 1000
 )
 
 // resync reloads the copy after retention removed changes that the syncer
 // had not read, and moves the cursor to just before oldest, the oldest
 // entry the log keeps. It reads every article in the copy again, and every
-// article that a search with no query lists and the copy lacks or holds
+// article that a search with no query lists and the copy lacks or has
 // at another version. Changes that commit during the reload are in the
 // log after oldest, so following the log from there catches them.
 func (s *Syncer) resync(ctx context.Context, oldest int64) error {
 	s.count(func(st *SyncerStats) { st.Resyncs++ })
-	s.log.Warn("the khub change log no longer holds every change after the syncer's cursor; reloading the articles in scope",
+	s.log.Warn("the khub change log no longer contains every change after the syncer's cursor, so the syncer reloads the articles in scope",
 		"cursor", s.Cursor(), "oldest", oldest)
 	listed, err := s.listArticles(ctx)
 	if err != nil {
@@ -500,12 +501,12 @@ func (s *Syncer) listArticles(ctx context.Context) ([]SearchHit, error) {
 // cursor as beyond its newest change, as a hub restored from an older
 // backup does.
 func (s *Syncer) restart(ctx context.Context, cause error) error {
-	s.log.Warn("the khub hub has no change at the syncer's cursor; reloading from the start of its change log",
+	s.log.Warn("the khub hub has no change at the syncer's cursor, so the syncer reloads from the start of its change log",
 		"cursor", s.Cursor(), "error", cause)
 	return s.resync(ctx, 1)
 }
 
-// advance moves the cursor forward and asks for a report.
+// advance moves the cursor forward and requests a report.
 func (s *Syncer) advance(cursor int64) {
 	s.mu.Lock()
 	moved := cursor > s.cursor
@@ -538,8 +539,8 @@ func (s *Syncer) askReport() {
 	}
 }
 
-// reportLoop reports the cursor to POST /v1/cursor when it moves, at most
-// once every ReportInterval.
+// reportLoop reports the cursor to POST /v1/cursor when it differs from
+// the last one reported, at most once every ReportInterval.
 func (s *Syncer) reportLoop(ctx context.Context) {
 	reported := int64(-1)
 	for {
@@ -562,8 +563,8 @@ func (s *Syncer) reportLoop(ctx context.Context) {
 				s.log.Info("khub cursor reports are off: the admin token has no cursor to report", "error", err)
 				return
 			default:
-				// The next change or heartbeat asks again.
-				s.log.Warn("reporting the cursor to khub failed; will retry", "cursor", cursor, "error", err)
+				// The next change or heartbeat requests another report.
+				s.log.Warn("reporting the cursor to khub failed, will retry", "cursor", cursor, "error", err)
 			}
 		}
 		if err := sleep(ctx, s.opts.ReportInterval); err != nil {
@@ -579,12 +580,12 @@ func (s *Syncer) retryAfter(ctx context.Context, b *backoff, what string, err er
 		return err
 	}
 	wait := b.next()
-	s.log.Warn("khub syncer failed to "+what+"; will retry", "error", err, "cursor", s.Cursor(), "retry_in", wait)
+	s.log.Warn("khub syncer failed to "+what+", will retry", "error", err, "cursor", s.Cursor(), "retry_in", wait)
 	return sleep(ctx, wait)
 }
 
 // fatal returns the error that ends Run: the context's, or a 401 or 403
-// from the hub, which says the token is wrong or its integration was
+// from the hub, which means that the token is wrong or its integration was
 // deleted. It returns nil for errors worth retrying.
 func fatal(ctx context.Context, err error) error {
 	if ctx.Err() != nil {

@@ -42,8 +42,8 @@ const (
 	OutcomeUnchanged = "unchanged"
 )
 
-// Scope selects the articles an integration sees; empty dimensions match
-// everything.
+// Scope selects the articles an integration receives. Empty dimensions
+// match everything.
 type Scope struct {
 	Collections []string          `json:"collections,omitempty"`
 	Classes     []string          `json:"classes,omitempty"`
@@ -51,8 +51,8 @@ type Scope struct {
 	Metadata    map[string]string `json:"metadata,omitempty"`
 }
 
-// Webhook is a push destination. Secret is "whsec_" and base64; the server
-// generates one when it is empty and returns it only at creation.
+// Webhook is a push destination. Secret is "whsec_" and base64, and the
+// server generates one when it is empty and returns it only at creation.
 type Webhook struct {
 	URL    string `json:"url"`
 	Secret string `json:"secret,omitempty"`
@@ -70,12 +70,12 @@ type IntegrationRequest struct {
 	Webhook *Webhook `json:"webhook,omitempty"`
 	// PollInterval is how often a pulling tool polls (default 1m).
 	PollInterval string `json:"poll_interval,omitempty"`
-	// Lookups says that the tool fetches knowledge at query time.
+	// Lookups is true when the tool fetches knowledge at query time.
 	Lookups bool `json:"lookups,omitempty"`
 	// AcceptRisk allows a pattern that the freshness rules reject.
 	AcceptRisk bool `json:"accept_risk,omitempty"`
-	// Delivery tunes webhook delivery for push and hybrid; nil takes the
-	// hub's defaults. The server rejects it when the pattern is pull.
+	// Delivery is the webhook delivery tuning for push and hybrid. Nil
+	// takes the hub's defaults. The server rejects it when the pattern is pull.
 	Delivery *DeliverySettings `json:"delivery,omitempty"`
 }
 
@@ -102,7 +102,8 @@ type DeliverySettings struct {
 	// Coalesce sends only the newest version of an article when several
 	// wait to be sent, so a tool that was down catches up faster.
 	Coalesce bool `json:"coalesce"`
-	// RateLimit caps requests per second to the webhook; 0 means no cap.
+	// RateLimit is the maximum number of requests per second to the
+	// webhook, and 0 means no limit.
 	RateLimit float64 `json:"rate_limit"`
 	// PauseAfter is the number of failed attempts in a row after which
 	// delivery pauses and only a probe is sent every ProbeEvery (10ms to
@@ -150,8 +151,8 @@ type Integration struct {
 	LastSuccessAt *time.Time `json:"last_success_at,omitempty"`
 	// RetryDueAt is when a failed delivery is tried again, if one is pending.
 	RetryDueAt *time.Time `json:"retry_due_at,omitempty"`
-	// Delivery is the delivery settings in force, defaults filled in; push
-	// and hybrid only.
+	// Delivery is the delivery settings in force, with defaults filled in,
+	// for push and hybrid only.
 	Delivery *DeliverySettings `json:"delivery,omitempty"`
 	// State is active, paused or disabled (push and hybrid only).
 	// StateReason explains why it is not active, and StateSince is when it
@@ -175,8 +176,8 @@ type RotateSecretRequest struct {
 	// up to "720h". Empty means "24h", and "0s" stops signing with the old
 	// secret at once.
 	Overlap string `json:"overlap,omitempty"`
-	// Secret is the new secret, "whsec_" and base64 of 16 to 64 bytes;
-	// empty has the server generate one.
+	// Secret is the new secret, "whsec_" and base64 of 16 to 64 bytes.
+	// When it is empty, the server generates one.
 	Secret string `json:"secret,omitempty"`
 }
 
@@ -215,11 +216,11 @@ type ReplayStarted struct {
 type Freshness struct {
 	Window string `json:"window"`
 	// StalenessSeconds is the age of the oldest change in scope that the
-	// tool has not received or fetched; zero when it is caught up.
+	// tool has not received or fetched, or zero when it is caught up.
 	StalenessSeconds float64 `json:"staleness_seconds"`
 	WithinWindow     bool    `json:"within_window"`
 	// OldestPendingCursor is the cursor of the change that StalenessSeconds
-	// measures; zero when caught up.
+	// measures, or zero when caught up.
 	OldestPendingCursor int64 `json:"oldest_pending_cursor,omitempty"`
 }
 
@@ -242,7 +243,7 @@ type SearchHit struct {
 	// Matched lists the search terms found in the article's title, tags
 	// or body.
 	Matched []string `json:"matched,omitempty"`
-	// Score is higher for better matches; it compares hits of one search
+	// Score is higher for better matches. It compares hits of one search
 	// only.
 	Score float64 `json:"score"`
 	// Owner is the article's owner, empty when it has none.
@@ -252,7 +253,7 @@ type SearchHit struct {
 	ReviewOverdue bool   `json:"review_overdue,omitempty"`
 }
 
-// SearchResult is the answer of GET /v1/search.
+// SearchResult is the response of GET /v1/search.
 type SearchResult struct {
 	Hits []SearchHit `json:"hits"`
 	// Next, passed as the cursor of the same search, returns the following
@@ -261,12 +262,12 @@ type SearchResult struct {
 	// does not match change between them.
 	Next string `json:"next,omitempty"`
 	// Facets counts all matches of the search by class, collection and
-	// tag; it is present when the search asked for facets.
+	// tag. It is present when the search requested facets.
 	Facets *Facets `json:"facets,omitempty"`
 }
 
 // Facets are counts of the articles that match a search, each list sorted
-// by count, highest first. Tags holds the 20 most frequent tags.
+// by count, highest first. Tags contains the 20 most frequent tags.
 type Facets struct {
 	Classes     []FacetCount `json:"classes"`
 	Collections []FacetCount `json:"collections"`
@@ -288,9 +289,9 @@ type Change struct {
 	Time      time.Time `json:"time"`
 }
 
-// ChangesPage is the answer of GET /v1/changes. Next is the cursor to pass
-// as after in the following call; it can move past entries outside the
-// caller's scope.
+// ChangesPage is the response of GET /v1/changes. Next is the cursor to
+// pass as after in the following call, and it can move past entries
+// outside the caller's scope.
 type ChangesPage struct {
 	Changes []Change `json:"changes"`
 	Next    int64    `json:"next"`
@@ -312,27 +313,27 @@ type Delivery struct {
 	Outcome string `json:"outcome"`
 }
 
-// DeliveryList is the answer of GET /v1/integrations/{id}/deliveries.
+// DeliveryList is the response of GET /v1/integrations/{id}/deliveries.
 type DeliveryList struct {
 	Deliveries []Delivery `json:"deliveries"`
 }
 
-// IntegrationList is the answer of GET /v1/integrations.
+// IntegrationList is the response of GET /v1/integrations.
 type IntegrationList struct {
 	Integrations []Integration `json:"integrations"`
 }
 
-// VersionList is the answer of GET /v1/articles/{id}/versions.
+// VersionList is the response of GET /v1/articles/{id}/versions.
 type VersionList struct {
 	Versions []Article `json:"versions"`
 }
 
-// ErrorBody is the JSON body of every 4xx and 5xx answer.
+// ErrorBody is the JSON body of every 4xx and 5xx response.
 type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
 }
 
-// ErrorDetail says what was wrong. Field names the request field at fault,
+// ErrorDetail is the description of what was wrong. Field names the request field at fault,
 // when there is one.
 type ErrorDetail struct {
 	Code    string `json:"code"`

@@ -55,8 +55,8 @@ func VerifyWebhook(secret string, header http.Header, body []byte, tolerance tim
 	mac.Write([]byte(id + "." + ts + "."))
 	mac.Write(body)
 	want := mac.Sum(nil)
-	// The header holds space-separated "version,signature" pairs; several
-	// appear while a secret is being rotated.
+	// The header contains space-separated "version,signature" pairs, and
+	// several appear while a secret is being rotated.
 	for sig := range strings.FieldsSeq(sigs) {
 		version, encoded, ok := strings.Cut(sig, ",")
 		if !ok || version != "v1" {

@@ -80,7 +80,8 @@ func (d *demo) run(ctx context.Context, logger *slog.Logger, exit bool) error {
 	}
 
 	// The receiver runs on loopback, so the demo allows private
-	// destinations; khub serve does not unless told to.
+	// destinations. khub serve allows them only with
+	// --allow-private-destinations.
 	cfg := app.Config{DataDir: dataDir, Addr: d.addr, AllowPrivate: true, Logger: logger}
 	cfg.Push.InitialBackoff = 200 * time.Millisecond
 	hub, err := app.Open(cfg)

@@ -115,7 +115,7 @@ func (s *Server) archiveArticle(w http.ResponseWriter, r *http.Request) {
 }
 
 // preconditionError turns a failed If-Match or If-None-Match into 412 with
-// the current version, so the client knows what to re-read.
+// the current version, so the client can tell which version to re-read.
 func (s *Server) preconditionError(r *http.Request, id string, opts store.SaveOptions, err error) error {
 	conditional := opts.IfVersion != 0 || opts.MustExist || opts.CreateOnly
 	if !conditional || !(errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound)) {
@@ -128,7 +128,7 @@ func (s *Server) preconditionError(r *http.Request, id string, opts store.SaveOp
 	}
 	msg := fmt.Sprintf("article %q does not exist, so If-Match cannot match: drop If-Match to create it", id)
 	if gerr == nil {
-		msg = fmt.Sprintf("If-Match does not match: article %q is at version %d (ETag %s); read it again and retry", id, cur.Version, etag(cur.Version))
+		msg = fmt.Sprintf("If-Match does not match: article %q is at version %d (ETag %s): read it again and retry", id, cur.Version, etag(cur.Version))
 	}
 	return &apiError{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Field: "If-Match", Message: msg}
 }
@@ -155,7 +155,7 @@ func (s *Server) getArticle(w http.ResponseWriter, r *http.Request) {
 
 // lastModified returns the Last-Modified time of the article's current
 // version, or zero when it cannot validate r. HTTP dates have one-second
-// precision, so a client that holds the previous version, written in the
+// precision, so a client that has the previous version, written in the
 // same second, would send the same If-Modified-Since date and get a false
 // 304. When r sends that date and the previous version shares its second,
 // the response goes without Last-Modified and If-Modified-Since is ignored.
@@ -401,7 +401,8 @@ func ifNoneMatchCreate(r *http.Request) (bool, error) {
 }
 
 // fromClientArticle converts a request body to an article. Its only error
-// is a review_every that is not a duration; Validate checks the rest.
+// is a review_every that is not a duration, because Validate checks the
+// rest.
 func fromClientArticle(in client.Article) (knowledge.Article, error) {
 	reviewEvery, err := knowledge.ParseReviewEvery("review_every", in.ReviewEvery)
 	if err != nil {

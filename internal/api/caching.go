@@ -99,7 +99,7 @@ func callerKey(r *http.Request) string {
 	if p.admin || p.integration == nil {
 		return "admin"
 	}
-	// A Scope holds only strings, which always marshal, and
+	// A Scope contains only strings, which always marshal, and
 	// encoding/json writes map keys in sorted order.
 	scope, _ := json.Marshal(p.integration.Scope)
 	return "integration:" + p.integration.ID + ":" + string(scope)

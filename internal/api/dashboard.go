@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// dashboardFiles holds the dashboard: one HTML page, its stylesheet, its
+// dashboardFiles contains the dashboard: one HTML page, its stylesheet, its
 // script and an icon. Everything the page loads comes from here, so it
 // works without network access beyond the hub.
 //

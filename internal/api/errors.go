@@ -35,8 +35,8 @@ func badRequest(field, format string, args ...any) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// writeError maps an error to its HTTP answer: field errors are 400, store
-// sentinels 404 and 409, anything else 500 with the cause logged.
+// writeError maps an error to its HTTP response: field errors are 400,
+// store sentinels 404 and 409, and anything else 500 with the cause logged.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	var fe *knowledge.FieldError
@@ -45,16 +45,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &fe):
 		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Field: fe.Field, Message: fe.Error()}
 	case errors.Is(err, store.ErrNotFound):
-		// Handlers name the missing resource themselves; this covers the
+		// Handlers name the missing resource themselves, so this covers the
 		// rest, such as a resource deleted while the request ran.
 		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("%s not found: it does not exist or was deleted while the request ran", r.URL.Path)}
 	case errors.Is(err, store.ErrConflict):
 		ae = &apiError{Status: http.StatusConflict, Code: "conflict", Message: "the resource changed or already exists"}
 	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:
-		// The client went away; nobody reads the answer.
+		// The client went away, so nobody reads the response.
 		return
 	default:
-		ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; the hub's log has the cause", Cause: err}
+		ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error: see the hub's log for the cause", Cause: err}
 	}
 	if ae.Status >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", ae.Cause)
@@ -71,7 +71,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
-	// Article bodies are Markdown with HTML in them; escaping <, > and &
+	// Article bodies are Markdown with HTML in them, and escaping <, > and &
 	// would make every body larger for no gain in a JSON API.
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
@@ -325,7 +325,7 @@ func decodeError(err error, limit int64) error {
 	switch {
 	case errors.As(err, &tooLarge):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-			Message: fmt.Sprintf("the request body is larger than the limit of %d bytes (%d MiB): send a smaller body; an article body may be at most %d bytes (1 MiB) once its JSON escapes are decoded", limit, limit>>20, knowledge.MaxBodyLen)}
+			Message: fmt.Sprintf("the request body is larger than the limit of %d bytes (%d MiB): send a smaller body. An article body may be at most %d bytes (1 MiB) once its JSON escapes are decoded", limit, limit>>20, knowledge.MaxBodyLen)}
 	case errors.Is(err, io.EOF):
 		return badRequest("", "the body is empty: send a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -34,7 +34,7 @@ func (s *Server) createIntegration(w http.ResponseWriter, r *http.Request) {
 	}
 	out.Token = created.Token
 	if out.Webhook != nil {
-		// The secret is shown once, here; later reads omit it.
+		// The secret is shown once, here. Later reads omit it.
 		out.Webhook.Secret = created.State.WebhookSecret
 	}
 	w.Header().Set("Location", "/v1/integrations/"+created.State.ID)

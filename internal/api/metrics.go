@@ -19,7 +19,7 @@ import (
 func (s *Server) timeSearch(next http.HandlerFunc) http.HandlerFunc {
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "khub_search_duration_seconds",
-		Help:    "Time to answer a search after authentication: query validation, the store's full-text query and the JSON response.",
+		Help:    "Time to serve a search after authentication: query validation, the store's full-text query and the JSON response.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"outcome"})
 	s.cfg.Registry.MustRegister(latency)

@@ -73,7 +73,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	}
 	cursor := q.Get("cursor")
 	if len(cursor) > maxCursorLen {
-		s.writeError(w, r, badRequest("cursor", "cursor is %d bytes long; cursors are at most %d: send the next value of the previous page unchanged", len(cursor), maxCursorLen))
+		s.writeError(w, r, badRequest("cursor", "cursor is %d bytes long, but cursors are at most %d: send the next value of the previous page unchanged", len(cursor), maxCursorLen))
 		return
 	}
 	filter.Normalize()
@@ -83,7 +83,8 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	}
 
 	filters := append(principalFrom(r.Context()).scope(), filter)
-	// The position must be read before the search; logPosition says why.
+	// The position must be read before the search, for the reason given
+	// in the documentation of logPosition.
 	position, err := s.logPosition(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -109,7 +110,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 }
 
 // maxCursorLen bounds the cursor parameter of a search, in bytes. A cursor
-// holds an article id of at most knowledge.MaxIDLen bytes and about 120
+// contains an article id of at most knowledge.MaxIDLen bytes and about 120
 // bytes more, in base64.
 const maxCursorLen = 1024
 
@@ -119,7 +120,7 @@ func clientSearchHit(h *store.SearchHit) client.SearchHit {
 		Status: string(h.Status), Version: h.Version, Snippet: h.Snippet, SnippetHTML: h.SnippetHTML, Matched: h.Matched, Score: h.Score}
 }
 
-// clientFacets converts store facets to their API form; nil stays nil.
+// clientFacets converts store facets to their API form. Nil stays nil.
 func clientFacets(f *store.Facets) *client.Facets {
 	if f == nil {
 		return nil
@@ -153,7 +154,7 @@ func boolParam(q url.Values, name string) (bool, error) {
 // and the SQLite FTS5 query parser rejects it.
 func checkQueryText(text string) error {
 	if len(text) > MaxQueryLen {
-		return badRequest("q", "q is %d bytes long; the maximum is %d", len(text), MaxQueryLen)
+		return badRequest("q", "q is %d bytes long, but the maximum is %d: shorten the query", len(text), MaxQueryLen)
 	}
 	if !utf8.ValidString(text) {
 		return badRequest("q", "q is not valid UTF-8 at byte %d: percent-encode the text as UTF-8", invalidUTF8At([]byte(text)))
@@ -174,7 +175,7 @@ func checkQueryText(text string) error {
 func checkMetaKey(param, name string) error {
 	switch {
 	case len(name) > knowledge.MaxMetadataKey:
-		return badRequest(param, "the key of %.60q… is %d bytes long; metadata keys are at most %d bytes: shorten the key", param, len(name), knowledge.MaxMetadataKey)
+		return badRequest(param, "the key of %.60q… is %d bytes long, but metadata keys are at most %d bytes: shorten the key", param, len(name), knowledge.MaxMetadataKey)
 	case !utf8.ValidString(name):
 		return badRequest(param, "the key of %q is not valid UTF-8: percent-encode the key as UTF-8", param)
 	case strings.ContainsFunc(name, unicode.IsControl):

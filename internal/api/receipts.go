@@ -124,7 +124,7 @@ func receiptKeys(req *client.ReceiptRequest) ([]store.VersionKey, []string, erro
 	case len(req.Receipts) == 0:
 		return nil, nil, badRequest("receipts", "receipts is empty: send at least one receipt")
 	case len(req.Receipts) > client.MaxReceipts:
-		return nil, nil, badRequest("receipts", "receipts has %d entries; the maximum is %d: send them in several requests", len(req.Receipts), client.MaxReceipts)
+		return nil, nil, badRequest("receipts", "receipts has %d entries, but the maximum is %d: send them in several requests", len(req.Receipts), client.MaxReceipts)
 	}
 	keys := make([]store.VersionKey, len(req.Receipts))
 	fields := make([]string, len(req.Receipts))
@@ -139,7 +139,8 @@ func receiptKeys(req *client.ReceiptRequest) ([]store.VersionKey, []string, erro
 	return keys, fields, nil
 }
 
-// receiptKey checks one receipt; prefix starts its field names.
+// receiptKey validates one receipt and returns its version key. prefix
+// starts its field names in errors.
 func receiptKey(prefix string, rc client.Receipt) (store.VersionKey, error) {
 	if err := knowledge.ValidateID(prefix+"article_id", rc.ArticleID); err != nil {
 		return store.VersionKey{}, err

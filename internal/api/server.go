@@ -27,19 +27,20 @@ import (
 type Config struct {
 	// AdminToken authorizes every call. Required.
 	AdminToken string
-	// MaxBodyBytes bounds request bodies, in bytes; default
-	// DefaultMaxBodyBytes.
+	// MaxBodyBytes is the maximum size of a request body, in bytes. The
+	// default is DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// MaxWait caps the wait parameter of the change feed; default 60s.
+	// MaxWait is the maximum wait parameter of the change feed. The
+	// default is 60s.
 	MaxWait time.Duration
-	// Registry receives the HTTP metrics and serves /metrics; nil serves an
-	// empty registry.
+	// Registry receives the HTTP and stream metrics and serves /metrics.
+	// When it is nil, New creates a new registry for them.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 	// Version is reported by /healthz.
 	Version string
 	// StreamHeartbeat is the time between heartbeats of an idle stream of
-	// GET /v1/stream; default DefaultStreamHeartbeat (15s).
+	// GET /v1/stream. The default is DefaultStreamHeartbeat (15s).
 	StreamHeartbeat time.Duration
 }
 
@@ -77,7 +78,7 @@ func New(h *hub.Hub, cfg Config) *Server {
 	}
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "khub_http_request_duration_seconds",
-		Help:    "Time to answer API requests, by route and status code.",
+		Help:    "Time to serve API requests, by route and status code.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"route", "code"})
 	cfg.Registry.MustRegister(s.latency)
@@ -192,7 +193,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if _, err := s.hub.Store.HeadCursor(ctx); err != nil {
 		s.log.Error("health check failed", "error", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "the store does not answer"})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "the store did not respond: see the hub's log for the cause"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
@@ -204,7 +205,7 @@ type principal struct {
 	integration *store.IntegrationState
 }
 
-// scope returns the filters that limit what the caller sees.
+// scope returns the filters that limit the articles the caller can read.
 func (p principal) scope() []knowledge.Scope {
 	if p.admin {
 		return nil
@@ -252,7 +253,7 @@ func (s *Server) requireAdmin(next http.HandlerFunc) http.Handler {
 		}
 		if !s.isAdmin(token) {
 			if _, err := s.hub.Authenticate(r.Context(), token); err == nil {
-				s.writeError(w, r, &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: "this call needs the admin token; an integration's pull token can only read"})
+				s.writeError(w, r, &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: "this call requires the admin token, because an integration's pull token can only read"})
 				return
 			}
 			s.writeError(w, r, errUnauthorized)

@@ -52,7 +52,7 @@ const (
 	streamRecheck = time.Minute
 	// tailSize is the number of newest change-log entries that streams
 	// share in memory. An entry without its article's title and body takes
-	// a few hundred bytes, so the tail takes about 1 to 2 MiB.
+	// a few hundred bytes, so the tail takes an estimated 1 to 2 MiB.
 	tailSize = 4096
 )
 
@@ -226,6 +226,7 @@ func (s *Server) streamStart(r *http.Request) (int64, error) {
 			return 0, badRequest(key, "%s is given %d times: give it once", key, len(values))
 		}
 	}
+
 	field := "after"
 	after, err := intParam(q, "after", 0, 0, 1<<62)
 	if err != nil {
@@ -239,6 +240,7 @@ func (s *Server) streamStart(r *http.Request) (int64, error) {
 			return 0, badRequest(field, "Last-Event-ID %q is invalid: send the id of the last event received, a cursor from 0 upwards, once", strings.Join(ids, ", "))
 		}
 	}
+
 	// A cursor beyond the head would be saved as the caller's position and
 	// make it skip every change up to that cursor once they commit.
 	head, err := s.hub.Store.HeadCursor(r.Context())
@@ -302,8 +304,8 @@ type sseStream struct {
 
 // resyncRequired is the data of a resync-required event.
 type resyncRequired struct {
-	// OldestCursor is the oldest entry the change log still keeps; the
-	// stream goes on with it.
+	// OldestCursor is the cursor of the oldest entry that the change log
+	// still keeps. The stream continues from it.
 	OldestCursor int64  `json:"oldest_cursor"`
 	After        int64  `json:"after"`
 	Message      string `json:"message"`
@@ -427,7 +429,7 @@ func (st *sseStream) checkRetention(ctx context.Context) error {
 	data, err := json.Marshal(resyncRequired{
 		OldestCursor: oldest,
 		After:        st.after,
-		Message: fmt.Sprintf("change-log entries %d to %d were removed by retention: reload the articles in scope with search or get; the stream goes on with cursor %d",
+		Message: fmt.Sprintf("change-log entries %d to %d were removed by retention: reload the articles in scope with search or get. The stream continues from cursor %d",
 			st.after+1, oldest-1, oldest),
 	})
 	if err != nil {
@@ -457,13 +459,13 @@ func (st *sseStream) record() bool {
 	return !st.s.streams.pulls.isGone(st.integrationID)
 }
 
-// fail logs a store error that ends a stream. The client reconnects with
-// its last event id, so nothing is lost.
+// fail logs a store error that ends a stream. A client that reconnects
+// with its last event id as Last-Event-ID loses no change.
 func (st *sseStream) fail(ctx context.Context, what string, err error) {
 	if ctx.Err() != nil {
 		return
 	}
-	st.s.log.Error("stream failed to "+what+"; ending it", "integration_id", st.integrationID, "cursor", st.after, "error", err)
+	st.s.log.Error("stream failed to "+what+" and is ending", "integration_id", st.integrationID, "cursor", st.after, "error", err)
 }
 
 // appendEvent appends the change event of c to buf.
@@ -525,8 +527,9 @@ func (t *changeTail) read(ctx context.Context, after, head int64, limit int, sco
 		return readStore(ctx, t.st, after, limit, scope, buf)
 	}
 	defer t.mu.Unlock()
-	// The first reader after an announcement reads on for every reader;
-	// the others wait for the lock and then find the entries here. A fill
+
+	// The first reader after an announcement fills the tail for every
+	// reader. The others wait for the lock and then find the entries here. A fill
 	// can end short of head, when it reached its limit or when the store
 	// has not yet committed an entry below head, so a later reader fills
 	// again only in the first case or once head has moved.
@@ -536,6 +539,7 @@ func (t *changeTail) read(ctx context.Context, after, head int64, limit int, sco
 		}
 		t.filledFor = head
 	}
+
 	scanned, n := t.end, 0
 	for i := t.index(after); i < len(t.entries); i++ {
 		e := &t.entries[i]
@@ -617,7 +621,7 @@ func readStore(ctx context.Context, st store.Store, after int64, limit int, scop
 // pullRecorder stores the cursors of streams as their integrations' pull
 // cursors, and finds out which integrations were deleted. It keeps the
 // highest cursor per integration and writes them streamRecordEvery after
-// the first one waits, so a commit that wakes many streams of one
+// the first of them arrives, so a commit that wakes many streams of one
 // integration costs one store write, and a busy stream at most one a
 // second.
 type pullRecorder struct {
@@ -691,7 +695,7 @@ func (p *pullRecorder) exists(ctx context.Context, integrationID string) bool {
 		p.markGone(integrationID)
 		return false
 	case err != nil && ctx.Err() == nil:
-		p.log.Warn("checking a stream's integration failed; its streams go on", "integration_id", integrationID, "error", err)
+		p.log.Warn("checking a stream's integration failed, so its streams continue", "integration_id", integrationID, "error", err)
 	}
 	return true
 }
@@ -707,7 +711,7 @@ func (p *pullRecorder) markGone(integrationID string) {
 	}
 }
 
-// stop ends the timed writes; pending records wait for flush.
+// stop ends the timed writes. Pending records wait for flush.
 func (p *pullRecorder) stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -739,15 +743,18 @@ func (p *pullRecorder) flush() {
 		case errors.Is(err, store.ErrNotFound):
 			p.markGone(id)
 		case err != nil:
-			// The cursor only lags: the stream's next record carries it.
-			p.log.Warn("recording a stream's cursor failed", "integration_id", id, "cursor", cursor, "error", err)
+			// The cursor goes back into pending, so the next flush tries
+			// it again unless a stream records a higher one first.
+			p.log.Warn("recording a stream's cursor failed; will retry", "integration_id", id, "cursor", cursor, "error", err)
+			p.record(id, cursor)
 		}
 	}
 }
 
 // cursorReport is the body of POST /v1/cursor.
 type cursorReport struct {
-	// Cursor is a pointer so that a missing field is told apart from 0.
+	// Cursor is a pointer so that a missing field can be distinguished
+	// from 0.
 	Cursor *int64 `json:"cursor"`
 }
 
@@ -772,6 +779,7 @@ func (s *Server) reportCursor(w http.ResponseWriter, r *http.Request) {
 			Message: "the admin token has no cursor to report: send the integration's pull token"})
 		return
 	}
+
 	var in cursorReport
 	if err := decodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
 		s.writeError(w, r, err)
@@ -786,6 +794,7 @@ func (s *Server) reportCursor(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("cursor", "cursor %d is negative: send a cursor from 0 upwards", cursor))
 		return
 	}
+
 	// A cursor beyond the head would make freshness skip changes that
 	// commit later, before the tool has seen them.
 	head, err := s.hub.Store.HeadCursor(r.Context())
@@ -797,6 +806,7 @@ func (s *Server) reportCursor(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("cursor", "cursor %d is beyond the newest change, cursor %d: report only a cursor the hub has sent", cursor, head))
 		return
 	}
+
 	if err := s.hub.Store.RecordPull(r.Context(), p.integration.ID, cursor, time.Now().UTC()); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -35,11 +35,12 @@ var Version = "0.1.0-dev"
 
 // Config is everything a hub needs to start. Validate it with Validate.
 type Config struct {
-	// DataDir holds the SQLite database and the generated admin token. With
-	// DatabaseURL set it is optional and holds only the admin token file.
+	// DataDir is the directory of the SQLite database and the generated
+	// admin token. With DatabaseURL set it is optional and contains only
+	// the admin token file.
 	DataDir string
 	// DatabaseURL selects the PostgreSQL store, shared by every node of a
-	// multi-node deployment; empty means SQLite in DataDir.
+	// multi-node deployment. Empty means SQLite in DataDir.
 	DatabaseURL string
 	// DatabaseSchema is the PostgreSQL schema of the store; default public.
 	DatabaseSchema string
@@ -55,13 +56,14 @@ type Config struct {
 	EventSource string
 	// ShutdownTimeout bounds a graceful stop; default 20s.
 	ShutdownTimeout time.Duration
-	// ChangeRetention is how long change-log entries are kept; 0 keeps them
-	// forever. Article versions are never pruned. A push integration or a
-	// feed reader that falls behind the retained log is told to resync.
+	// ChangeRetention is the age after which change-log entries are
+	// deleted, and 0 keeps them forever. Article versions are never pruned.
+	// A push integration or a feed reader that falls behind the retained
+	// log receives a resync event.
 	ChangeRetention time.Duration
-	// HeadPollInterval is how often a node that shares its store re-reads
-	// the head cursor, in case a notification of another node's commit was
-	// lost across a reconnect; default 5s.
+	// HeadPollInterval is the interval at which a node that shares its
+	// store re-reads the head cursor; default 5s. The poll catches commits
+	// of other nodes whose notification was lost across a reconnect.
 	HeadPollInterval time.Duration
 	// StreamHeartbeat is the time between heartbeats of an idle stream of
 	// GET /v1/stream; default 15s.
@@ -84,7 +86,7 @@ func (c *Config) Validate() error {
 		return errors.New("--db is invalid: use a PostgreSQL URL such as postgres://user@host:5432/khub")
 	}
 	if c.DatabaseURL != "" && c.DataDir == "" && c.AdminToken == "" {
-		return errors.New("--admin-token (or KHUB_ADMIN_TOKEN) is required with --db, so that every node accepts the same token; or give --data to keep a generated one there")
+		return errors.New("--admin-token (or KHUB_ADMIN_TOKEN) is required with --db, so that every node accepts the same token. Alternatively, set --data to keep a generated token there")
 	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
@@ -326,7 +328,7 @@ func (a *App) followChanges(l store.ChangeListener) {
 			if ctx.Err() != nil {
 				return
 			}
-			a.cfg.Logger.Warn("listening for other nodes' changes failed; reconnecting", "error", err, "retry_in", delay)
+			a.cfg.Logger.Warn("listening for other nodes' changes failed, reconnecting", "error", err, "retry_in", delay)
 			select {
 			case <-ctx.Done():
 				return
@@ -353,9 +355,9 @@ func (a *App) followChanges(l store.ChangeListener) {
 }
 
 // startPruner deletes change-log entries older than ChangeRetention, at
-// start and then every tenth of the retention, at most hourly and at
-// least every minute. Nodes that share a store may all prune; the deletes
-// do not conflict.
+// start and then every tenth of the retention, but no more often than once
+// a minute and at least once an hour. Nodes that share a store may all
+// prune, because the deletes do not conflict.
 func (a *App) startPruner() {
 	if a.stopFollow == nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -372,7 +374,7 @@ func (a *App) startPruner() {
 				if ctx.Err() != nil {
 					return
 				}
-				a.cfg.Logger.Error("prune change log failed; will retry", "error", err, "retry_in", every)
+				a.cfg.Logger.Error("prune change log failed, retrying", "error", err, "retry_in", every)
 			} else if n > 0 {
 				a.cfg.Logger.Info("pruned change log", "entries", n, "before", before.UTC().Format(time.RFC3339))
 			}

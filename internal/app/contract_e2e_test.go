@@ -57,7 +57,7 @@ func TestVersionsHideOutOfScope(t *testing.T) {
 		t.Errorf("versions of an article now out of scope = %d, want 404", resp.StatusCode)
 	}
 
-	// The admin sees every version.
+	// The admin can read every version.
 	var all client.VersionList
 	getJSON(t, c, "/v1/articles/doc/versions", &all)
 	if len(all.Versions) != 2 {

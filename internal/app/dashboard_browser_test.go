@@ -89,8 +89,8 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// statusServer is a webhook receiver on loopback that answers every request
-// with the status in code.
+// statusServer is a webhook receiver on loopback that responds to every
+// request with the status in code.
 func statusServer(t *testing.T, code *atomic.Int32) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(int(code.Load()))

@@ -316,7 +316,7 @@ func TestRotateSecretOverlap(t *testing.T) {
 		t.Errorf("GET shows previous_secret_expires_at %v, want %v", view.PreviousSecretExpiresAt, rotated.PreviousSecretExpiresAt)
 	}
 
-	// The dispatcher picks up the new secret at its next refresh; from
+	// The dispatcher picks up the new secret at its next refresh. From
 	// then until the overlap ends, a receiver with either secret alone
 	// accepts every request.
 	newOnly := verifier(t, rotated.Secret)

@@ -164,7 +164,7 @@ func TestHybridPushesCriticalOnly(t *testing.T) {
 		t.Errorf("second event = %s %s, want deprecated rb1", evs[1].Type, evs[1].Subject)
 	}
 
-	// The pull side of hybrid sees the runbook through the change feed.
+	// The pull side of hybrid reads the runbook through the change feed.
 	pc := client.New(c.BaseURL(), in.Token)
 	page, err := pc.Changes(context.Background(), 0, 10, 0)
 	if err != nil {

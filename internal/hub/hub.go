@@ -149,7 +149,7 @@ func (h *Hub) CreateIntegration(ctx context.Context, in IntegrationInput) (Creat
 	}
 	if err := h.Store.CreateIntegration(ctx, ig); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			// The store keeps names unique; say which integration has it.
+			// The store keeps names unique, so name the integration that has it.
 			if nameErr := h.checkNameFree(ctx, ig.Name); nameErr != nil {
 				return out, nameErr
 			}

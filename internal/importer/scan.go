@@ -374,7 +374,9 @@ func isSectionPage(rel string) bool {
 func relPath(root, p string) string {
 	rel, err := filepath.Rel(root, p)
 	if err != nil {
-		rel = p // filepath.Rel fails only for paths outside root, which WalkDir never passes
+		// filepath.Rel fails only when one path is absolute and the other
+		// relative, and WalkDir passes paths that start with root.
+		rel = p
 	}
 	return filepath.ToSlash(rel)
 }

@@ -14,30 +14,30 @@ type DeliverySettings struct {
 	// uniformly below the ceiling (full jitter).
 	InitialBackoff time.Duration `json:"initial_backoff,omitempty"`
 	MaxBackoff     time.Duration `json:"max_backoff,omitempty"`
-	// RetryFor is how long a change is retried after its first failed
-	// attempt before it is given up and recorded as failed.
+	// RetryFor is the retry period of a change, counted from its first
+	// failed attempt. After it the change is given up and recorded as failed.
 	RetryFor time.Duration `json:"retry_for,omitempty"`
 	// Timeout bounds one attempt, from connect to the response headers.
 	Timeout time.Duration `json:"timeout,omitempty"`
-	// BatchSize is the largest number of events sent in one request, as an
-	// application/cloudevents-batch+json array; 1 sends one event per
+	// BatchSize is the maximum number of events sent in one request, as an
+	// application/cloudevents-batch+json array. 1 sends one event per
 	// request as application/cloudevents+json.
 	BatchSize int `json:"batch_size,omitempty"`
 	// Coalesce sends only the newest version of each article when several
 	// versions wait in one page of the backlog, so a tool that was down
 	// catches up faster. The older versions are passed over, not sent.
 	Coalesce bool `json:"coalesce,omitempty"`
-	// RateLimit caps requests per second to the webhook; 0 means no cap.
+	// RateLimit caps requests per second to the webhook, and 0 means no cap.
 	RateLimit float64 `json:"rate_limit,omitempty"`
 	// PauseAfter is the number of failed attempts in a row after which the
-	// integration is paused: it then only sends a probe every ProbeEvery
-	// until the tool answers again.
+	// integration is paused. It then only sends a probe every ProbeEvery
+	// until a probe is delivered.
 	PauseAfter int           `json:"pause_after,omitempty"`
 	ProbeEvery time.Duration `json:"probe_every,omitempty"`
 }
 
 // Defaults of DeliverySettings. With these, a change is retried for three
-// days; waits grow from at most 5s to at most 1h.
+// days, and waits grow from at most 5s to at most 1h.
 const (
 	DefaultInitialBackoff = 5 * time.Second
 	DefaultMaxBackoff     = time.Hour
@@ -121,8 +121,8 @@ type DeliveryState string
 const (
 	// StateActive sends changes as they commit.
 	StateActive DeliveryState = "active"
-	// StatePaused follows a run of failures: only probes are sent until
-	// the tool answers, then the integration resumes by itself.
+	// StatePaused follows a run of failures. Only probes are sent until one
+	// is delivered, and then the integration resumes by itself.
 	StatePaused DeliveryState = "paused"
 	// StateDisabled follows 410 Gone from the tool: nothing is sent until
 	// an operator resumes the integration.

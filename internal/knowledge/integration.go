@@ -37,8 +37,8 @@ type Integration struct {
 	// Freshness is the longest time a change in scope may take to reach the
 	// tool.
 	Freshness time.Duration `json:"-"`
-	// PollInterval is how often the tool says it polls; zero when it does
-	// not poll.
+	// PollInterval is the polling interval that the tool declares, or zero
+	// when it does not poll.
 	PollInterval time.Duration `json:"-"`
 	// Lookups is true when the tool fetches knowledge at query time during
 	// a workflow step, so reads are fresh whatever the window.
@@ -64,8 +64,8 @@ type Integration struct {
 // integrations whose scope names their class or collection.
 func (in *Integration) PushesChange(c *Change) bool {
 	if c.Article.Class == ClassOperations && !in.Scope.NamesOperations() {
-		// An integration receives khub's operations events only when it
-		// asks for them, so a tool never hears about its own outages.
+		// An integration receives khub's operations events only when its
+		// scope names them, so a tool never receives its own outages.
 		return false
 	}
 	switch in.Pattern {

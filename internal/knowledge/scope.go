@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Scope selects the articles an integration sees. Each non-empty dimension
+// Scope selects the articles an integration receives. Each non-empty dimension
 // must match: the article's collection is one of Collections, its class is
 // one of Classes, it carries at least one of Tags, and every Metadata key
 // has the given value. An empty Scope matches every article.
@@ -97,7 +97,7 @@ func (s Scope) ValidateFields(f ScopeFields) error {
 	}
 	for _, t := range s.Tags {
 		if t == "" {
-			return &FieldError{Field: f.Tags, Message: "contains an empty tag, which no article has: remove it or give the tag"}
+			return &FieldError{Field: f.Tags, Message: "contains an empty tag, which no article has: remove it or fill in the tag"}
 		}
 		if err := checkText(f.Tags, t, MaxTagLen); err != nil {
 			return err
@@ -151,7 +151,7 @@ func sortedUnique[T ~string](in []T) []T {
 	return slices.Compact(out)
 }
 
-// ChangeType says what a change did to an article.
+// ChangeType is the kind of change made to an article.
 type ChangeType string
 
 const (
@@ -164,7 +164,7 @@ const (
 // ChangeTypeFor returns the type of the change that turns prev into next.
 // prev is nil for a new article. A new article that is already archived or
 // deprecated is an archival or a deprecation, because tools that act on
-// those (hybrid integrations push them) must hear of it like any other.
+// those (hybrid integrations push them) must receive it like any other.
 func ChangeTypeFor(prev, next *Article) ChangeType {
 	switch {
 	case prev == nil && next.Status == StatusArchived:

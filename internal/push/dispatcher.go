@@ -24,8 +24,8 @@ import (
 // cancelled.
 const flushTimeout = 10 * time.Second
 
-// maxResponseRead is the part of a response body that is read, so that a
-// small body leaves the connection reusable; the body is discarded.
+// maxResponseRead is the number of response body bytes read and discarded,
+// so that the connection stays reusable after a small body.
 const maxResponseRead = 64 << 10
 
 // dispatcher delivers the changes of one integration in log order, one
@@ -33,9 +33,9 @@ const maxResponseRead = 64 << 10
 // own goroutine touches its fields.
 //
 // NOTE: an integration has one request in flight at a time, which keeps
-// every article's versions in order. A tool that answers slowly is
-// therefore limited to one request per response time; batching, not
-// parallel requests, is how such a tool catches up.
+// every article's versions in order. A tool that responds slowly is
+// therefore limited to one request per response time. Batching, not
+// parallel requests, lets such a tool catch up.
 //
 // Delivery is at least once: attempts and the cursor are written in
 // batches, so after a crash (not a Stop) up to FlushEvery delivered
@@ -64,11 +64,11 @@ type dispatcher struct {
 	// for the circuit breaker.
 	failedRun   int
 	refreshedAt time.Time
-	// flushDue is when the pending records must be written at the latest;
-	// zero when none are pending.
+	// flushDue is the deadline for writing the pending records, or zero
+	// when none are pending.
 	flushDue time.Time
 	// replay marks a dispatcher that redelivers a range beside the
-	// integration's own: it records attempts only, gives up after
+	// integration's own. It records attempts only, gives up after
 	// replayAttempts, and neither pauses nor disables the integration.
 	replay bool
 	// include, when set, limits delivery to the changes it accepts.
@@ -107,15 +107,15 @@ type attemptResult struct {
 	interrupted bool
 }
 
-// outcome is what became of one request's changes.
+// outcome is the result of one request for its changes.
 type outcome int
 
 const (
-	// finished: delivered or given up; the cursor moved past them.
+	// finished: delivered or given up, and the cursor moved past them.
 	finished outcome = iota
-	// stopped: the dispatcher is stopping; nothing more is sent.
+	// stopped: the dispatcher is stopping, so nothing more is sent.
 	stopped
-	// halted: the integration was disabled; the changes wait for a resume.
+	// halted: the integration was disabled, so the changes wait for a resume.
 	halted
 )
 
@@ -185,7 +185,7 @@ func (d *dispatcher) refresh(ctx context.Context) bool {
 		d.log.Info("webhook delivery resumed by an operator", "was", d.state())
 		d.failedRun = 0
 	}
-	// The cursor and retry state are this dispatcher's own; only settings,
+	// The cursor and retry state belong to this dispatcher. Only settings,
 	// secrets and the state come from the store.
 	in.PushCursor, in.Retry = d.in.PushCursor, d.in.Retry
 	d.apply(in)
@@ -249,7 +249,7 @@ func (d *dispatcher) run(ctx context.Context) {
 			return
 		}
 		if d.cursor > before {
-			// The cursor moved past pruned entries; read again from there.
+			// The cursor moved past pruned entries, so read again from there.
 			continue
 		}
 
@@ -323,7 +323,7 @@ func (d *dispatcher) deliverPage(ctx context.Context, changes []knowledge.Change
 		}
 	}
 	var group []*knowledge.Change
-	// passed is the last change passed over while group was filling; the
+	// passed is the last change skipped while group was filling. The
 	// cursor moves to it only once the group is delivered.
 	var passed int64
 	send := func() outcome {
@@ -373,7 +373,7 @@ func (d *dispatcher) deliver(ctx context.Context, changes []*knowledge.Change) o
 	var due time.Time
 	if d.resume.Cursor == first.Cursor {
 		attempt = d.resume.Attempt
-		// A due time beyond the longest wait comes from other settings or
+		// A due time beyond the maximum wait comes from other settings or
 		// a clock change, so the wait is capped.
 		due = d.resume.DueAt
 		longest := d.set.MaxBackoff
@@ -427,11 +427,11 @@ func (d *dispatcher) deliver(ctx context.Context, changes []*knowledge.Change) o
 			return finished
 		}
 		if res.status == http.StatusGone {
-			// The tool says the endpoint is gone for good: stop sending
-			// until an operator resumes, and keep the changes waiting.
+			// 410 Gone marks the endpoint as removed for good, so stop
+			// sending until an operator resumes, and keep the changes waiting.
 			d.retry = store.RetryState{Cursor: first.Cursor, Attempt: attempt, DueAt: cfg.Now(), Since: d.retrySince(res)}
 			d.recordRetrying(recs, d.retry.DueAt, 0)
-			d.transition(ctx, knowledge.StateDisabled, "the webhook answered 410 Gone; resume the integration once the endpoint exists again")
+			d.transition(ctx, knowledge.StateDisabled, "the webhook returned 410 Gone: resume the integration once the endpoint exists again")
 			d.flush(ctx)
 			return halted
 		}
@@ -468,8 +468,8 @@ func (d *dispatcher) deliver(ctx context.Context, changes []*knowledge.Change) o
 	}
 }
 
-// retrySince returns when the current change's failures began: the
-// persisted start of its retries, or this attempt.
+// retrySince returns the start time of the current change's failures,
+// which is the persisted start of its retries or else this attempt.
 func (d *dispatcher) retrySince(res attemptResult) time.Time {
 	if !d.retry.Since.IsZero() {
 		return d.retry.Since
@@ -532,7 +532,7 @@ func (d *dispatcher) send(ctx context.Context, requestID, contentType string, bo
 	req.Header.Set("User-Agent", "khub/"+cfg.Version)
 	req.Header.Set(HeaderID, requestID)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(res.started.Unix(), 10))
-	// Standard Webhooks separates several signatures with spaces; a
+	// Standard Webhooks separates several signatures with spaces, and a
 	// receiver accepts the request when any one verifies.
 	req.Header.Set(HeaderSignature, strings.Join(signatures, " "))
 
@@ -614,7 +614,7 @@ func (d *dispatcher) finishDelivered(changes []*knowledge.Change, recs []store.A
 		d.streak = failureStreak{}
 	}
 	if d.state() == knowledge.StatePaused && !d.replay {
-		d.transition(context.Background(), knowledge.StateActive, "the webhook answered a probe with "+strconv.Itoa(last.StatusCode))
+		d.transition(context.Background(), knowledge.StateActive, "a probe to the webhook succeeded with status "+strconv.Itoa(last.StatusCode))
 	}
 }
 

@@ -25,13 +25,13 @@ type Config struct {
 	// AllowPrivate lets webhooks reach loopback and private networks.
 	AllowPrivate bool
 	// Timeout, InitialBackoff and MaxBackoff are the hub's defaults for
-	// integrations whose delivery settings leave them zero; zero here
+	// integrations whose delivery settings leave them zero. Zero here
 	// means the defaults in package knowledge (15s, 5s, 1h).
 	Timeout        time.Duration
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
-	// RetryFor is the hub's default of how long a change is retried after
-	// its first failed attempt; zero means knowledge.DefaultRetryFor (72h).
+	// RetryFor is the hub's default retry period of a change, counted from
+	// its first failed attempt. Zero means knowledge.DefaultRetryFor (72h).
 	RetryFor time.Duration
 	// MaxAttempts, when positive, also ends a change's retries after that
 	// many attempts. Zero leaves RetryFor alone in charge.
@@ -41,9 +41,9 @@ type Config struct {
 	// between probes while paused.
 	PauseAfter int
 	ProbeEvery time.Duration
-	// StateRefresh is how often a dispatcher re-reads its integration, to
-	// pick up a resume, a rotated secret or new settings made through any
-	// node; default 5s.
+	// StateRefresh is the interval at which a dispatcher re-reads its
+	// integration, so that it picks up a resume, a rotated secret or new
+	// settings made through any node. Default 5s.
 	StateRefresh time.Duration
 	// PageSize is the number of change-log entries read per query; default
 	// 256.
@@ -51,7 +51,7 @@ type Config struct {
 	// FlushEvery is the number of finished deliveries after which attempts
 	// and the cursor are written to the store; default 64.
 	FlushEvery int
-	// FlushDelay is the longest a caught-up dispatcher keeps finished
+	// FlushDelay is the maximum time a caught-up dispatcher keeps finished
 	// deliveries unwritten; default 1s. A crash in that time sends them
 	// again, with the same webhook-ids.
 	FlushDelay time.Duration
@@ -69,10 +69,9 @@ type Config struct {
 	// Node names this process in dispatch leases; default a name made of
 	// the host name, the process id and random letters.
 	Node string
-	// LeaseTTL is how long a dispatch lease lasts without renewal, and so
-	// how long the integrations of a node that died wait before another
-	// node takes them over; default 15s. Leases are renewed every third of
-	// it.
+	// LeaseTTL is the lifetime of a dispatch lease without renewal; default
+	// 15s. It is also the time the integrations of a dead node wait before
+	// another node takes them over. Leases are renewed every third of it.
 	LeaseTTL time.Duration
 }
 
@@ -142,7 +141,7 @@ type Manager struct {
 	base    context.Context // parent of the dispatchers; nil until Start
 	stopped bool
 	running map[string]*dispatcherHandle
-	// removed holds integrations removed on this node, so that a lease pass
+	// removed contains the integrations removed on this node, so that a lease pass
 	// racing the deletion does not start them again.
 	removed map[string]bool
 	// replays counts replays in flight, which Stop cancels and waits for.
@@ -156,9 +155,9 @@ type Manager struct {
 type dispatcherHandle struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	// renewed is when the lease was last taken or renewed. A dispatcher
-	// whose lease could not be renewed for a whole TTL is stopped, because
-	// another node may hold the lease by then.
+	// renewed is the time the lease was last taken or renewed. A
+	// dispatcher whose lease could not be renewed for a whole TTL is
+	// stopped, because another node may own the lease by then.
 	renewed time.Time
 }
 
@@ -244,7 +243,7 @@ func (m *Manager) leaseLoop(ctx context.Context) {
 		}
 		if err := m.leasePass(ctx); err != nil && ctx.Err() == nil {
 			if err.Error() != lastError {
-				m.cfg.Logger.Error("dispatch lease pass failed; will retry", "node", m.cfg.Node, "error", err)
+				m.cfg.Logger.Error("dispatch lease pass failed, retrying at the next pass", "node", m.cfg.Node, "error", err)
 			}
 			lastError = err.Error()
 			continue
@@ -283,7 +282,7 @@ func (m *Manager) leasePass(ctx context.Context) error {
 		if held {
 			m.startIfLeased(in)
 		} else if m.stopOne(in.ID) {
-			m.cfg.Logger.Info("push dispatcher handed over: another node holds the lease", "integration_id", in.ID, "node", m.cfg.Node)
+			m.cfg.Logger.Info("push dispatcher stopped: lease taken by another node", "integration_id", in.ID, "node", m.cfg.Node)
 		}
 	}
 
@@ -351,7 +350,7 @@ func (m *Manager) Add(ctx context.Context, in store.IntegrationState) {
 	}
 	held, err := m.st.AcquireLease(ctx, in.ID, m.cfg.Node, m.cfg.LeaseTTL)
 	if err != nil {
-		m.cfg.Logger.Warn("lease new integration failed; the lease loop will try again", "integration_id", in.ID, "error", err)
+		m.cfg.Logger.Warn("lease of new integration failed, retrying at the next lease pass", "integration_id", in.ID, "error", err)
 		return
 	}
 	if held {
@@ -431,7 +430,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 			continue
 		}
 		if err := m.st.ReleaseLease(ctx, id, m.cfg.Node); err != nil {
-			m.cfg.Logger.Warn("release dispatch lease failed; it expires on its own", "integration_id", id, "error", err)
+			m.cfg.Logger.Warn("release of dispatch lease failed, lease expires after its TTL", "integration_id", id, "error", err)
 		}
 	}
 	m.client.CloseIdleConnections()

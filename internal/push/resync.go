@@ -12,9 +12,9 @@ import (
 	"github.com/khub-dev/khub/internal/store"
 )
 
-// ResyncEventType is the CloudEvents type that tells a tool its copy can no
-// longer be brought up to date from the change log, because retention
-// removed entries it had not received. The tool should reload its scope
+// ResyncEventType is the CloudEvents type of the event that informs a tool
+// that its copy can no longer be brought up to date from the change log.
+// Retention removed entries the tool had not received. The tool should reload its scope
 // (search or get every article) and then follow the changes again.
 const ResyncEventType = "khub.resync.required"
 

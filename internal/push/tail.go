@@ -15,8 +15,8 @@ const tailSize = 4096
 
 // tail keeps the newest entries of the change log in memory, so that when
 // a commit wakes every caught-up dispatcher, the store is read once rather
-// than once per integration. It holds every entry with a cursor in
-// (start, end], in order; the log never commits a cursor below one already
+// than once per integration. It contains every entry with a cursor in
+// (start, end], in order. The log never commits a cursor below one already
 // read, so the range has no holes. Dispatchers that are further behind
 // read the store directly.
 type tail struct {
@@ -35,7 +35,7 @@ func (t *tail) read(ctx context.Context, after int64, limit int, scope knowledge
 	if after < t.start || after > t.end {
 		if t.end == 0 && t.start == 0 && len(t.entries) == 0 && after > 0 {
 			// An empty tail starts at the first cursor a caught-up reader
-			// asks for.
+			// requests.
 			t.start, t.end = after, after
 		} else {
 			return t.st.ReadChanges(ctx, after, limit, scope)

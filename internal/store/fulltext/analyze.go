@@ -9,7 +9,7 @@
 // Chinese, Japanese and Korean text has no spaces between words, so each
 // run of those characters is indexed as overlapping character pairs
 // ("数据库" as "数据 据库"), and a query matches any substring of two or
-// more characters; a single character is searched as a prefix of the
+// more characters. A single character is searched as a prefix of the
 // pairs. Words written in camel case, such as alert names like
 // "KubePodCrashLooping", are indexed whole and, at the end of the field,
 // once more in parts ("kube pod crash looping"). Symbols and emoji are
@@ -135,7 +135,7 @@ func fold(w string) string {
 			b.WriteString(f)
 			continue
 		}
-		// The decomposition of a few letters holds punctuation, such as
+		// The decomposition of a few letters contains punctuation, such as
 		// the middle dot of "ŀ", which no token may contain.
 		if isWordRune(r) {
 			b.WriteRune(r)
@@ -229,8 +229,8 @@ type Word struct {
 	// CJK characters.
 	Text string
 	// Parts are the lower-case parts of a camel-case word, such as "not"
-	// and "ready" of "NotReady", which the index also holds; nil for other
-	// words.
+	// and "ready" of "NotReady", which the index also contains. Parts is
+	// nil for other words.
 	Parts []string
 }
 

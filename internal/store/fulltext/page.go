@@ -178,9 +178,9 @@ func Need(c *Cursor, limit int) int {
 }
 
 // NextPage picks the page of at most limit hits after cursor c from the
-// ranking. The ranking holds the query's current hits, best first, and at
+// ranking. The ranking contains the query's current hits, best first, and at
 // least Need(c, limit) of them when there are that many. NextPage returns
-// the page and the cursor of the page after it, or nil on the last page;
+// the page and the cursor of the page after it, or nil on the last page.
 // key and anyTerm go into the new cursor.
 //
 // Why pages neither repeat nor skip a hit when unrelated articles change
