@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -102,6 +104,57 @@ func TestSearchFlags(t *testing.T) {
 
 	if _, err := runCLI(t, c, "search", "failover", "--meta", "team"); err == nil || !strings.Contains(err.Error(), "--meta") {
 		t.Errorf("--meta without =: err = %v, want an error naming --meta", err)
+	}
+
+	out, err = runCLI(t, c, "search", "failover", "--facets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"classes: runbook 2", "collections: ops 2", "tags: none"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--facets output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestSearchPagesWithCursor(t *testing.T) {
+	_, c := startHub(t)
+	ctx := context.Background()
+	for i := range 3 {
+		a := client.Article{ID: fmt.Sprintf("rb-%d", i), Title: fmt.Sprintf("Failover %d", i), Body: "Failover steps.", Collection: "ops", Class: "runbook"}
+		if _, _, err := c.PutArticle(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The JSON output carries the cursor of the next page.
+	out, err := runCLI(t, c, "search", "failover", "--limit", "2", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first client.SearchResult
+	if err := json.Unmarshal([]byte(out), &first); err != nil {
+		t.Fatalf("--json output is not a search result: %v\n%s", err, out)
+	}
+	if len(first.Hits) != 2 || first.Next == "" {
+		t.Fatalf("first page: %d hits, next %q; want 2 hits and a cursor", len(first.Hits), first.Next)
+	}
+	out, err = runCLI(t, c, "search", "failover", "--limit", "2", "--cursor", first.Next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, h := range first.Hits {
+		if strings.Contains(out, h.ID+" ") {
+			t.Errorf("second page repeats %s:\n%s", h.ID, out)
+		}
+	}
+	for i := range 3 {
+		if strings.Contains(out, fmt.Sprintf("rb-%d ", i)) {
+			seen++
+		}
+	}
+	if seen != 1 {
+		t.Errorf("second page shows %d articles, want the 1 left:\n%s", seen, out)
 	}
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,11 +18,14 @@ func newSearchCmd() *cobra.Command {
 	var r remote
 	var opts client.SearchOptions
 	var meta []string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "search QUERY",
 		Short: "Search the knowledge base within the token's scope",
 		Example: `  khub search "database failover"
-  khub search failover --class runbook --meta team=platform --limit 5`,
+  khub search failover --class runbook --meta team=platform --limit 5
+  khub search failover --facets
+  khub search failover --cursor NEXT   # the next page, NEXT as printed after the hits`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Limit < 1 || opts.Limit > maxSearchLimit {
@@ -48,15 +53,31 @@ func newSearchCmd() *cobra.Command {
 				return err
 			}
 			w := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
 			if len(res.Hits) == 0 {
 				fmt.Fprintln(w, "no matches")
 			}
 			for _, h := range res.Hits {
 				fmt.Fprintf(w, "%-40s v%-3d %-10s %s\n    %s\n", h.ID, h.Version, h.Class, oneLine(h.Title), oneLine(h.Snippet))
 			}
+			if res.Facets != nil {
+				printFacets(w, res.Facets)
+			}
+			// The hint goes to standard error, so standard output holds
+			// only hits and facets.
+			if res.Next != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "more hits: run the same search with --cursor %s\n", res.Next)
+			}
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&opts.Cursor, "cursor", "", "continue a search from the cursor printed after its previous page")
+	cmd.Flags().BoolVar(&opts.Facets, "facets", false, "also print the number of matches per class, collection and tag")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON result instead of text")
 	cmd.Flags().StringSliceVar(&opts.Classes, "class", nil, "only these classes (repeatable)")
 	cmd.Flags().StringSliceVar(&opts.Tags, "tag", nil, "only articles with one of these tags (repeatable)")
 	cmd.Flags().StringSliceVar(&opts.Collections, "collection", nil, "only these collections (repeatable)")
@@ -70,3 +91,21 @@ func newSearchCmd() *cobra.Command {
 // space, so that a snippet taken from the middle of Markdown keeps to its
 // line of the output.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// printFacets prints the match counts of a search, one group per line.
+func printFacets(w io.Writer, f *client.Facets) {
+	groups := []struct {
+		name   string
+		counts []client.FacetCount
+	}{{"classes", f.Classes}, {"collections", f.Collections}, {"tags", f.Tags}}
+	for _, g := range groups {
+		parts := make([]string, len(g.counts))
+		for i, c := range g.counts {
+			parts[i] = fmt.Sprintf("%s %d", c.Value, c.Count)
+		}
+		if len(parts) == 0 {
+			parts = []string{"none"}
+		}
+		fmt.Fprintf(w, "%s: %s\n", g.name, strings.Join(parts, ", "))
+	}
+}

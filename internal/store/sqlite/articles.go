@@ -77,7 +77,7 @@ type currentVersion struct {
 	tags    string // the stored JSON
 }
 
-func loadCurrent(ctx context.Context, tx *sql.Tx, id string) (*currentVersion, error) {
+func loadCurrent(ctx context.Context, tx *txn, id string) (*currentVersion, error) {
 	var cur currentVersion
 	row := tx.QueryRowContext(ctx, `SELECT `+versionColumns+`, v.seq, v.hash, v.tags
 		FROM articles a JOIN article_versions v ON v.seq = a.current_seq
@@ -117,7 +117,7 @@ func (s *Store) SaveArticle(ctx context.Context, a knowledge.Article, opts store
 	}
 
 	var res store.SaveResult
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *txn) error {
 		prev, err := loadCurrent(ctx, tx, a.ID)
 		if err != nil {
 			return err

@@ -99,7 +99,7 @@ func (s *Store) ReadChanges(ctx context.Context, after int64, limit int, filters
 		` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY c.cursor LIMIT ?`
 
 	page := store.ChangePage{ScannedTo: after}
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *txn) error {
 		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return mapError(err)

@@ -36,7 +36,7 @@ func (s *Store) CreateIntegration(ctx context.Context, in knowledge.Integration)
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO integrations
 			(id, name, pattern, freshness_ns, poll_interval_ns, lookups, accept_risk, scope, reasons,
 			 webhook_url, webhook_secret, token_hash, created_at, delivery)
@@ -161,7 +161,7 @@ func (s *Store) ListIntegrations(ctx context.Context) ([]store.IntegrationState,
 // DeleteIntegration implements store.Store. It deletes the integration's
 // delivery attempts too, and its lease goes through ON DELETE CASCADE.
 func (s *Store) DeleteIntegration(ctx context.Context, id string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE integration_id = ?`, id); err != nil {
 			return mapError(err)
 		}
@@ -194,7 +194,7 @@ func (s *Store) CommitDelivery(ctx context.Context, c store.DeliveryCommit) erro
 			return fmt.Errorf("sqlite: commit delivery: attempt for integration %q in a commit for %q", a.IntegrationID, c.IntegrationID)
 		}
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		setError := !c.LastErrorAt.IsZero()
 		query := `UPDATE integrations SET
 				push_cursor = max(push_cursor, ?),
@@ -286,7 +286,7 @@ func (s *Store) QueryDeliveries(ctx context.Context, integrationID string, f sto
 	args = append(args, limit)
 
 	out := []store.Attempt{}
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *txn) error {
 		var exists bool
 		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM integrations WHERE id = ?)`, integrationID).Scan(&exists)
 		if err != nil {
@@ -341,7 +341,7 @@ func (s *Store) SetDeliveryState(ctx context.Context, integrationID string, stat
 		return fmt.Errorf("sqlite: delivery state %q is invalid: use %q, %q or %q",
 			state, knowledge.StateActive, knowledge.StatePaused, knowledge.StateDisabled)
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `UPDATE integrations SET state = ?, state_reason = ?, state_since = ?
 			WHERE id = ?`, string(state), reason, formatTime(at), integrationID)
 		if err != nil {
@@ -354,7 +354,7 @@ func (s *Store) SetDeliveryState(ctx context.Context, integrationID string, stat
 // RotateSecret implements store.Store. An integration that had no secret
 // keeps no previous one, so PreviousSecretUntil stays zero then.
 func (s *Store) RotateSecret(ctx context.Context, integrationID, secret string, previousUntil time.Time) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		// The right-hand sides of SET read the row as it was before the
 		// update, so previous_secret gets the old webhook_secret.
 		res, err := tx.ExecContext(ctx, `UPDATE integrations SET
@@ -372,7 +372,7 @@ func (s *Store) RotateSecret(ctx context.Context, integrationID, secret string, 
 // RecordPull implements store.Store. It returns store.ErrNotFound for an
 // unknown integration.
 func (s *Store) RecordPull(ctx context.Context, integrationID string, cursor int64, at time.Time) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `UPDATE integrations SET
 				pull_cursor = max(pull_cursor, ?),
 				pull_seen = 1,

@@ -27,7 +27,7 @@ func (s *Store) AcquireLease(ctx context.Context, integrationID, node string, tt
 		return false, err
 	}
 	var acquired bool
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		// The clock is read after BEGIN IMMEDIATE took the write lock, so no
 		// other process writes a lease between this reading and the commit.
 		now := time.Now().UTC()
@@ -61,7 +61,7 @@ func (s *Store) AcquireLease(ctx context.Context, integrationID, node string, tt
 
 // ReleaseLease implements store.Store.
 func (s *Store) ReleaseLease(ctx context.Context, integrationID, node string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE integration_id = ? AND node = ?`, integrationID, node)
 		if err != nil {
 			return fmt.Errorf("release lease of integration %q: %w", integrationID, mapError(err))

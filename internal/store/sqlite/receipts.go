@@ -48,7 +48,7 @@ func (s *Store) DescribeVersions(ctx context.Context, keys []store.VersionKey) (
 	if err != nil {
 		return nil, err
 	}
-	err = s.read(ctx, func(tx *sql.Tx) error {
+	err = s.read(ctx, func(tx *txn) error {
 		// json_each comes first, so that each pair is one lookup in the
 		// (article_id, version) index.
 		versions, err := tx.QueryContext(ctx, `SELECT `+bodilessColumns+`
@@ -118,7 +118,7 @@ func (s *Store) RecordReceipts(ctx context.Context, integrationID string, keys [
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		var exists int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM integrations WHERE id = ?`, integrationID).Scan(&exists)
 		if err != nil {
@@ -147,7 +147,7 @@ func (s *Store) RecordReceipts(ctx context.Context, integrationID string, keys [
 // SummarizeReceipts implements store.Store.
 func (s *Store) SummarizeReceipts(ctx context.Context, in *knowledge.Integration, maxBehind int) (store.ReceiptSummary, error) {
 	var sum store.ReceiptSummary
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *txn) error {
 		var last sql.NullString
 		err := tx.QueryRowContext(ctx, `SELECT count(*), max(received_at) FROM receipts WHERE integration_id = ?`, in.ID).
 			Scan(&sum.Articles, &last)
@@ -183,7 +183,7 @@ func (s *Store) SummarizeReceipts(ctx context.Context, in *knowledge.Integration
 // ArticleProgress implements store.Store.
 func (s *Store) ArticleProgress(ctx context.Context, in *store.IntegrationState, articleID string) (store.ArticleProgress, error) {
 	p := store.ArticleProgress{Applied: store.Receipt{ArticleID: articleID}}
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *txn) error {
 		var applied, received sql.NullString
 		err := tx.QueryRowContext(ctx, `SELECT version, applied_at, received_at FROM receipts
 			WHERE integration_id = ? AND article_id = ?`, in.ID, articleID).Scan(&p.Applied.Version, &applied, &received)

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"time"
 )
 
@@ -10,7 +9,7 @@ import (
 // text, so the comparison is by time.
 func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int64, error) {
 	var deleted int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM changes
 			WHERE time < ? AND cursor < (SELECT max(cursor) FROM changes)`, formatTime(before))
 		if err != nil {

@@ -42,11 +42,13 @@ const reindexBatch = 500
 // transaction, so a crash leaves the old index and the old version, and the
 // next Open rebuilds again.
 func rebuildSearchIndex(ctx context.Context, db *sql.DB) error {
-	tx, err := db.BeginTx(ctx, nil)
+	sqlTx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return mapError(err)
 	}
-	defer tx.Rollback()
+	defer sqlTx.Rollback()
+	// Unprepared: the rebuild runs once, before the store's pools exist.
+	tx := &txn{Tx: sqlTx}
 	var version int
 	if err := tx.QueryRowContext(ctx, `SELECT analyzer FROM search_index`).Scan(&version); err != nil {
 		return fmt.Errorf("sqlite: read the search index version: %w", err)
@@ -103,7 +105,7 @@ func rebuildSearchIndex(ctx context.Context, db *sql.DB) error {
 
 // indexVersion adds one article version to article_fts, as analyzed text,
 // and to article_search with its tags and metadata.
-func indexVersion(ctx context.Context, tx *sql.Tx, a *knowledge.Article, seq int64) error {
+func indexVersion(ctx context.Context, tx *txn, a *knowledge.Article, seq int64) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO article_fts (rowid, title, tags, body) VALUES (?, ?, ?, ?)`,
 		seq, fulltext.IndexText(a.Title), fulltext.IndexText(strings.Join(a.Tags, " ")), fulltext.IndexText(a.Body))
 	if err != nil {
@@ -141,7 +143,7 @@ func indexVersion(ctx context.Context, tx *sql.Tx, a *knowledge.Article, seq int
 // article_search and its tag and metadata tables: the old version's rows go, and the new one is added
 // unless it is archived. article_fts is contentless with
 // contentless_delete, so the delete needs only the rowid.
-func updateSearchIndex(ctx context.Context, tx *sql.Tx, prev *currentVersion, next *knowledge.Article, seq int64) error {
+func updateSearchIndex(ctx context.Context, tx *txn, prev *currentVersion, next *knowledge.Article, seq int64) error {
 	if prev != nil && prev.article.Status != knowledge.StatusArchived {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM article_fts WHERE rowid = ?`, prev.seq); err != nil {
 			return fmt.Errorf("sqlite: remove article %q version %d from the search index: %w", prev.article.ID, prev.article.Version, err)
@@ -181,7 +183,7 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 	query := fulltext.Parse(q.Text)
 	key := fulltext.CursorKey(query, q.Filters)
 	var out store.SearchResult
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *txn) error {
 		var err error
 		if strings.TrimSpace(q.Text) == "" {
 			out, err = listNewest(ctx, tx, q, cur, key, limit)
@@ -197,7 +199,7 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 }
 
 // searchText runs a search with text; see Search.
-func searchText(ctx context.Context, tx *sql.Tx, q store.SearchQuery, query *fulltext.Query, cur *fulltext.Cursor, key uint64, limit int) (store.SearchResult, error) {
+func searchText(ctx context.Context, tx *txn, q store.SearchQuery, query *fulltext.Query, cur *fulltext.Cursor, key uint64, limit int) (store.SearchResult, error) {
 	out := store.SearchResult{Hits: []store.SearchHit{}}
 	if len(query.Terms) == 0 {
 		// Nothing in the text can match a token of the index.
@@ -288,7 +290,7 @@ func searchFilter(where []string, args []any, scopes ...knowledge.Scope) ([]stri
 // any-term search of common words slow. Articles that contain only such
 // terms rank after all others, so when the shorter query finds fewer than
 // n matches, the whole query runs instead.
-func rankQuery(ctx context.Context, tx *sql.Tx, query *fulltext.Query, anyTerm bool, filters []knowledge.Scope, n int) ([]fulltext.Ranked, error) {
+func rankQuery(ctx context.Context, tx *txn, query *fulltext.Query, anyTerm bool, filters []knowledge.Scope, n int) ([]fulltext.Ranked, error) {
 	full := query.FTS5(anyTerm)
 	if !anyTerm || len(query.Terms) < 2 {
 		return rank(ctx, tx, full, filters, n)
@@ -312,7 +314,7 @@ func rankQuery(ctx context.Context, tx *sql.Tx, query *fulltext.Query, anyTerm b
 // query unchanged when every term is that common. A prefix counts as that
 // common when one word that starts with it is, which is a lower bound of
 // the articles that the prefix matches.
-func withoutCommonTerms(ctx context.Context, tx *sql.Tx, query *fulltext.Query) (*fulltext.Query, error) {
+func withoutCommonTerms(ctx context.Context, tx *txn, query *fulltext.Query) (*fulltext.Query, error) {
 	var articles int64
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM article_search`).Scan(&articles); err != nil {
 		return nil, mapError(err)
@@ -350,7 +352,7 @@ func withoutCommonTerms(ctx context.Context, tx *sql.Tx, query *fulltext.Query) 
 // returns or filters out, not for every match. When the row after the n-th
 // ties with it, a second query reads every row that scores at least as
 // well, so that the order by (score, id) is exact at the cut too.
-func rank(ctx context.Context, tx *sql.Tx, expr string, filters []knowledge.Scope, n int) ([]fulltext.Ranked, error) {
+func rank(ctx context.Context, tx *txn, expr string, filters []knowledge.Scope, n int) ([]fulltext.Ranked, error) {
 	where, args := searchFilter([]string{"article_fts MATCH ?", "rank MATCH ?"}, []any{expr, bm25Rank}, filters...)
 	// CROSS JOIN keeps article_fts the outer loop, so FTS5 drives the query
 	// and the filters only test its matches.
@@ -380,7 +382,7 @@ func rank(ctx context.Context, tx *sql.Tx, expr string, filters []knowledge.Scop
 	return out[:min(n, len(out))], nil
 }
 
-func rankRows(ctx context.Context, tx *sql.Tx, query string, args []any) ([]fulltext.Ranked, error) {
+func rankRows(ctx context.Context, tx *txn, query string, args []any) ([]fulltext.Ranked, error) {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, mapError(err)
@@ -404,7 +406,7 @@ func rankRows(ctx context.Context, tx *sql.Tx, query string, args []any) ([]full
 // from article_versions for the snippet, and returns them in page order.
 // With a query, snippets are cut around its matches; without, they are the
 // start of the body.
-func hitDetails(ctx context.Context, tx *sql.Tx, page []fulltext.Ranked, query *fulltext.Query, noSnippets bool) ([]store.SearchHit, error) {
+func hitDetails(ctx context.Context, tx *txn, page []fulltext.Ranked, query *fulltext.Query, noSnippets bool) ([]store.SearchHit, error) {
 	hits := make([]store.SearchHit, 0, len(page))
 	if len(page) == 0 {
 		return hits, nil
@@ -476,7 +478,7 @@ func hitDetails(ctx context.Context, tx *sql.Tx, page []fulltext.Ranked, query *
 // (updated_at, article_id): an article written between pages moves to the
 // front, before the pages already read, so the others are neither
 // repeated nor skipped.
-func listNewest(ctx context.Context, tx *sql.Tx, q store.SearchQuery, cur *fulltext.Cursor, key uint64, limit int) (store.SearchResult, error) {
+func listNewest(ctx context.Context, tx *txn, q store.SearchQuery, cur *fulltext.Cursor, key uint64, limit int) (store.SearchResult, error) {
 	where, args := searchFilter([]string{"1"}, nil, q.Filters...)
 	var out store.SearchResult
 	var err error
@@ -535,7 +537,7 @@ func listNewest(ctx context.Context, tx *sql.Tx, q store.SearchQuery, cur *fullt
 // facets counts the articles that a query matches by class, collection and
 // tag. from names article_search as v, joined with what the query needs;
 // where and args select the matches.
-func facets(ctx context.Context, tx *sql.Tx, from string, where []string, args []any) (*store.Facets, error) {
+func facets(ctx context.Context, tx *txn, from string, where []string, args []any) (*store.Facets, error) {
 	// The CTE is used three times, so SQLite computes it once.
 	rows, err := tx.QueryContext(ctx, `WITH m AS MATERIALIZED (
 			SELECT v.class, v.collection, v.tags FROM `+from+` WHERE `+strings.Join(where, " AND ")+`

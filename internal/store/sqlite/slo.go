@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -16,7 +15,7 @@ func (s *Store) RecordStaleness(ctx context.Context, samples []store.StalenessSa
 	if len(samples) == 0 {
 		return nil
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO staleness_samples (integration_id, at_us, staleness_ns, within_window)
 			SELECT id, ?, ?, ? FROM integrations WHERE id = ?
 			ON CONFLICT (integration_id, at_us) DO UPDATE SET
@@ -93,7 +92,7 @@ func (s *Store) SummarizeStaleness(ctx context.Context, integrationID string, no
 // PruneStaleness implements store.Store.
 func (s *Store) PruneStaleness(ctx context.Context, before time.Time) (int64, error) {
 	var deleted int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM staleness_samples WHERE at_us < ?`, before.UnixMicro())
 		if err != nil {
 			return mapError(err)

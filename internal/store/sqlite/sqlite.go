@@ -39,8 +39,8 @@ type Options struct {
 
 // Store is a store.Store on one SQLite database file.
 type Store struct {
-	writer *sql.DB // one connection, BEGIN IMMEDIATE
-	reader *sql.DB // query-only connections
+	writer *pool // one connection, BEGIN IMMEDIATE
+	reader *pool // query-only connections
 }
 
 var _ store.Store = (*Store)(nil)
@@ -108,7 +108,7 @@ func Open(path string, opts Options) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
-	return &Store{writer: writer, reader: reader}, nil
+	return &Store{writer: newPool(writer), reader: newPool(reader)}, nil
 }
 
 // makePrivate creates the database file with mode 0600 before SQLite opens
@@ -159,17 +159,17 @@ func connString(path string, busy time.Duration, params map[string]string) strin
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	return errors.Join(s.reader.Close(), s.writer.Close())
+	return errors.Join(s.reader.close(), s.writer.close())
 }
 
 // write runs fn in one write transaction. BEGIN IMMEDIATE takes the database
 // write lock at once, so fn reads the state that it then changes.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
+func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
+	tx, err := s.writer.db.BeginTx(ctx, nil)
 	if err != nil {
 		return mapError(err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(&txn{Tx: tx, p: s.writer}); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -178,13 +178,13 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // read runs fn in one read transaction, so every query in fn reads the same
 // snapshot of the database.
-func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.reader.BeginTx(ctx, nil)
+func (s *Store) read(ctx context.Context, fn func(tx *txn) error) error {
+	tx, err := s.reader.db.BeginTx(ctx, nil)
 	if err != nil {
 		return mapError(err)
 	}
 	defer tx.Rollback()
-	return fn(tx)
+	return fn(&txn{Tx: tx, p: s.reader})
 }
 
 // mapError translates driver errors into the store's errors: no rows becomes

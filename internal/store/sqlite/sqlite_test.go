@@ -79,7 +79,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 
 func TestWALMode(t *testing.T) {
 	s := openTemp(t)
-	for name, db := range map[string]*sql.DB{"writer": s.writer, "reader": s.reader} {
+	for name, db := range map[string]*sql.DB{"writer": s.writer.db, "reader": s.reader.db} {
 		var mode string
 		if err := db.QueryRowContext(context.Background(), "PRAGMA journal_mode").Scan(&mode); err != nil {
 			t.Fatal(err)

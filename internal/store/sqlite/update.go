@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 
 	"github.com/khub-dev/khub/internal/store"
 )
@@ -17,7 +16,7 @@ func (s *Store) UpdateIntegration(ctx context.Context, id string, u store.Integr
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `UPDATE integrations SET
 				freshness_ns = ?, poll_interval_ns = ?, lookups = ?, accept_risk = ?,
 				reasons = ?, webhook_url = ?, delivery = ?
