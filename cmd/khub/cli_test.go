@@ -293,3 +293,18 @@ func TestDemoRunsTwiceOnOneDataDir(t *testing.T) {
 		t.Errorf("integrations after two runs = %q, want one of each", names)
 	}
 }
+
+func TestOneLineEscapesControls(t *testing.T) {
+	cases := map[string]string{
+		"Reset \x1b[2J\x1b[31mnow\x1b[0m": `Reset \x1b[2J\x1b[31mnow\x1b[0m`,
+		"tag\x1b]0;owned\a":               `tag\x1b]0;owned\a`,
+		"two\nlines\t here":               "two lines here",
+		"evil\u202Etxt.exe":               `evil\u202etxt.exe`,
+		"Grüße 東京 🚒":                      "Grüße 東京 🚒",
+	}
+	for in, want := range cases {
+		if got := oneLine(in); got != want {
+			t.Errorf("oneLine(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -56,13 +58,14 @@ func newSearchCmd() *cobra.Command {
 			if asJSON {
 				enc := json.NewEncoder(w)
 				enc.SetIndent("", "  ")
+				enc.SetEscapeHTML(false)
 				return enc.Encode(res)
 			}
 			if len(res.Hits) == 0 {
 				fmt.Fprintln(w, "no matches")
 			}
 			for _, h := range res.Hits {
-				fmt.Fprintf(w, "%-40s v%-3d %-10s %s\n    %s\n", h.ID, h.Version, h.Class, oneLine(h.Title), oneLine(h.Snippet))
+				fmt.Fprintf(w, "%-40s v%-3d %-10s %s\n    %s\n", h.ID, h.Version, oneLine(h.Class), oneLine(h.Title), oneLine(h.Snippet))
 			}
 			if res.Facets != nil {
 				printFacets(w, res.Facets)
@@ -89,8 +92,32 @@ func newSearchCmd() *cobra.Command {
 
 // oneLine collapses every run of white space, newlines included, into one
 // space, so that a snippet taken from the middle of Markdown keeps to its
-// line of the output.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// line of the output. Other control characters and bidirectional overrides
+// are printed as Go escapes such as \x1b, because article text is written
+// by others and must not drive the reader's terminal.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if !strings.ContainsFunc(s, unprintable) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unprintable(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// unprintable reports whether r would change how a terminal shows the text
+// around it: control characters, and format characters such as U+202E,
+// which reverses the text after it.
+func unprintable(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+}
 
 // printFacets prints the match counts of a search, one group per line.
 func printFacets(w io.Writer, f *client.Facets) {
@@ -101,7 +128,7 @@ func printFacets(w io.Writer, f *client.Facets) {
 	for _, g := range groups {
 		parts := make([]string, len(g.counts))
 		for i, c := range g.counts {
-			parts[i] = fmt.Sprintf("%s %d", c.Value, c.Count)
+			parts[i] = fmt.Sprintf("%s %d", oneLine(c.Value), c.Count)
 		}
 		if len(parts) == 0 {
 			parts = []string{"none"}

@@ -39,8 +39,9 @@ import (
 //     it. A commit outside the caller's scope changes it too, which costs
 //     a full response but never a wrong 304. The review state lists the
 //     hits whose review is overdue, the only part of a search result that
-//     changes without a commit. It is known only after the search, so
-//     revalidating a search runs the search.
+//     changes without a commit. It is known only once the result is, so
+//     revalidating a search needs the result, which the node's result
+//     cache (resultcache.go) usually holds until the next commit.
 //
 // A pull token's responses may be reused by a private cache for
 // pullMaxAge of the integration's freshness window, and a current article

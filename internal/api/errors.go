@@ -337,7 +337,9 @@ func decodeError(err error, limit int64) error {
 		if field == "" {
 			return badRequest("", "the body must be a JSON object, not %s", typeErr.Value)
 		}
-		return badRequest(field, "%s must be %s, not %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		// encoding/json names a number it could not store as "number 1.5".
+		got := strings.TrimPrefix(typeErr.Value, "number ")
+		return badRequest(field, "%s must be %s, not %s", field, jsonKind(typeErr.Type.Kind().String()), got)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
@@ -356,7 +358,9 @@ func jsonKind(goKind string) string {
 		return "a list"
 	case "map", "struct":
 		return "an object"
-	case "int", "int64", "float64", "uint", "uint64":
+	case "int", "int64", "uint", "uint64":
+		return "a whole number"
+	case "float64":
 		return "a number"
 	}
 	return goKind

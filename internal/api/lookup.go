@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/khub-dev/khub/client"
+	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/lookup"
 )
 
@@ -15,11 +17,35 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := lookup.Run(r.Context(), s.hub.Store, principalFrom(r.Context()).scope(),
-		lookup.Request{Text: in.Text, Attributes: in.Attributes, Limit: in.Limit})
+	// The position must be read before the lookup, for the reason given
+	// in the documentation of logPosition.
+	position, err := s.logPosition(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	cached, err := s.results.do(r.Context(), kindLookup, lookupKey(r, position, &in), position, func(ctx context.Context) (any, int64, error) {
+		out, err := s.runLookup(ctx, principalFrom(ctx).scope(), &in)
+		if err != nil {
+			return nil, 0, err
+		}
+		return s.newLookupEntry(ctx, out)
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := cached.(*lookupEntry).render(s.now())
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, out)
+}
+
+// runLookup runs a lookup within scope and converts the result to its API
+// form, without the review state of the hits.
+func (s *Server) runLookup(ctx context.Context, scope []knowledge.Scope, in *client.LookupRequest) (client.LookupResult, error) {
+	res, err := lookup.Run(ctx, s.hub.Store, scope, lookup.Request{Text: in.Text, Attributes: in.Attributes, Limit: in.Limit})
+	if err != nil {
+		return client.LookupResult{}, err
 	}
 	out := client.LookupResult{Hits: make([]client.LookupHit, len(res.Hits)), Terms: res.Terms}
 	if out.Terms == nil {
@@ -33,12 +59,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 			Deprecated: h.Deprecated, ReplacedBy: h.ReplacedBy,
 		}
 	}
-	if err := s.reviewLookupHits(r.Context(), out.Hits); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // lookupBodyLimit bounds the body of a lookup, in bytes: the text limit,

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/khub-dev/khub/internal/resultcache"
 )
 
 // Request latency by route is khub_http_request_duration_seconds, which
@@ -33,4 +35,43 @@ func (s *Server) timeSearch(next http.HandlerFunc) http.HandlerFunc {
 		}
 		latency.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	}
+}
+
+// newResultCache creates the node's cache of search and lookup results
+// and registers its metrics: khub_result_cache_hits_total and
+// khub_result_cache_misses_total by kind ("search" or "lookup"), and the
+// entries, estimated bytes and evictions of the whole cache. A request
+// that waited for an identical request's computation counts as a hit.
+// Call it once per Server.
+func (s *Server) newResultCache(cfg resultcache.Config) *resultCache {
+	c := &resultCache{
+		cache: resultcache.New(cfg),
+		hits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "khub_result_cache_hits_total",
+			Help: "Searches and lookups served from the node's result cache, by kind.",
+		}, []string{"kind"}),
+		misses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "khub_result_cache_misses_total",
+			Help: "Searches and lookups that the node computed because its result cache had no result at the current change-log position, by kind.",
+		}, []string{"kind"}),
+	}
+	s.cfg.Registry.MustRegister(c.hits, c.misses,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "khub_result_cache_entries",
+			Help: "Results in the node's result cache.",
+		}, func() float64 { return float64(c.cache.Stats().Entries) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "khub_result_cache_bytes",
+			Help: "Estimated memory held by the results in the node's result cache, in bytes.",
+		}, func() float64 { return float64(c.cache.Stats().Bytes) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "khub_result_cache_evictions_total",
+			Help: "Results removed from the node's result cache for its bounds or because a commit made them unreachable.",
+		}, func() float64 { return float64(c.cache.Stats().Evictions) }),
+	)
+	for _, kind := range []string{kindSearch, kindLookup} {
+		c.hits.WithLabelValues(kind)
+		c.misses.WithLabelValues(kind)
+	}
+	return c
 }

@@ -146,7 +146,7 @@ func (s *Server) updateIntegration(w http.ResponseWriter, r *http.Request) {
 	}
 	replace := "delete the integration and create it again (khub apply --replace does both)"
 	if req.Scope != nil {
-		s.writeError(w, r, badRequest("scope", "scope cannot change in place: the push cursor of integration %s has moved past changes outside its scope, so a wider scope would never receive them. To change it, %s", st.Name, replace))
+		s.writeError(w, r, badRequest("scope", "scope cannot change in place: the integration's cursors, delivery history and cached results all belong to its current scope, and changes already passed outside it would never reach integration %s. To change the scope, %s", st.Name, replace))
 		return
 	}
 	if req.Name != nil {

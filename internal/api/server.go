@@ -20,6 +20,7 @@ import (
 	"github.com/khub-dev/khub/client"
 	"github.com/khub-dev/khub/internal/hub"
 	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/resultcache"
 	"github.com/khub-dev/khub/internal/store"
 )
 
@@ -42,6 +43,9 @@ type Config struct {
 	// StreamHeartbeat is the time between heartbeats of an idle stream of
 	// GET /v1/stream. The default is DefaultStreamHeartbeat (15s).
 	StreamHeartbeat time.Duration
+	// ResultCache bounds the node's cache of search and lookup results;
+	// see resultcache.Config for the defaults and how to turn it off.
+	ResultCache resultcache.Config
 }
 
 // DefaultMaxBodyBytes is the default request body limit, 8 MiB. A JSON
@@ -59,6 +63,7 @@ type Server struct {
 	mux     *http.ServeMux
 	latency *prometheus.HistogramVec
 	streams streamSet
+	results *resultCache
 }
 
 // New builds the API server over a hub.
@@ -82,6 +87,7 @@ func New(h *hub.Hub, cfg Config) *Server {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"route", "code"})
 	cfg.Registry.MustRegister(s.latency)
+	s.results = s.newResultCache(cfg.ResultCache)
 	s.initStreams()
 	s.routes()
 	return s

@@ -170,9 +170,8 @@ func benchGet(b *testing.B, hc *http.Client, pc *client.Client, path string, hea
 // token, one request at a time on a kept-alive loopback connection, so the
 // figures are latency: GET /v1/articles/{id} of random articles (200),
 // revalidation of those with If-None-Match (304), and revalidation of one
-// search for a topic of about 100 articles (304). A search revalidation
-// runs the search, because the review state of the hits is part of the
-// tag.
+// search for a topic of about 100 articles (304). Between commits a search
+// revalidation is answered from the node's result cache.
 func BenchmarkArticleReads(b *testing.B) {
 	pc := startBenchHub(b)
 	hc := &http.Client{}

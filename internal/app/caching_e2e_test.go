@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -132,7 +133,21 @@ func TestArticleIfNoneMatch(t *testing.T) {
 	}
 	wantNotModified(t, getWith(t, c, path, "If-None-Match", `"v1"`), `"v1"`, "private, no-cache")
 	for _, inm := range []string{`"v2"`, `"v01"`, `v1`} {
-		wantStatusOK(t, getWith(t, pc, path, "If-None-Match", inm))
+		resp := getWith(t, pc, path, "If-None-Match", inm)
+		wantStatusOK(t, resp)
+		var got client.Article
+		if err := json.Unmarshal(resp.body, &got); err != nil || got.Body != "Promote the replica." || resp.Header.Get("ETag") != `"v1"` {
+			t.Errorf("GET with If-None-Match %s = ETag %q, body %s; want the whole article at \"v1\"", inm, resp.Header.Get("ETag"), resp.body)
+		}
+	}
+
+	// A tag that would match never reveals an article outside the scope,
+	// nor one that does not exist.
+	put(t, c, article("pol-db", "policy", "Database access", "Ask the owner."))
+	for _, p := range []string{"/v1/articles/pol-db", "/v1/articles/missing"} {
+		for _, inm := range []string{`"v1"`, "*"} {
+			wantError(t, getWith(t, pc, p, "If-None-Match", inm), http.StatusNotFound, "")
+		}
 	}
 
 	// Each version of the article has its own tag, also under its own URL.
@@ -349,6 +364,27 @@ func TestArticleMaxAgeEndsAtReviewDue(t *testing.T) {
 	var maxAge int
 	if _, err := fmt.Sscanf(resp.Header.Get("Cache-Control"), "private, max-age=%d", &maxAge); err != nil || maxAge > 100 || maxAge < 90 {
 		t.Errorf("Cache-Control 100 seconds before the review is due = %q, want max-age from 90 to 100", resp.Header.Get("Cache-Control"))
+	}
+}
+
+func TestSearchMaxAgeEndsAtReviewDue(t *testing.T) {
+	a, c := startHub(t)
+	now := time.Now().UTC()
+	in := knowledge.Article{ID: "rb-db", Title: "Database failover", Body: "Promote the replica.", Collection: "handbook", Class: "runbook", ReviewEvery: 24 * time.Hour}
+	if _, err := a.Hub.SaveArticle(context.Background(), in, store.SaveOptions{Now: now.Add(-24*time.Hour + 100*time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	pc := createPull(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
+
+	// The second search is served from the result cache and must be
+	// capped the same way.
+	for range 2 {
+		resp := getWith(t, pc, "/v1/search?q=failover")
+		wantStatusOK(t, resp)
+		var maxAge int
+		if _, err := fmt.Sscanf(resp.Header.Get("Cache-Control"), "private, max-age=%d", &maxAge); err != nil || maxAge > 100 || maxAge < 90 {
+			t.Errorf("search Cache-Control 100 seconds before a hit's review is due = %q, want max-age from 90 to 100", resp.Header.Get("Cache-Control"))
+		}
 	}
 }
 

@@ -1,11 +1,18 @@
 package lookup_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"log/slog"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,11 +24,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/khub-dev/khub/client"
+	"github.com/khub-dev/khub/internal/api"
+	"github.com/khub-dev/khub/internal/changelog"
+	"github.com/khub-dev/khub/internal/hub"
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/lookup"
+	"github.com/khub-dev/khub/internal/resultcache"
 	"github.com/khub-dev/khub/internal/store"
 	"github.com/khub-dev/khub/internal/store/fulltext"
+	"github.com/khub-dev/khub/internal/store/postgres"
 	"github.com/khub-dev/khub/internal/store/sqlite"
+	"github.com/khub-dev/khub/internal/testpg"
 )
 
 // Benchmark sizes.
@@ -287,6 +304,17 @@ func runClients(b *testing.B, qs []benchQuery, precision float64, run func(q ben
 // plain FTS5 query on the same file. Each sub-benchmark reports latency
 // percentiles and the mean precision at 5 of the judged queries whose
 // relevant articles are in that corpus.
+//
+// The sub-benchmarks are:
+//
+//   - store: the store's search and lookup.Run, called directly, as cold
+//     as the first request after a commit.
+//   - api-cold: GET /v1/search and POST /v1/lookup through the API
+//     handler, with its result cache turned off: the store's work plus
+//     the change-log head, the review state of the hits and the JSON.
+//   - api-warm: the same with the result cache on, after one pass over the
+//     queries, as for requests repeated between commits.
+//   - fts5: the plain FTS5 query.
 func BenchmarkSearchLookup100k(b *testing.B) {
 	name, corpus := largestCorpus(b)
 	s, path := openBenchStore(b, name, corpus, benchArticles)
@@ -300,7 +328,7 @@ func BenchmarkSearchLookup100k(b *testing.B) {
 	// read the same rows.
 	var scope []knowledge.Scope
 
-	khubSearch := func(q benchQuery) ([]string, error) {
+	storeSearch := func(q benchQuery) ([]string, error) {
 		res, err := s.Search(ctx, store.SearchQuery{Text: q.text, Filters: scope, Limit: 10})
 		if err != nil {
 			return nil, err
@@ -311,7 +339,7 @@ func BenchmarkSearchLookup100k(b *testing.B) {
 		}
 		return ids, nil
 	}
-	khubLookup := func(q benchQuery) ([]string, error) {
+	storeLookup := func(q benchQuery) ([]string, error) {
 		res, err := lookup.Run(ctx, s, scope, lookup.Request{Text: q.text, Attributes: q.attributes, Limit: 5})
 		if err != nil {
 			return nil, err
@@ -322,23 +350,236 @@ func BenchmarkSearchLookup100k(b *testing.B) {
 		}
 		return ids, nil
 	}
+	cold := newBenchAPI(b, s, resultcache.Config{MaxEntries: -1})
+	warm := newBenchAPI(b, s, resultcache.Config{})
 	plainSearch := func(q benchQuery) ([]string, error) { return plain.query(ctx, plainExpr(q.text, " ")) }
 	plainLookup := func(q benchQuery) ([]string, error) { return plain.query(ctx, plainExpr(q.text, " OR ")) }
 
 	cases := []struct {
 		name string
 		qs   []benchQuery
-		run  func(benchQuery) ([]string, error)
+		// run returns the ids for precision; timed, when set, is run
+		// under load instead.
+		run, timed func(benchQuery) ([]string, error)
 	}{
-		{"search/khub", searches, khubSearch},
-		{"search/fts5", searches, plainSearch},
-		{"lookup/khub", lookups, khubLookup},
-		{"lookup/fts5", lookups, plainLookup},
+		{"search/store", searches, storeSearch, nil},
+		{"search/api-cold", searches, cold.search, cold.timed().search},
+		{"search/api-warm", searches, warm.search, warm.timed().search},
+		{"search/fts5", searches, plainSearch, nil},
+		{"lookup/store", lookups, storeLookup, nil},
+		{"lookup/api-cold", lookups, cold.lookup, cold.timed().lookup},
+		{"lookup/api-warm", lookups, warm.lookup, warm.timed().lookup},
+		{"lookup/fts5", lookups, plainLookup, nil},
 	}
 	for _, c := range cases {
-		p := meanPrecision(b, c.qs, c.run)
 		b.Run(c.name, func(b *testing.B) {
-			runClients(b, c.qs, p, c.run)
+			// Precision is measured inside the sub-benchmark, so that a
+			// filter with -bench skips the queries of the others. For
+			// api-warm, this pass also fills the cache.
+			p := meanPrecision(b, c.qs, c.run)
+			timed := c.timed
+			if timed == nil {
+				timed = c.run
+			}
+			runClients(b, c.qs, p, timed)
+		})
+	}
+}
+
+// benchAPI sends searches and lookups to an API server over the benchmark
+// store with the admin token, through its handler without a network.
+type benchAPI struct {
+	srv        http.Handler
+	skipDecode bool
+}
+
+const benchAdminToken = "bench-admin-token"
+
+func newBenchAPI(b *testing.B, s store.Store, cache resultcache.Config) *benchAPI {
+	b.Helper()
+	h := &hub.Hub{Store: s, Wake: &changelog.Broadcaster{}}
+	return &benchAPI{srv: api.New(h, api.Config{AdminToken: benchAdminToken, ResultCache: cache,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})}
+}
+
+// send serves one request and, unless a.skipDecode is set, decodes the
+// ids of the hits. Skipping the decoding keeps the client's own JSON work
+// out of the timed requests, which share the two cores with the server.
+func (a *benchAPI) send(r *http.Request) ([]string, error) {
+	r.Header.Set("Authorization", "Bearer "+benchAdminToken)
+	w := httptest.NewRecorder()
+	a.srv.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		return nil, fmt.Errorf("%s %s: status %d: %s", r.Method, r.URL, w.Code, w.Body)
+	}
+	if a.skipDecode {
+		return nil, nil
+	}
+	var res struct {
+		Hits []struct {
+			ID string `json:"id"`
+		} `json:"hits"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(res.Hits))
+	for i, h := range res.Hits {
+		ids[i] = h.ID
+	}
+	return ids, nil
+}
+
+// timed returns a client of the same server that does not decode
+// responses, for the timed requests.
+func (a *benchAPI) timed() *benchAPI {
+	return &benchAPI{srv: a.srv, skipDecode: true}
+}
+
+func (a *benchAPI) search(q benchQuery) ([]string, error) {
+	return a.send(httptest.NewRequest(http.MethodGet, "/v1/search?limit=10&q="+url.QueryEscape(q.text), nil))
+}
+
+func (a *benchAPI) lookup(q benchQuery) ([]string, error) {
+	body, err := json.Marshal(client.LookupRequest{Text: q.text, Attributes: q.attributes, Limit: 5})
+	if err != nil {
+		return nil, err
+	}
+	return a.send(httptest.NewRequest(http.MethodPost, "/v1/lookup", bytes.NewReader(body)))
+}
+
+// openBenchPostgres opens a PostgreSQL store of n variants of the corpus in
+// a schema that is kept between runs, as openBenchStore keeps its file.
+func openBenchPostgres(b *testing.B, name string, corpus []knowledge.Article, n int) (*postgres.Store, string) {
+	b.Helper()
+	url := testpg.URL(b)
+	h := fnv.New64a()
+	for _, a := range corpus {
+		h.Write([]byte(a.ID + "\x00" + a.Title + "\x00" + a.Body + "\x00"))
+	}
+	schema := fmt.Sprintf("khub_bench_lookup_%d_%x_a%d", n, h.Sum64()>>32, fulltext.AnalyzerVersion)
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+
+	count, err := s.CountArticles(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if count == int64(n) {
+		return s, schema
+	}
+	if count != 0 {
+		b.Fatalf("schema %s holds %d articles, want 0 or %d: drop it and run again", schema, count, n)
+	}
+	b.Logf("seeding %d variants of %s into schema %s, kept for later runs", n, name, schema)
+	start := time.Now()
+	all := variants(corpus, n)
+
+	// Several writers, because each commit waits for PostgreSQL.
+	const writers = 4
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(all); i += writers {
+				if _, err := s.SaveArticle(ctx, all[i], store.SaveOptions{}); err != nil {
+					errs <- fmt.Errorf("seed %s: %w", all[i].ID, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("seeded %d articles in %s", n, time.Since(start).Round(time.Second))
+	return s, schema
+}
+
+// BenchmarkSearchLookup100kPostgres is BenchmarkSearchLookup100k on the
+// PostgreSQL store: the store called directly and the API with its result
+// cache warm, next to a plain PostgreSQL full-text query on the same
+// schema: the words of the text joined by & (search) or | (lookup),
+// ranked by ts_rank_cd.
+func BenchmarkSearchLookup100kPostgres(b *testing.B) {
+	name, corpus := largestCorpus(b)
+	s, schema := openBenchPostgres(b, name, corpus, benchArticles)
+	searches, lookups := judgedFor(b, name)
+	ctx := context.Background()
+
+	storeSearch := func(q benchQuery) ([]string, error) {
+		res, err := s.Search(ctx, store.SearchQuery{Text: q.text, Limit: 10})
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(res.Hits))
+		for i, h := range res.Hits {
+			ids[i] = h.ID
+		}
+		return ids, nil
+	}
+	storeLookup := func(q benchQuery) ([]string, error) {
+		res, err := lookup.Run(ctx, s, nil, lookup.Request{Text: q.text, Attributes: q.attributes, Limit: 5})
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(res.Hits))
+		for i, h := range res.Hits {
+			ids[i] = h.ID
+		}
+		return ids, nil
+	}
+	warm := newBenchAPI(b, s, resultcache.Config{})
+	pool, err := pgxpool.New(ctx, testpg.URL(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	plain := func(op string) func(q benchQuery) ([]string, error) {
+		stmt := `SELECT id FROM ` + pgx.Identifier{schema, "articles"}.Sanitize() + `
+			WHERE document @@ to_tsquery('simple', $1) AND status <> 'archived'
+			ORDER BY ts_rank_cd(document, to_tsquery('simple', $1)) DESC LIMIT 10`
+		return func(q benchQuery) ([]string, error) {
+			words := fulltext.Words(q.text)
+			if len(words) == 0 {
+				return nil, nil
+			}
+			rows, err := pool.Query(ctx, stmt, strings.Join(words, op))
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+	}
+
+	cases := []struct {
+		name       string
+		qs         []benchQuery
+		run, timed func(benchQuery) ([]string, error)
+	}{
+		{"search/store", searches, storeSearch, nil},
+		{"search/api-warm", searches, warm.search, warm.timed().search},
+		{"search/postgres", searches, plain(" & "), nil},
+		{"lookup/store", lookups, storeLookup, nil},
+		{"lookup/api-warm", lookups, warm.lookup, warm.timed().lookup},
+		{"lookup/postgres", lookups, plain(" | "), nil},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			p := meanPrecision(b, c.qs, c.run)
+			timed := c.timed
+			if timed == nil {
+				timed = c.run
+			}
+			runClients(b, c.qs, p, timed)
 		})
 	}
 }

@@ -1,8 +1,9 @@
 // Package lookup finds the articles that fit a piece of work, such as a new
 // ticket: its subject and description, and attributes like the account,
 // product, service and severity. Text from tickets is long and noisy, so
-// the lookup keeps only its salient words and searches them with OR,
-// ranked by BM25. It then combines that text relevance with the
+// the lookup keeps only its salient words and searches them with OR in the
+// titles and tags, ranked by BM25, and in the whole text only when too
+// few articles match there. It then combines that text relevance with the
 // attributes: equal metadata, equal tags and the service or product named
 // in the title. A deprecated article never comes first unmarked, because
 // its replacement, or the best current article, goes before it.
@@ -182,6 +183,10 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	// One full-text search ranks the text. Attributes add candidates by
 	// filters alone, which read no index of the text: an OR search of
 	// common words scores most articles, so it runs once per lookup.
+	// TitleFirst scores only the articles with a word in the title or
+	// tags while there are enough of them. On 100,000 articles that about
+	// halves the cost of a lookup (BenchmarkSearchLookup100k), and the
+	// judged queries find more relevant articles that way.
 	byID := map[string]*candidate{}
 	add := func(hits []store.SearchHit) {
 		for _, h := range hits {
@@ -194,7 +199,7 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 		}
 	}
 	if text != "" {
-		r, err := st.Search(ctx, store.SearchQuery{Text: text, Filters: scope, Limit: candidates, Any: true, NoSnippets: true})
+		r, err := st.Search(ctx, store.SearchQuery{Text: text, Filters: scope, Limit: candidates, Any: true, TitleFirst: true, NoSnippets: true})
 		if err != nil {
 			return Result{}, err
 		}

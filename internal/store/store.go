@@ -38,6 +38,10 @@ type Store interface {
 	SaveArticle(ctx context.Context, a knowledge.Article, opts SaveOptions) (SaveResult, error)
 	// GetArticle returns the current version, including archived ones.
 	GetArticle(ctx context.Context, id string) (knowledge.Article, error)
+	// GetArticleMeta returns the current version as GetArticle does, with
+	// Body left empty. It reads no body, so a caller that needs only the
+	// other fields, such as a revalidation, should use it.
+	GetArticleMeta(ctx context.Context, id string) (knowledge.Article, error)
 	// GetArticleVersion returns one stored version.
 	GetArticleVersion(ctx context.Context, id string, version int64) (knowledge.Article, error)
 	// ListVersions returns every version of an article, oldest first.
@@ -54,6 +58,11 @@ type Store interface {
 	// a reader that continues from ScannedTo neither repeats nor skips an
 	// entry, including entries whose transactions commit late.
 	ReadChanges(ctx context.Context, after int64, limit int, filters ...knowledge.Scope) (ChangePage, error)
+	// ReadChangeEntries returns the entries and ScannedTo that ReadChanges
+	// returns, with Article left zero. It reads no article bodies, so a
+	// reader that needs only the entries, such as the change feed, should
+	// use it.
+	ReadChangeEntries(ctx context.Context, after int64, limit int, filters ...knowledge.Scope) (ChangePage, error)
 	// PruneChanges deletes change-log entries committed before the given
 	// time, keeping the newest entry so the head cursor survives, and
 	// returns how many it deleted. Article versions stay; only the log
@@ -226,6 +235,13 @@ type SearchQuery struct {
 	// SQLite and cover density on PostgreSQL, instead of all of them first.
 	// Lookups use it for long, noisy text.
 	Any bool
+	// TitleFirst ranks first the articles whose title or tags match the
+	// text, by the relevance of those fields alone, and ranks every match
+	// only when fewer than Limit articles are found that way. On a large
+	// corpus it scores far fewer articles, and a title names what an
+	// article is about. Such a search has one page: Next stays empty and
+	// a Cursor is ErrBadCursor.
+	TitleFirst bool
 	// Cursor is SearchResult.Next of the previous page, empty for the first
 	// page. A cursor from another text or other filters is ErrBadCursor.
 	Cursor string

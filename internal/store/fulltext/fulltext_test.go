@@ -276,3 +276,22 @@ func TestDecodeCursorRejects(t *testing.T) {
 		t.Errorf("DecodeCursor(good) = %+v, %v", c, err)
 	}
 }
+
+func TestTSQueryWeights(t *testing.T) {
+	cases := []struct {
+		in, want string
+	}{
+		{"node", "node:AB"},
+		{"rotat*", "rotat:AB*"},
+		{`"disk full" node`, "(disk:AB <-> full:AB) | node:AB"},
+		{`"certificate rot"*`, "(certificate:AB <-> rot:AB*)"},
+	}
+	for _, tc := range cases {
+		if got := Parse(tc.in).TSQueryWeights(true, "AB"); got != tc.want {
+			t.Errorf("Parse(%q).TSQueryWeights(any, AB) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+	if got := Parse("rotat* node").TSQueryWeights(false, ""); got != "rotat:* & node" {
+		t.Errorf("TSQueryWeights without weights = %s, want the TSQuery form rotat:* & node", got)
+	}
+}

@@ -242,10 +242,27 @@ func (q Query) FTS5(any bool) string {
 // any, by |. Tokens hold letters, digits and marks only, so none of them
 // reads as an operator.
 func (q Query) TSQuery(any bool) string {
+	return q.TSQueryWeights(any, "")
+}
+
+// TSQueryWeights is TSQuery with every token restricted to the weight
+// labels in weights, such as "AB", so that it matches only the parts of a
+// document with those labels. Empty weights match every part.
+func (q Query) TSQueryWeights(any bool, weights string) string {
 	parts := make([]string, len(q.Terms))
 	for i, t := range q.Terms {
-		s := strings.Join(t.Tokens, " <-> ")
-		if t.Prefix {
+		toks := t.Tokens
+		if weights != "" {
+			toks = make([]string, len(t.Tokens))
+			for k, tok := range t.Tokens {
+				toks[k] = tok + ":" + weights
+			}
+		}
+		s := strings.Join(toks, " <-> ")
+		switch {
+		case t.Prefix && weights != "":
+			s += "*"
+		case t.Prefix:
 			s += ":*"
 		}
 		if len(t.Tokens) > 1 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -236,6 +237,22 @@ func checkPreconditions(id string, prev *currentVersion, opts store.SaveOptions)
 // GetArticle implements store.Store.
 func (s *Store) GetArticle(ctx context.Context, id string) (knowledge.Article, error) {
 	row := s.pool.QueryRow(ctx, `SELECT `+versionColumns+`
+		FROM articles a JOIN article_versions v ON v.seq = a.current_seq
+		WHERE a.id = $1`, id)
+	a, err := scanVersion(row)
+	if err != nil {
+		return knowledge.Article{}, fmt.Errorf("article %q: %w", id, err)
+	}
+	return a, nil
+}
+
+// metaColumns are versionColumns with an empty text in place of the body,
+// so that scanVersion reads them.
+var metaColumns = strings.Replace(versionColumns, "v.body", "''", 1)
+
+// GetArticleMeta implements store.Store.
+func (s *Store) GetArticleMeta(ctx context.Context, id string) (knowledge.Article, error) {
+	row := s.pool.QueryRow(ctx, `SELECT `+metaColumns+`
 		FROM articles a JOIN article_versions v ON v.seq = a.current_seq
 		WHERE a.id = $1`, id)
 	a, err := scanVersion(row)

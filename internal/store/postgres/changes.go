@@ -76,17 +76,53 @@ func scanChange(row pgx.Row) (knowledge.Change, error) {
 	return c, nil
 }
 
+// changeEntryColumns are the columns that scanChangeEntry reads, for
+// changes aliased c.
+const changeEntryColumns = `c.cursor, c.article_id, c.version, c.type, c.time`
+
+func scanChangeEntry(row pgx.Row) (knowledge.Change, error) {
+	var c knowledge.Change
+	var changeType string
+	if err := row.Scan(&c.Cursor, &c.ArticleID, &c.Version, &changeType, &c.Time); err != nil {
+		return knowledge.Change{}, mapError(err)
+	}
+	c.Type = knowledge.ChangeType(changeType)
+	c.Time = c.Time.UTC()
+	return c, nil
+}
+
 // ReadChanges implements store.Store. A limit of 0 or less means 100, and
 // limits above 1000 are lowered to 1000. ScannedTo is where the caller
 // continues either way.
 func (s *Store) ReadChanges(ctx context.Context, after int64, limit int, filters ...knowledge.Scope) (store.ChangePage, error) {
+	return s.readChanges(ctx, after, limit, true, filters)
+}
+
+// ReadChangeEntries implements store.Store, with the limits of
+// ReadChanges.
+func (s *Store) ReadChangeEntries(ctx context.Context, after int64, limit int, filters ...knowledge.Scope) (store.ChangePage, error) {
+	return s.readChanges(ctx, after, limit, false, filters)
+}
+
+// readChanges reads a page of the change log, with each entry's article
+// version when withArticles is set.
+func (s *Store) readChanges(ctx context.Context, after int64, limit int, withArticles bool, filters []knowledge.Scope) (store.ChangePage, error) {
 	if limit <= 0 {
 		limit = defaultChangeLimit
 	}
 	limit = min(limit, maxChangeLimit)
 	var args queryArgs
 	where := scopeFilter([]string{"c.cursor > " + args.add(after)}, &args, filters...)
-	query := `SELECT ` + changeColumns + ` FROM ` + changeJoin +
+	columns, from, scan := changeColumns, changeJoin, scanChange
+	if !withArticles {
+		columns, scan = changeEntryColumns, scanChangeEntry
+		// Without scope conditions the join can go, because only they
+		// read the version and every entry has one.
+		if len(where) == 1 {
+			from = `changes c`
+		}
+	}
+	query := `SELECT ` + columns + ` FROM ` + from +
 		` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY c.cursor LIMIT ` + args.add(limit)
 
 	page := store.ChangePage{ScannedTo: after}
@@ -97,7 +133,7 @@ func (s *Store) ReadChanges(ctx context.Context, after int64, limit int, filters
 		}
 		defer rows.Close()
 		for rows.Next() {
-			c, err := scanChange(rows)
+			c, err := scan(rows)
 			if err != nil {
 				return err
 			}

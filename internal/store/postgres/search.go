@@ -110,6 +110,9 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 		limit = defaultSearchLimit
 	}
 	limit = min(limit, maxSearchLimit)
+	if q.TitleFirst && q.Cursor != "" {
+		return store.SearchResult{}, fmt.Errorf("%w: a title-first search has one page: leave the cursor out", store.ErrBadCursor)
+	}
 	var cur *fulltext.Cursor
 	if q.Cursor != "" {
 		var err error
@@ -121,7 +124,11 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 	query := fulltext.Parse(q.Text)
 	key := fulltext.CursorKey(query, q.Filters)
 	if strings.TrimSpace(q.Text) == "" {
-		return s.listNewest(ctx, q, cur, key, limit)
+		out, err := s.listNewest(ctx, q, cur, key, limit)
+		if q.TitleFirst {
+			out.Next = ""
+		}
+		return out, err
 	}
 	out := store.SearchResult{Hits: []store.SearchHit{}}
 	if len(query.Terms) == 0 {
@@ -140,20 +147,24 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 		anyTerm = cur.Any
 	}
 	need := fulltext.Need(cur, limit)
-	ranking, err := s.rank(ctx, query.TSQuery(anyTerm), q.Filters, need)
+	if q.TitleFirst {
+		// One page, so no hits beyond it are needed for a cursor.
+		need = limit
+	}
+	ranking, err := s.rankQuery(ctx, &query, anyTerm, q.TitleFirst, q.Filters, need)
 	if err != nil {
 		return store.SearchResult{}, err
 	}
 	if cur == nil && !anyTerm && len(ranking) == 0 && len(query.Terms) > 1 {
 		// No article has every term, so any term may match.
 		anyTerm = true
-		if ranking, err = s.rank(ctx, query.TSQuery(true), q.Filters, need); err != nil {
+		if ranking, err = s.rankQuery(ctx, &query, true, q.TitleFirst, q.Filters, need); err != nil {
 			return store.SearchResult{}, err
 		}
 	}
 
 	page, next := fulltext.NextPage(ranking, cur, limit, key, anyTerm)
-	if next != nil {
+	if next != nil && !q.TitleFirst {
 		out.Next = next.Encode()
 	}
 	if out.Hits, err = s.hitDetails(ctx, page, &query, q.NoSnippets); err != nil {
@@ -169,6 +180,20 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 		}
 	}
 	return out, nil
+}
+
+// rankQuery returns up to n matches of the query, best first and by id
+// among equal scores. With titleFirst, it first ranks the matches in the
+// title (weight A) and tags (weight B) alone. Only when fewer than n are
+// found that way does it rank every match; see store.SearchQuery.TitleFirst.
+func (s *Store) rankQuery(ctx context.Context, query *fulltext.Query, anyTerm, titleFirst bool, filters []knowledge.Scope, n int) ([]fulltext.Ranked, error) {
+	if titleFirst {
+		ranking, err := s.rank(ctx, query.TSQueryWeights(anyTerm, "AB"), filters, n)
+		if err != nil || len(ranking) >= n {
+			return ranking, err
+		}
+	}
+	return s.rank(ctx, query.TSQuery(anyTerm), filters, n)
 }
 
 // rank returns up to n matches of a to_tsquery expression, best first and

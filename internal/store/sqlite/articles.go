@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/khub-dev/khub/internal/knowledge"
@@ -211,6 +212,22 @@ func checkPreconditions(id string, prev *currentVersion, opts store.SaveOptions)
 // GetArticle implements store.Store.
 func (s *Store) GetArticle(ctx context.Context, id string) (knowledge.Article, error) {
 	row := s.reader.QueryRowContext(ctx, `SELECT `+versionColumns+`
+		FROM articles a JOIN article_versions v ON v.seq = a.current_seq
+		WHERE a.id = ?`, id)
+	a, err := scanVersion(row)
+	if err != nil {
+		return knowledge.Article{}, fmt.Errorf("article %q: %w", id, err)
+	}
+	return a, nil
+}
+
+// metaColumns are versionColumns with an empty text in place of the body,
+// so that scanVersion reads them.
+var metaColumns = strings.Replace(versionColumns, "v.body", "''", 1)
+
+// GetArticleMeta implements store.Store.
+func (s *Store) GetArticleMeta(ctx context.Context, id string) (knowledge.Article, error) {
+	row := s.reader.QueryRowContext(ctx, `SELECT `+metaColumns+`
 		FROM articles a JOIN article_versions v ON v.seq = a.current_seq
 		WHERE a.id = ?`, id)
 	a, err := scanVersion(row)

@@ -85,17 +85,60 @@ func scanChange(sc scanner) (knowledge.Change, error) {
 	}, nil
 }
 
+// changeEntryColumns are the columns that scanChangeEntry reads, for
+// changes aliased c.
+const changeEntryColumns = `c.cursor, c.article_id, c.version, c.type, c.time`
+
+func scanChangeEntry(sc scanner) (knowledge.Change, error) {
+	var (
+		c          knowledge.Change
+		changeType string
+		at         sql.NullString
+	)
+	if err := sc.Scan(&c.Cursor, &c.ArticleID, &c.Version, &changeType, &at); err != nil {
+		return knowledge.Change{}, mapError(err)
+	}
+	t, err := parseTime(at)
+	if err != nil {
+		return knowledge.Change{}, err
+	}
+	c.Type = knowledge.ChangeType(changeType)
+	c.Time = t
+	return c, nil
+}
+
 // ReadChanges implements store.Store. A limit of 0 or less means 100, and
 // limits above 1000 are lowered to 1000. In both cases the caller continues
 // from ScannedTo as usual.
 func (s *Store) ReadChanges(ctx context.Context, after int64, limit int, filters ...knowledge.Scope) (store.ChangePage, error) {
+	return s.readChanges(ctx, after, limit, true, filters)
+}
+
+// ReadChangeEntries implements store.Store, with the limits of
+// ReadChanges.
+func (s *Store) ReadChangeEntries(ctx context.Context, after int64, limit int, filters ...knowledge.Scope) (store.ChangePage, error) {
+	return s.readChanges(ctx, after, limit, false, filters)
+}
+
+// readChanges reads a page of the change log, with each entry's article
+// version when withArticles is set.
+func (s *Store) readChanges(ctx context.Context, after int64, limit int, withArticles bool, filters []knowledge.Scope) (store.ChangePage, error) {
 	if limit <= 0 {
 		limit = defaultChangeLimit
 	}
 	limit = min(limit, maxChangeLimit)
 	where, args := scopeFilter([]string{"c.cursor > ?"}, []any{after}, filters...)
 	args = append(args, limit)
-	query := `SELECT ` + changeColumns + ` FROM ` + changeJoin +
+	columns, from, scan := changeColumns, changeJoin, scanChange
+	if !withArticles {
+		columns, scan = changeEntryColumns, scanChangeEntry
+		// Without scope conditions the join can go, because only they
+		// read the version and every entry has one.
+		if len(where) == 1 {
+			from = `changes c`
+		}
+	}
+	query := `SELECT ` + columns + ` FROM ` + from +
 		` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY c.cursor LIMIT ?`
 
 	page := store.ChangePage{ScannedTo: after}
@@ -106,7 +149,7 @@ func (s *Store) ReadChanges(ctx context.Context, after int64, limit int, filters
 		}
 		defer rows.Close()
 		for rows.Next() {
-			c, err := scanChange(rows)
+			c, err := scan(rows)
 			if err != nil {
 				return err
 			}

@@ -173,6 +173,9 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 		limit = defaultSearchLimit
 	}
 	limit = min(limit, maxSearchLimit)
+	if q.TitleFirst && q.Cursor != "" {
+		return store.SearchResult{}, fmt.Errorf("%w: a title-first search has one page: leave the cursor out", store.ErrBadCursor)
+	}
 	var cur *fulltext.Cursor
 	if q.Cursor != "" {
 		var err error
@@ -194,6 +197,9 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 	})
 	if err != nil {
 		return store.SearchResult{}, err
+	}
+	if q.TitleFirst {
+		out.Next = ""
 	}
 	return out, nil
 }
@@ -217,14 +223,18 @@ func searchText(ctx context.Context, tx *txn, q store.SearchQuery, query *fullte
 		anyTerm = cur.Any
 	}
 	need := fulltext.Need(cur, limit)
-	ranking, err := rankQuery(ctx, tx, query, anyTerm, q.Filters, need)
+	if q.TitleFirst {
+		// One page, so no hits beyond it are needed for a cursor.
+		need = limit
+	}
+	ranking, err := rankQuery(ctx, tx, query, anyTerm, q.TitleFirst, q.Filters, need)
 	if err != nil {
 		return out, err
 	}
 	if cur == nil && !anyTerm && len(ranking) == 0 && len(query.Terms) > 1 {
 		// No article has every term, so any term may match.
 		anyTerm = true
-		if ranking, err = rankQuery(ctx, tx, query, true, q.Filters, need); err != nil {
+		if ranking, err = rankQuery(ctx, tx, query, true, q.TitleFirst, q.Filters, need); err != nil {
 			return out, err
 		}
 	}
@@ -281,7 +291,11 @@ func searchFilter(where []string, args []any, scopes ...knowledge.Scope) ([]stri
 
 // rankQuery returns up to n matches of the query, best first; see rank.
 //
-// With anyTerm it first leaves out the terms of one word, or a prefix of
+// With titleFirst, it first ranks the articles that contain a term in the
+// title or tags, by the BM25 of those columns. Only when fewer than n have
+// one does it rank every match; see store.SearchQuery.TitleFirst.
+//
+// With anyTerm it then leaves out the terms of one word, or a prefix of
 // one word, that at least half of the articles contain. FTS5's bm25()
 // gives such a term an inverse document frequency of 1e-6, because
 // log((N - n + 0.5) / (n + 0.5)) is not positive for n >= N/2
@@ -290,8 +304,17 @@ func searchFilter(where []string, args []any, scopes ...knowledge.Scope) ([]stri
 // any-term search of common words slow. Articles that contain only such
 // terms rank after all others, so when the shorter query finds fewer than
 // n matches, the whole query runs instead.
-func rankQuery(ctx context.Context, tx *txn, query *fulltext.Query, anyTerm bool, filters []knowledge.Scope, n int) ([]fulltext.Ranked, error) {
+func rankQuery(ctx context.Context, tx *txn, query *fulltext.Query, anyTerm, titleFirst bool, filters []knowledge.Scope, n int) ([]fulltext.Ranked, error) {
 	full := query.FTS5(anyTerm)
+	if titleFirst {
+		// FTS5 scores a column filter by the instances in those columns
+		// only, and reads the position lists of the other rows just to
+		// reject them, which costs far less than scoring them.
+		ranking, err := rank(ctx, tx, "{title tags} : ("+full+")", filters, n)
+		if err != nil || len(ranking) >= n {
+			return ranking, err
+		}
+	}
 	if !anyTerm || len(query.Terms) < 2 {
 		return rank(ctx, tx, full, filters, n)
 	}

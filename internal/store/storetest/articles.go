@@ -24,6 +24,7 @@ func runArticles(t *testing.T, open opener) {
 	subtest(t, "NonASCIIRoundTrip", open, testNonASCIIRoundTrip)
 	subtest(t, "CountArticles", open, testCountArticles)
 	subtest(t, "UnknownArticle", open, testUnknownArticle)
+	subtest(t, "ArticleMeta", open, testArticleMeta)
 }
 
 func testVersionsCountUp(t *testing.T, s store.Store) {

@@ -112,6 +112,11 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store, writers int) {
 		Seed(b, s, 10000, writers)
 		benchReadChanges(b, s)
 	})
+	b.Run("ChangeReads", func(b *testing.B) {
+		s := open(b)
+		Seed(b, s, 10000, writers)
+		benchChangeReads(b, s)
+	})
 }
 
 // benchSave writes new versions of 1000 articles in turn, one transaction
@@ -178,13 +183,37 @@ func BenchSearch(b *testing.B, s store.Store) {
 // benchReadChanges reads the whole log from the start in pages of 500,
 // unfiltered.
 func benchReadChanges(b *testing.B, s store.Store) {
+	benchReadLog(b, s.ReadChanges)
+}
+
+// benchChangeReads compares ReadChanges with ReadChangeEntries over the
+// whole log, without a filter and with the scope of one collection and two
+// classes, which matches about two ninths of the generated articles.
+func benchChangeReads(b *testing.B, s store.Store) {
+	scope := knowledge.Scope{Collections: []string{"ops"}, Classes: []knowledge.Class{knowledge.ClassRunbook, knowledge.ClassPolicy}}
+	reads := []struct {
+		name string
+		read func(context.Context, int64, int, ...knowledge.Scope) (store.ChangePage, error)
+	}{
+		{"ReadChanges", s.ReadChanges},
+		{"ReadChangeEntries", s.ReadChangeEntries},
+	}
+	for _, r := range reads {
+		b.Run(r.name, func(b *testing.B) { benchReadLog(b, r.read) })
+		b.Run(r.name+"-scoped", func(b *testing.B) { benchReadLog(b, r.read, scope) })
+	}
+}
+
+// benchReadLog reads the whole change log with read in pages of 500 per
+// iteration and reports the entries read per second.
+func benchReadLog(b *testing.B, read func(context.Context, int64, int, ...knowledge.Scope) (store.ChangePage, error), filters ...knowledge.Scope) {
 	ctx := context.Background()
 	entries := 0
 	start := time.Now()
 	for b.Loop() {
 		after := int64(0)
 		for {
-			page, err := s.ReadChanges(ctx, after, 500)
+			page, err := read(ctx, after, 500, filters...)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -19,6 +19,7 @@ func runChanges(t *testing.T, open opener) {
 	subtest(t, "Filters", open, testChangeFilters)
 	subtest(t, "FilterUsesVersion", open, testFilterUsesVersion)
 	subtest(t, "ScannedToSkipsOutOfScope", open, testScannedToSkipsOutOfScope)
+	subtest(t, "EntriesWithoutArticles", open, testChangeEntries)
 	subtest(t, "ConcurrentWriters", open, testConcurrentWriters)
 	subtest(t, "OldestChangeAfterPush", open, testOldestPush)
 	subtest(t, "OldestChangeAfterHybrid", open, testOldestHybrid)

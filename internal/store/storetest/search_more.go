@@ -18,6 +18,7 @@ func runSearchMore(t *testing.T, open opener) {
 	subtest(t, "Phrase", open, testPhrase)
 	subtest(t, "Prefix", open, testPrefix)
 	subtest(t, "AnyTerm", open, testAnyTerm)
+	subtest(t, "TitleFirst", open, testTitleFirst)
 	subtest(t, "TextAndMetadataFilter", open, testTextAndMetadataFilter)
 	subtest(t, "Facets", open, testFacets)
 	subtest(t, "SnippetHTMLSafe", open, testSnippetHTMLSafe)
