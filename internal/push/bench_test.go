@@ -92,6 +92,13 @@ var benchEngines = []benchEngine{
 		}
 		startNaive(tb, h.st, h.wake, dests, opts.timeout, opts.retryWait)
 	}},
+	{name: "outbox", start: func(tb testing.TB, h *benchHub, sinks []*benchSink, opts benchOptions) {
+		dests := make([]naiveDest, len(sinks))
+		for i, s := range sinks {
+			dests[i] = naiveDest{url: s.url, secret: s.secret}
+		}
+		startOutbox(tb, h.st, h.wake, dests, opts.timeout, opts.retryWait)
+	}},
 }
 
 // batchEngines adds khub with batches of 100 events per request, for the
@@ -470,11 +477,13 @@ func (h *benchHub) latencies(tb testing.TB, arrivals []benchArrival) []time.Dura
 }
 
 // reportDuplicates reports the requests that repeated a change the
-// receiver already had, which at-least-once delivery allows.
+// receiver already had, which at-least-once delivery allows, and the
+// changes that arrived after a later one, which break per-article order.
 func (h *benchHub) reportDuplicates(b *testing.B) {
 	h.tally.mu.Lock()
 	defer h.tally.mu.Unlock()
 	b.ReportMetric(float64(h.tally.duplicates), "duplicates")
+	b.ReportMetric(float64(h.tally.outOfOrder), "out-of-order")
 }
 
 // reportPercentiles reports the median and 99th percentile of lat in
@@ -567,7 +576,10 @@ type benchSink struct {
 	// gives up or the benchmark ends.
 	hang    bool
 	release chan struct{} // closed at cleanup to end hanging requests
-	last    int64         // highest cursor received, guarded by tally.mu
+	// last is the highest cursor received and seen every cursor received,
+	// both guarded by tally.mu.
+	last int64
+	seen map[int64]bool
 }
 
 // newSink reserves a loopback port for a receiver and closes it, so that
@@ -670,6 +682,7 @@ type benchTally struct {
 	sinks      int
 	arrivals   []benchArrival // first arrivals since the last take
 	duplicates int
+	outOfOrder int // arrivals below a cursor the receiver already had
 	problems   []string
 	want       int           // arrivals that close reached, or 0 when no caller waits
 	reached    chan struct{} // closed when len(arrivals) reaches want
@@ -683,16 +696,23 @@ type benchArrival struct {
 	at     time.Time
 }
 
-// record counts a request. Both engines send each receiver its changes in
-// log order, so a cursor that is not above the last one is a duplicate.
+// record counts a request: a cursor the receiver has already had is a
+// duplicate, and one below the highest it has had arrived out of log order.
 func (t *benchTally) record(s *benchSink, cursor int64, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if cursor <= s.last {
+	if s.seen[cursor] {
 		t.duplicates++
 		return
 	}
-	s.last = cursor
+	if s.seen == nil {
+		s.seen = map[int64]bool{}
+	}
+	s.seen[cursor] = true
+	if cursor < s.last {
+		t.outOfOrder++
+	}
+	s.last = max(s.last, cursor)
 	t.arrivals = append(t.arrivals, benchArrival{sink: s.index, cursor: cursor, at: at})
 	if t.want > 0 && len(t.arrivals) >= t.want {
 		close(t.reached)

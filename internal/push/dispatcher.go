@@ -3,11 +3,11 @@ package push
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -38,8 +38,10 @@ const maxResponseRead = 64 << 10
 // parallel requests, lets such a tool catch up.
 //
 // Delivery is at least once: attempts and the cursor are written in
-// batches, so after a crash (not a Stop) up to FlushEvery delivered
-// changes are sent again, with the same webhook-id.
+// batches through the manager's recorder while the dispatcher goes on
+// sending. After a crash (not a Stop) up to about three batches of
+// FlushEvery delivered changes, or three requests when a request carries
+// more, are sent again, with the same webhook-ids.
 type dispatcher struct {
 	m   *Manager
 	in  store.IntegrationState
@@ -57,13 +59,23 @@ type dispatcher struct {
 	// change comes up again.
 	resume store.RetryState
 	// retry is the pending retry, written with every flush.
-	retry  store.RetryState
-	batch  pendingRecords
-	streak failureStreak
+	retry store.RetryState
+	batch pendingRecords
+	// slot holds the records handed to the recorder. inflight is the
+	// ticket of the last hand-over and older the one before it, or nil.
+	slot     *recordSlot
+	inflight *flushTicket
+	older    *flushTicket
+	streak   failureStreak
 	// failedRun counts retryable failed attempts in a row, across changes,
 	// for the circuit breaker.
 	failedRun   int
 	refreshedAt time.Time
+	// wroteStateAt is the time, by the monotonic clock, at which the
+	// dispatcher was made or last wrote its integration's state. A
+	// refresh uses only snapshots read after it, so it never undoes that
+	// write or misses an integration that was just created.
+	wroteStateAt time.Time
 	// flushDue is the deadline for writing the pending records, or zero
 	// when none are pending.
 	flushDue time.Time
@@ -73,6 +85,9 @@ type dispatcher struct {
 	replay bool
 	// include, when set, limits delivery to the changes it accepts.
 	include func(*knowledge.Change) bool
+	// runCtx is the context of run or runReplay, which ends when the
+	// dispatcher stops. It bounds the wait of flushes that advance starts.
+	runCtx context.Context
 }
 
 // pendingRecords are delivery results not yet written to the store.
@@ -124,6 +139,10 @@ func newDispatcher(m *Manager, in store.IntegrationState) *dispatcher {
 		m:      m,
 		log:    m.cfg.Logger.With("integration_id", in.ID),
 		cursor: in.PushCursor,
+		slot:   &recordSlot{},
+		runCtx: context.Background(),
+		// The integration is in the store before its dispatcher is made.
+		wroteStateAt: time.Now(),
 	}
 	d.apply(in)
 	if in.Retry.Cursor > in.PushCursor {
@@ -168,13 +187,19 @@ func (d *dispatcher) state() knowledge.DeliveryState {
 
 // refresh re-reads the integration when StateRefresh has passed since the
 // last read, and reports false when the integration is gone. A store error
-// keeps the current settings until the next refresh.
+// keeps the current settings until the next refresh. The state comes from
+// the manager's shared snapshot, read at most StateRefresh ago, so a
+// change reaches the dispatcher within about twice StateRefresh.
 func (d *dispatcher) refresh(ctx context.Context) bool {
 	if d.m.cfg.Now().Sub(d.refreshedAt) < d.m.cfg.StateRefresh {
 		return true
 	}
-	in, err := d.m.st.GetIntegration(ctx, d.in.ID)
-	if errors.Is(err, store.ErrNotFound) {
+	notBefore := time.Now().Add(-d.m.cfg.StateRefresh)
+	if d.wroteStateAt.After(notBefore) {
+		notBefore = d.wroteStateAt
+	}
+	in, found, err := d.m.states.lookup(ctx, d.m.st, d.in.ID, notBefore)
+	if err == nil && !found {
 		return false
 	}
 	if err != nil {
@@ -193,18 +218,19 @@ func (d *dispatcher) refresh(ctx context.Context) bool {
 }
 
 func (d *dispatcher) run(ctx context.Context) {
+	d.runCtx = ctx
 	if _, err := ParseSecret(d.in.WebhookSecret); err != nil {
 		d.log.Error("push dispatcher not started: invalid webhook secret; delete the integration and create it again", "error", err)
 		d.batch.lastError = "invalid webhook secret: " + err.Error()
 		d.batch.lastErrorAt = d.m.cfg.Now()
 		d.batch.dirty = true
-		d.flush(ctx)
+		d.flushFinal(ctx)
 		return
 	}
 	d.log.Info("push dispatcher started", "destination", redactURL(d.in.WebhookURL), "pattern", d.in.Pattern,
 		"cursor", d.cursor, "state", d.state(), "batch_size", d.set.BatchSize)
 	defer func() {
-		d.flush(ctx)
+		d.flushFinal(ctx)
 		d.log.Info("push dispatcher stopped", "cursor", d.cursor)
 	}()
 
@@ -213,7 +239,7 @@ func (d *dispatcher) run(ctx context.Context) {
 	for {
 		if d.state() == knowledge.StateDisabled {
 			// Nothing is sent until an operator resumes the integration.
-			d.flush(ctx)
+			d.flushSync(ctx)
 			if !d.sleep(ctx, d.m.cfg.StateRefresh) || !d.refresh(ctx) {
 				return
 			}
@@ -313,6 +339,42 @@ func (d *dispatcher) idle(ctx context.Context, changed <-chan struct{}) bool {
 // does not push, and with Coalesce older versions of an article that a
 // newer one in the page supersedes, are passed over.
 func (d *dispatcher) deliverPage(ctx context.Context, changes []knowledge.Change) outcome {
+	reqs, trailing := d.groupPage(changes)
+	bodies := d.encodeAhead(reqs)
+	defer bodies.stop()
+	for i := range reqs {
+		r := &reqs[i]
+		if r.before > 0 {
+			d.advance(r.before)
+		}
+		out := d.deliver(ctx, r.changes, bodies.get(i))
+		if out != finished {
+			return out
+		}
+		// The cursor moves past the changes passed over inside the
+		// request only once the request is delivered.
+		if r.passed > 0 {
+			d.advance(r.passed)
+		}
+	}
+	if trailing > 0 {
+		d.advance(trailing)
+	}
+	return finished
+}
+
+// pageRequest is one request of a page, with the last changes passed over
+// before and inside it, or 0.
+type pageRequest struct {
+	before  int64
+	changes []*knowledge.Change
+	passed  int64
+	batched bool // the body is a batch, and the webhook-id a BatchID
+}
+
+// groupPage splits the changes that the integration pushes into requests,
+// and returns them with the last change passed over after the last one.
+func (d *dispatcher) groupPage(changes []knowledge.Change) ([]pageRequest, int64) {
 	var newest map[string]int64
 	if d.set.Coalesce {
 		newest = make(map[string]int64, len(changes))
@@ -322,51 +384,97 @@ func (d *dispatcher) deliverPage(ctx context.Context, changes []knowledge.Change
 			}
 		}
 	}
-	var group []*knowledge.Change
-	// passed is the last change skipped while group was filling. The
-	// cursor moves to it only once the group is delivered.
-	var passed int64
-	send := func() outcome {
-		if len(group) == 0 {
-			return finished
-		}
-		out := d.deliver(ctx, group)
-		if out == finished {
-			d.advance(passed)
-		}
-		group, passed = group[:0], 0
-		return out
-	}
+	batched := d.set.BatchSize > 1
+	var reqs []pageRequest
+	cur := pageRequest{batched: batched}
 	for i := range changes {
 		c := &changes[i]
 		pushes := d.in.PushesChange(c) && (newest == nil || newest[c.ArticleID] == c.Cursor) &&
 			(d.include == nil || d.include(c))
 		if !pushes {
-			if len(group) == 0 {
-				d.advance(c.Cursor)
+			if len(cur.changes) == 0 {
+				cur.before = c.Cursor
 			} else {
-				passed = c.Cursor
+				cur.passed = c.Cursor
 			}
 			continue
 		}
-		group = append(group, c)
-		if len(group) >= d.set.BatchSize {
-			if out := send(); out != finished {
-				return out
-			}
+		cur.changes = append(cur.changes, c)
+		if len(cur.changes) >= d.set.BatchSize {
+			reqs = append(reqs, cur)
+			cur = pageRequest{batched: batched}
 		}
 	}
-	return send()
+	if len(cur.changes) > 0 {
+		reqs = append(reqs, cur)
+		return reqs, 0
+	}
+	return reqs, cur.before
+}
+
+// encodedBody is a request body, or the error that encoding it returned.
+type encodedBody struct {
+	body        []byte
+	contentType string
+	batched     bool
+	err         error
+}
+
+// pageBodies returns the bodies of a page's requests in order. With more
+// than one request, a goroutine encodes the next ones while the dispatcher
+// sends, so that encoding a batch overlaps the receiver's handling of the
+// previous one.
+type pageBodies struct {
+	d    *dispatcher
+	reqs []pageRequest
+	next chan encodedBody // nil when bodies are encoded on demand
+	quit chan struct{}
+}
+
+func (d *dispatcher) encodeAhead(reqs []pageRequest) *pageBodies {
+	b := &pageBodies{d: d, reqs: reqs}
+	if len(reqs) < 2 {
+		return b
+	}
+	b.next = make(chan encodedBody, 1)
+	b.quit = make(chan struct{})
+	go func() {
+		for i := range reqs {
+			body, contentType, err := d.encode(reqs[i].changes, reqs[i].batched)
+			select {
+			case b.next <- encodedBody{body, contentType, reqs[i].batched, err}:
+			case <-b.quit:
+				return
+			}
+		}
+	}()
+	return b
+}
+
+// get returns the body of request i. Requests must be taken in order.
+func (b *pageBodies) get(i int) encodedBody {
+	if b.next == nil {
+		body, contentType, err := b.d.encode(b.reqs[i].changes, b.reqs[i].batched)
+		return encodedBody{body, contentType, b.reqs[i].batched, err}
+	}
+	return <-b.next
+}
+
+// stop ends the encoding goroutine, if any, when the page ends early.
+func (b *pageBodies) stop() {
+	if b.quit != nil {
+		close(b.quit)
+	}
 }
 
 // deliver sends one request with the changes until it is delivered, fails
 // for good or the dispatcher stops or is disabled. The body is built once,
 // so every attempt sends the same bytes with the same webhook-id.
-func (d *dispatcher) deliver(ctx context.Context, changes []*knowledge.Change) outcome {
+func (d *dispatcher) deliver(ctx context.Context, changes []*knowledge.Change, enc encodedBody) outcome {
 	cfg := &d.m.cfg
 	first := changes[0]
 	requestID := EventID(first)
-	if d.set.BatchSize > 1 {
+	if enc.batched {
 		requestID = BatchID(changes)
 	}
 	attempt := 0
@@ -390,7 +498,7 @@ func (d *dispatcher) deliver(ctx context.Context, changes []*knowledge.Change) o
 	}
 	d.resume = store.RetryState{}
 
-	body, contentType, err := d.encode(changes)
+	body, contentType, err := enc.body, enc.contentType, enc.err
 	if err != nil {
 		res := attemptResult{started: cfg.Now(), errText: "encode event: " + err.Error()}
 		d.finishFailed(d.newAttempts(changes, requestID, attempt+1, res), false)
@@ -432,7 +540,7 @@ func (d *dispatcher) deliver(ctx context.Context, changes []*knowledge.Change) o
 			d.retry = store.RetryState{Cursor: first.Cursor, Attempt: attempt, DueAt: cfg.Now(), Since: d.retrySince(res)}
 			d.recordRetrying(recs, d.retry.DueAt, 0)
 			d.transition(ctx, knowledge.StateDisabled, "the webhook returned 410 Gone: resume the integration once the endpoint exists again")
-			d.flush(ctx)
+			d.flushSync(ctx)
 			return halted
 		}
 		if !res.retryable {
@@ -464,7 +572,7 @@ func (d *dispatcher) deliver(ctx context.Context, changes []*knowledge.Change) o
 		d.retry = store.RetryState{Cursor: first.Cursor, Attempt: attempt, DueAt: due, Since: since}
 		d.recordRetrying(recs, due, delay)
 		// Persist the retry before waiting, so a restart resumes it.
-		d.flush(ctx)
+		d.flushSync(ctx)
 	}
 }
 
@@ -500,24 +608,50 @@ func (d *dispatcher) waitUntil(ctx context.Context, due time.Time) bool {
 	}
 }
 
-// encode builds the request body: one structured CloudEvent, or with a
-// BatchSize above one a JSON array of them.
-func (d *dispatcher) encode(changes []*knowledge.Change) ([]byte, string, error) {
-	if d.set.BatchSize <= 1 {
-		body, err := BuildEvent(d.m.cfg.Source, changes[0])
+// encode builds the request body: one structured CloudEvent, or when
+// batched a JSON array of them. It reads no field of d that a refresh
+// changes, so it may run beside the dispatcher's goroutine.
+func (d *dispatcher) encode(changes []*knowledge.Change, batched bool) ([]byte, string, error) {
+	if !batched {
+		body, err := d.m.tail.event(changes[0])
 		return body, ContentType, err
 	}
-	body, err := BuildBatch(d.m.cfg.Source, changes)
-	return body, BatchContentType, err
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	for i, c := range changes {
+		ev, err := d.m.tail.event(c)
+		if err != nil {
+			return nil, "", err
+		}
+		if i == 0 {
+			// Events of one integration have about the same size.
+			buf.Grow(len(changes) * (len(ev) + 1))
+		} else {
+			buf.WriteByte(',')
+		}
+		buf.Write(ev)
+	}
+	buf.WriteByte(']')
+	return buf.Bytes(), BatchContentType, nil
 }
 
 // send makes one signed POST of the body. The signature covers a fresh
 // timestamp, so every attempt has its own webhook-timestamp.
 func (d *dispatcher) send(ctx context.Context, requestID, contentType string, body []byte) attemptResult {
 	cfg := &d.m.cfg
+	leave, ok := d.m.gate.enter(ctx)
+	if !ok {
+		return attemptResult{started: cfg.Now(), interrupted: true}
+	}
+	defer leave()
 	res := attemptResult{started: cfg.Now()}
 	attemptCtx, cancel := context.WithTimeout(ctx, d.set.Timeout)
 	defer cancel()
+	// The place in the gate is given up once the request is written, so
+	// waiting for the response holds no other dispatcher back.
+	attemptCtx = httptrace.WithClientTrace(attemptCtx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { leave() },
+	})
 
 	req, err := http.NewRequestWithContext(attemptCtx, http.MethodPost, d.in.WebhookURL, bytes.NewReader(body))
 	if err != nil {
@@ -689,20 +823,28 @@ func (d *dispatcher) advance(cursor int64) {
 		d.batch.dirty = true
 	}
 	if d.batch.deliveries >= d.m.cfg.FlushEvery {
-		d.flush(context.Background())
+		d.flush(d.runCtx)
 	}
 }
 
-// flush writes the pending records and the current retry state in one
-// transaction. It runs even when ctx is cancelled, bounded by
-// flushTimeout. On failure the records stay pending for the next flush.
+// flush hands the pending records and the current retry state to the
+// recorder, which writes them in one transaction with its next group, and
+// returns without waiting for the write. While the hand-over before the
+// last one is still being written it waits for that first, until ctx
+// ends, so that a dispatcher runs at most two hand-overs ahead of the
+// store. Two rather than one let hand-overs that arrive during a write
+// merge into the next, so a store that is slower than the receiver gets
+// fewer, larger transactions.
 func (d *dispatcher) flush(ctx context.Context) {
 	if !d.batch.dirty {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
-	defer cancel()
-	err := d.m.st.CommitDelivery(ctx, store.DeliveryCommit{
+	if d.older != nil && !d.older.finished() {
+		// A failed write is retried by the recorder, and this batch merges
+		// into it, so the outcome does not matter here.
+		_ = d.older.wait(ctx)
+	}
+	ticket := d.m.rec.submit(ctx, d.slot, store.DeliveryCommit{
 		AttemptsOnly:  d.replay,
 		IntegrationID: d.in.ID,
 		Attempts:      d.batch.attempts,
@@ -712,13 +854,42 @@ func (d *dispatcher) flush(ctx context.Context) {
 		LastErrorAt:   d.batch.lastErrorAt,
 		LastSuccessAt: d.batch.lastSuccessAt,
 	})
-	if err != nil {
-		d.log.Error("record webhook deliveries failed; will write them with the next batch",
-			"error", err, "attempts", len(d.batch.attempts), "cursor", d.batch.cursor)
-		return
+	if ticket != d.inflight {
+		// Records merged into a hand-over that still waits share its
+		// ticket.
+		d.older, d.inflight = d.inflight, ticket
 	}
 	d.batch = pendingRecords{}
 	d.flushDue = time.Time{}
+}
+
+// flushSync hands the pending records over and waits until everything
+// handed over is written. It waits even when ctx is cancelled, bounded by
+// flushTimeout. On failure the recorder keeps the records and retries.
+func (d *dispatcher) flushSync(ctx context.Context) {
+	if err := d.flushWait(ctx); err != nil {
+		d.log.Error("record webhook deliveries failed; the recorder retries them", "error", err)
+	}
+}
+
+func (d *dispatcher) flushWait(ctx context.Context) error {
+	d.flush(ctx)
+	if d.inflight == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	defer cancel()
+	return d.inflight.wait(ctx)
+}
+
+// flushFinal writes the pending records as the dispatcher stops. Records
+// that cannot be written are dropped, so their changes are sent again by
+// the integration's next dispatcher, with the same webhook-ids.
+func (d *dispatcher) flushFinal(ctx context.Context) {
+	if err := d.flushWait(ctx); err != nil {
+		d.m.rec.discard(d.slot)
+		d.log.Error("record webhook deliveries failed; their changes will be sent again", "error", err, "cursor", d.cursor)
+	}
 }
 
 // sleep waits for the duration and reports false if ctx ended first.

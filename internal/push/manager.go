@@ -48,12 +48,14 @@ type Config struct {
 	// PageSize is the number of change-log entries read per query; default
 	// 256.
 	PageSize int
-	// FlushEvery is the number of finished deliveries after which attempts
-	// and the cursor are written to the store; default 64.
+	// FlushEvery is the number of finished deliveries after which a
+	// dispatcher hands its attempts and cursor to the manager's recorder.
+	// The recorder writes those of all dispatchers in one transaction.
+	// Default 64.
 	FlushEvery int
 	// FlushDelay is the maximum time a caught-up dispatcher keeps finished
-	// deliveries unwritten; default 1s. A crash in that time sends them
-	// again, with the same webhook-ids.
+	// deliveries before it hands them over; default 1s. A crash before
+	// they are written sends them again, with the same webhook-ids.
 	FlushDelay time.Duration
 	// Version is the khub version sent in the User-Agent header
 	// "khub/<Version>"; default "dev".
@@ -136,6 +138,12 @@ type Manager struct {
 	cfg    Config
 	client *http.Client
 	tail   *tail
+	// rec writes the delivery records of all dispatchers in shared
+	// transactions.
+	rec    *recorder
+	states stateSnapshot
+	// gate bounds the requests that are built and written at once.
+	gate *sendGate
 
 	mu      sync.Mutex
 	base    context.Context // parent of the dispatchers; nil until Start
@@ -174,7 +182,11 @@ func NewManager(st store.Store, wake *changelog.Broadcaster, cfg Config) *Manage
 		client:  netguard.NewHTTPClient(netguard.ClientConfig{AllowPrivate: cfg.AllowPrivate, Timeout: 2 * time.Minute}),
 		running: map[string]*dispatcherHandle{},
 		removed: map[string]bool{},
-		tail:    &tail{st: st},
+		// Half of StateRefresh, so that an idle dispatcher's periodic
+		// wake-up, every StateRefresh, finds a poll at most that old.
+		tail: &tail{st: st, wake: wake, pollEvery: cfg.StateRefresh / 2, source: cfg.Source},
+		rec:  newRecorder(st, cfg.Logger),
+		gate: newSendGate(),
 	}
 }
 
@@ -215,10 +227,12 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.loopStop = cancel
 	m.loopDone = make(chan struct{})
 	m.mu.Unlock()
+	m.rec.start()
 
 	if err := m.leasePass(ctx); err != nil {
 		cancel()
 		close(m.loopDone)
+		m.rec.close()
 		return err
 	}
 	m.mu.Lock()
@@ -433,6 +447,9 @@ func (m *Manager) Stop(ctx context.Context) error {
 			m.cfg.Logger.Warn("release of dispatch lease failed, lease expires after its TTL", "integration_id", id, "error", err)
 		}
 	}
+	// Dispatchers that did not stop in time write their last records
+	// themselves, once the recorder is closed.
+	m.rec.close()
 	m.client.CloseIdleConnections()
 	if stillRunning > 0 {
 		return fmt.Errorf("%d push dispatchers did not stop in time: %w", stillRunning, ctx.Err())

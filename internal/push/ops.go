@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store"
@@ -38,6 +39,7 @@ func (d *dispatcher) transition(ctx context.Context, state knowledge.DeliverySta
 	if err := d.m.st.SetDeliveryState(ctx, d.in.ID, state, reason, now); err != nil {
 		d.log.Error("record delivery state failed", "state", state, "error", err)
 	}
+	d.wroteStateAt = time.Now()
 	level := d.log.Warn
 	if state == knowledge.StateActive {
 		level = d.log.Info

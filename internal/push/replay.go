@@ -88,7 +88,8 @@ func (m *Manager) Replay(ctx context.Context, integrationID string, r ReplayRang
 
 // runReplay delivers the range from d.cursor to to and writes the attempts.
 func (d *dispatcher) runReplay(ctx context.Context, to int64) {
-	defer d.flush(ctx)
+	d.runCtx = ctx
+	defer d.flushFinal(ctx)
 	for d.cursor < to {
 		page, err := d.m.st.ReadChanges(ctx, d.cursor, d.m.cfg.PageSize, d.in.Scope)
 		if err != nil {

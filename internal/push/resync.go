@@ -49,7 +49,7 @@ func (d *dispatcher) checkRetention(ctx context.Context, next int64) bool {
 	d.batch.lastError = "resync required: " + reason
 	d.batch.lastErrorAt = d.m.cfg.Now()
 	d.advance(oldest - 1)
-	d.flush(ctx)
+	d.flushSync(ctx)
 	d.publishOps(ctx, "resync-required", reason)
 	return true
 }

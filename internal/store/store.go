@@ -108,6 +108,15 @@ type Store interface {
 	// push cursor forward in one transaction. PushCursor never moves back:
 	// a smaller value is ignored. Retry replaces the pending-retry state.
 	CommitDelivery(ctx context.Context, c DeliveryCommit) error
+	// CommitDeliveries writes several commits in one transaction, each as
+	// CommitDelivery would and in the order given, so that the dispatchers
+	// of a node share one write (group commit). A commit whose integration
+	// does not exist is left out and its index returned in notFound, so
+	// that a deleted integration does not hold back the others. On error
+	// nothing is written. Pass the commits of different integrations
+	// sorted by integration id, so that concurrent callers lock rows in
+	// the same order.
+	CommitDeliveries(ctx context.Context, commits []DeliveryCommit) (notFound []int, err error)
 	// ListDeliveries returns the newest attempts first.
 	ListDeliveries(ctx context.Context, integrationID string, limit int) ([]Attempt, error)
 	// QueryDeliveries returns the attempts that match f, newest first. It

@@ -175,66 +175,108 @@ func requireRow(tag pgconn.CommandTag, format string, args ...any) error {
 // CommitDelivery implements store.Store. It returns store.ErrNotFound for an
 // unknown integration and writes nothing then.
 func (s *Store) CommitDelivery(ctx context.Context, c store.DeliveryCommit) error {
-	for _, a := range c.Attempts {
-		if a.IntegrationID != "" && a.IntegrationID != c.IntegrationID {
-			return fmt.Errorf("postgres: commit delivery: attempt for integration %q in a commit for %q", a.IntegrationID, c.IntegrationID)
-		}
+	notFound, err := s.CommitDeliveries(ctx, []store.DeliveryCommit{c})
+	if err != nil {
+		return err
 	}
-	return s.write(ctx, func(tx pgx.Tx) error {
-		if c.AttemptsOnly {
-			// A no-op update checks that the integration exists and locks
-			// its row, as the full update does.
-			tag, err := tx.Exec(ctx, `UPDATE integrations SET id = id WHERE id = $1`, c.IntegrationID)
-			if err != nil {
-				return mapError(err)
-			}
-			if err := requireRow(tag, "integration %q", c.IntegrationID); err != nil {
-				return err
-			}
-			return insertAttempts(ctx, tx, c.IntegrationID, c.Attempts)
-		}
-		tag, err := tx.Exec(ctx, `UPDATE integrations SET
-				push_cursor = GREATEST(push_cursor, $1),
-				retry_cursor = $2, retry_attempt = $3, retry_due_at = $4, retry_since = $5,
-				last_error = CASE WHEN $6 THEN $7 ELSE last_error END,
-				last_error_at = coalesce($8, last_error_at),
-				last_success_at = coalesce($9, last_success_at)
-			WHERE id = $10`,
-			c.PushCursor,
-			c.Retry.Cursor, c.Retry.Attempt, timeArg(c.Retry.DueAt), timeArg(c.Retry.Since),
-			!c.LastErrorAt.IsZero(), c.LastError,
-			timeArg(c.LastErrorAt),
-			timeArg(c.LastSuccessAt),
-			c.IntegrationID)
-		if err != nil {
-			return mapError(err)
-		}
-		if err := requireRow(tag, "integration %q", c.IntegrationID); err != nil {
-			return err
-		}
-		return insertAttempts(ctx, tx, c.IntegrationID, c.Attempts)
-	})
+	if len(notFound) > 0 {
+		return fmt.Errorf("integration %q: %w", c.IntegrationID, store.ErrNotFound)
+	}
+	return nil
 }
 
-// insertAttempts inserts the attempts in order, in one round trip, so their
-// ids grow in the order given.
-func insertAttempts(ctx context.Context, tx pgx.Tx, integrationID string, attempts []store.Attempt) error {
-	if len(attempts) == 0 {
-		return nil
+// CommitDeliveries implements store.Store. It takes two round trips: one
+// batch of updates, which also locks the integrations' rows, and one batch
+// of inserts.
+func (s *Store) CommitDeliveries(ctx context.Context, commits []store.DeliveryCommit) ([]int, error) {
+	for i := range commits {
+		c := &commits[i]
+		for _, a := range c.Attempts {
+			if a.IntegrationID != "" && a.IntegrationID != c.IntegrationID {
+				return nil, fmt.Errorf("postgres: commit delivery: attempt for integration %q in a commit for %q", a.IntegrationID, c.IntegrationID)
+			}
+		}
 	}
-	batch := &pgx.Batch{}
-	for _, a := range attempts {
-		batch.Queue(`INSERT INTO deliveries
+	var notFound []int
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		notFound = notFound[:0]
+		updates := &pgx.Batch{}
+		for i := range commits {
+			queueDeliveryState(updates, &commits[i])
+		}
+		results := tx.SendBatch(ctx, updates)
+		for i := range commits {
+			tag, err := results.Exec()
+			if err != nil {
+				results.Close()
+				return mapError(err)
+			}
+			if tag.RowsAffected() == 0 {
+				notFound = append(notFound, i)
+			}
+		}
+		if err := results.Close(); err != nil {
+			return mapError(err)
+		}
+
+		inserts := &pgx.Batch{}
+		skip := notFound
+		for i := range commits {
+			if len(skip) > 0 && skip[0] == i {
+				skip = skip[1:]
+				continue
+			}
+			queueAttempts(inserts, &commits[i])
+		}
+		if inserts.Len() == 0 {
+			return nil
+		}
+		if err := tx.SendBatch(ctx, inserts).Close(); err != nil {
+			return fmt.Errorf("record delivery attempts: %w", mapError(err))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return notFound, nil
+}
+
+// queueDeliveryState queues the update that moves the integration's cursor
+// and sets its retry state and last error and success. For a commit of
+// attempts only, it queues a no-op update instead, which checks that the
+// integration exists and locks its row as the full update does.
+func queueDeliveryState(b *pgx.Batch, c *store.DeliveryCommit) {
+	if c.AttemptsOnly {
+		b.Queue(`UPDATE integrations SET id = id WHERE id = $1`, c.IntegrationID)
+		return
+	}
+	b.Queue(`UPDATE integrations SET
+			push_cursor = GREATEST(push_cursor, $1),
+			retry_cursor = $2, retry_attempt = $3, retry_due_at = $4, retry_since = $5,
+			last_error = CASE WHEN $6 THEN $7 ELSE last_error END,
+			last_error_at = coalesce($8, last_error_at),
+			last_success_at = coalesce($9, last_success_at)
+		WHERE id = $10`,
+		c.PushCursor,
+		c.Retry.Cursor, c.Retry.Attempt, timeArg(c.Retry.DueAt), timeArg(c.Retry.Since),
+		!c.LastErrorAt.IsZero(), c.LastError,
+		timeArg(c.LastErrorAt),
+		timeArg(c.LastSuccessAt),
+		c.IntegrationID)
+}
+
+// queueAttempts queues one insert per attempt, in order, so their ids grow
+// in the order given.
+func queueAttempts(b *pgx.Batch, c *store.DeliveryCommit) {
+	for _, a := range c.Attempts {
+		b.Queue(`INSERT INTO deliveries
 			(integration_id, event_id, cursor, article_id, version, type, attempt,
 			 status_code, error, latency_ns, started_at, outcome)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			integrationID, a.EventID, a.Cursor, a.ArticleID, a.Version, string(a.Type), a.Attempt,
+			c.IntegrationID, a.EventID, a.Cursor, a.ArticleID, a.Version, string(a.Type), a.Attempt,
 			a.StatusCode, a.Error, int64(a.Latency), timeArg(a.StartedAt), a.Outcome)
 	}
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-		return fmt.Errorf("record delivery attempts of integration %q: %w", integrationID, mapError(err))
-	}
-	return nil
 }
 
 // ListDeliveries implements store.Store. It calls QueryDeliveries with only

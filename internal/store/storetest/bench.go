@@ -117,6 +117,52 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store, writers int) {
 		Seed(b, s, 10000, writers)
 		benchChangeReads(b, s)
 	})
+	// 100 attempts of one integration per transaction, as a dispatcher of
+	// batches of 100 writes them, and one attempt each of 100
+	// integrations, as a group commit of 100 caught-up dispatchers does.
+	b.Run("CommitDeliveries/1x100", func(b *testing.B) { benchCommitDeliveries(b, open(b), 1, 100) })
+	b.Run("CommitDeliveries/100x1", func(b *testing.B) { benchCommitDeliveries(b, open(b), 100, 1) })
+}
+
+// benchCommitDeliveries writes delivery attempts with CommitDeliveries,
+// each transaction with one commit for each of integrations integrations
+// and perCommit attempts in each commit.
+func benchCommitDeliveries(b *testing.B, s store.Store, integrations, perCommit int) {
+	ctx := context.Background()
+	ids := make([]string, integrations)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("bench-%03d", i)
+		err := s.CreateIntegration(ctx, knowledge.Integration{
+			ID: ids[i], Name: ids[i], Pattern: knowledge.PatternPush, Freshness: time.Minute,
+			Reasons: []string{}, WebhookURL: "https://hooks.example.com/" + ids[i], CreatedAt: time.Now(),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	var cursor int64
+	attempts := 0
+	start := time.Now()
+	for b.Loop() {
+		commits := make([]store.DeliveryCommit, integrations)
+		for i := range commits {
+			commits[i] = store.DeliveryCommit{IntegrationID: ids[i], LastSuccessAt: time.Now()}
+			for range perCommit {
+				cursor++
+				commits[i].Attempts = append(commits[i].Attempts, store.Attempt{
+					EventID: fmt.Sprintf("evt_%d", cursor), Cursor: cursor, ArticleID: fmt.Sprintf("a%04d", cursor%1000),
+					Version: cursor, Type: knowledge.ChangeUpdated, Attempt: 1, StatusCode: 204,
+					Latency: time.Millisecond, StartedAt: time.Now(), Outcome: store.OutcomeDelivered,
+				})
+			}
+			commits[i].PushCursor = cursor
+		}
+		if _, err := s.CommitDeliveries(ctx, commits); err != nil {
+			b.Fatal(err)
+		}
+		attempts += integrations * perCommit
+	}
+	b.ReportMetric(float64(attempts)/time.Since(start).Seconds(), "attempts/s")
 }
 
 // benchSave writes new versions of 1000 articles in turn, one transaction

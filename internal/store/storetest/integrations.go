@@ -30,6 +30,9 @@ func runDeliveries(t *testing.T, open opener) {
 	subtest(t, "LastErrorAndSuccess", open, testLastErrorAndSuccess)
 	subtest(t, "ListNewestFirst", open, testListDeliveries)
 	subtest(t, "ListLimits", open, testListDeliveriesLimits)
+	subtest(t, "GroupCommit", open, testCommitDeliveries)
+	subtest(t, "GroupCommitUnknownIntegration", open, testCommitDeliveriesNotFound)
+	subtest(t, "GroupCommitForeignAttempt", open, testCommitDeliveriesForeignAttempt)
 }
 
 // fullIntegration sets every field of knowledge.Integration to a value
