@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/khub-dev/khub/internal/app"
+	"github.com/khub-dev/khub/internal/resultcache"
 )
 
 type logFlags struct {
@@ -41,6 +42,7 @@ func (l *logFlags) logger() (*slog.Logger, error) {
 func newServeCmd() *cobra.Command {
 	var cfg app.Config
 	var logs logFlags
+	var resultCacheMiB int64
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hub on SQLite, or on PostgreSQL with several nodes",
@@ -68,6 +70,13 @@ sent again after a restart with the same webhook-id) and exits.`,
 				return err
 			}
 			cfg.Logger = logger
+			if resultCacheMiB < 1 || resultCacheMiB > 1<<20 {
+				return fmt.Errorf("--result-cache-mib %d is invalid: give 1 to 1048576 (1 TiB), or turn the cache off with --result-cache-entries -1", resultCacheMiB)
+			}
+			if cfg.ResultCache.MaxEntries == 0 || cfg.ResultCache.MaxEntries < -1 {
+				return fmt.Errorf("--result-cache-entries %d is invalid: give a positive number, or -1 to turn the cache off", cfg.ResultCache.MaxEntries)
+			}
+			cfg.ResultCache.MaxBytes = resultCacheMiB << 20
 			// A shared database needs a token every node knows, so the
 			// default data directory is not used to generate one.
 			if cfg.DatabaseURL != "" && !cmd.Flags().Changed("data") && os.Getenv("KHUB_DATA") == "" {
@@ -89,6 +98,8 @@ sent again after a restart with the same webhook-id) and exits.`,
 	f.DurationVar(&cfg.SLO.Retention, "slo-retention", 192*3600e9, "how long staleness samples are kept")
 	f.DurationVar(&cfg.ChangeRetention, "retention", 0, "how long change-log entries are kept, such as 720h; 0 keeps them forever. Tools behind the kept log get a resync-required event")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20e9, "longest graceful stop before in-flight work is cut off")
+	f.IntVar(&cfg.ResultCache.MaxEntries, "result-cache-entries", resultcache.DefaultMaxEntries, "search and lookup results kept in memory until the next commit; -1 turns the cache off")
+	f.Int64Var(&resultCacheMiB, "result-cache-mib", resultcache.DefaultMaxBytes>>20, "memory for cached search and lookup results, in MiB")
 	logs.addFlags(cmd)
 	return cmd
 }

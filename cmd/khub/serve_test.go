@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -116,6 +118,23 @@ func TestHelpExplainsEveryCommand(t *testing.T) {
 	for _, flag := range []string{"--data", "--addr", "--admin-token", "--allow-private-destinations"} {
 		if !strings.Contains(string(out), flag) {
 			t.Errorf("serve --help does not mention %s", flag)
+		}
+	}
+}
+
+func TestServeRejectsResultCacheFlags(t *testing.T) {
+	cases := map[string][]string{
+		"--result-cache-mib":     {"--result-cache-mib", "0"},
+		"--result-cache-entries": {"--result-cache-entries", "0"},
+	}
+	for flag, args := range cases {
+		root := newRootCmd()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs(append([]string{"serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0"}, args...))
+		err := root.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("serve %v: err = %v, want an error naming %s", args, err, flag)
 		}
 	}
 }

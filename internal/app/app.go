@@ -24,6 +24,7 @@ import (
 	"github.com/khub-dev/khub/internal/changelog"
 	"github.com/khub-dev/khub/internal/hub"
 	"github.com/khub-dev/khub/internal/push"
+	"github.com/khub-dev/khub/internal/resultcache"
 	"github.com/khub-dev/khub/internal/slo"
 	"github.com/khub-dev/khub/internal/store"
 	"github.com/khub-dev/khub/internal/store/postgres"
@@ -68,6 +69,9 @@ type Config struct {
 	// StreamHeartbeat is the time between heartbeats of an idle stream of
 	// GET /v1/stream; default 15s.
 	StreamHeartbeat time.Duration
+	// ResultCache bounds this node's cache of search and lookup results.
+	// Zero values take the defaults, and a negative value turns it off.
+	ResultCache resultcache.Config
 	// SLO is the freshness recorder's sampling interval (default 15s) and
 	// sample retention (default 8 days). Logger and Metrics are filled in.
 	SLO slo.Config
@@ -186,7 +190,7 @@ func Open(cfg Config) (*App, error) {
 	sc.Logger = cfg.Logger
 	sc.Metrics = slo.NewMetrics(a.Registry)
 	a.SLO = slo.New(a.Hub, sc)
-	a.API = api.New(a.Hub, api.Config{AdminToken: a.cfg.AdminToken, Registry: a.Registry, Logger: cfg.Logger, Version: Version, StreamHeartbeat: cfg.StreamHeartbeat})
+	a.API = api.New(a.Hub, api.Config{AdminToken: a.cfg.AdminToken, Registry: a.Registry, Logger: cfg.Logger, Version: Version, StreamHeartbeat: cfg.StreamHeartbeat, ResultCache: cfg.ResultCache})
 	return a, nil
 }
 
