@@ -57,6 +57,10 @@ type Store interface {
 	// ScannedTo is the highest cursor the read covered, matched or not, so
 	// a reader that continues from ScannedTo neither repeats nor skips an
 	// entry, including entries whose transactions commit late.
+	//
+	// NOTE: filters match the new version only. A version that moves an
+	// article out of a scope is not returned for that scope, so a reader
+	// of it keeps the article's previous version.
 	ReadChanges(ctx context.Context, after int64, limit int, filters ...knowledge.Scope) (ChangePage, error)
 	// ReadChangeEntries returns the entries and ScannedTo that ReadChanges
 	// returns, with Article left zero. It reads no article bodies, so a
