@@ -126,6 +126,7 @@ func TestSearchPagesWithCursor(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
 	// The JSON output carries the cursor of the next page.
 	out, err := runCLI(t, c, "search", "failover", "--limit", "2", "--json")
 	if err != nil {
@@ -138,6 +139,7 @@ func TestSearchPagesWithCursor(t *testing.T) {
 	if len(first.Hits) != 2 || first.Next == "" {
 		t.Fatalf("first page: %d hits, next %q; want 2 hits and a cursor", len(first.Hits), first.Next)
 	}
+
 	out, err = runCLI(t, c, "search", "failover", "--limit", "2", "--cursor", first.Next)
 	if err != nil {
 		t.Fatal(err)

@@ -27,12 +27,11 @@ import (
 // never serves a stale result. Callers never share an entry, because
 // callerKey differs for every integration and for the admin.
 //
-// The review state of a hit depends on the time as well as on the data:
-// its owner and the time its review falls due are those of the article's
-// current version, which only a commit changes, but whether the review is
-// overdue depends on the time of the request. So an entry keeps each hit's
-// owner and due time, read when the result was computed, and every
-// request, also one served from the cache, decides overdue at its own
+// The review state of a hit depends on the time as well as on the data.
+// Its owner and review due time come from the article's current version,
+// which only a commit changes. Whether the review is overdue depends on the
+// time of the request. So an entry keeps each hit's owner and due time, and
+// every request, also one served from the cache, decides overdue at its own
 // time on its own copy of the hits.
 
 // resultCache is the per-node cache of search and lookup results with its

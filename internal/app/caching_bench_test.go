@@ -171,7 +171,7 @@ func benchGet(b *testing.B, hc *http.Client, pc *client.Client, path string, hea
 // figures are latency: GET /v1/articles/{id} of random articles (200),
 // revalidation of those with If-None-Match (304), and revalidation of one
 // search for a topic of about 100 articles (304). Between commits a search
-// revalidation is answered from the node's result cache.
+// revalidation is served from the node's result cache.
 func BenchmarkArticleReads(b *testing.B) {
 	pc := startBenchHub(b)
 	hc := &http.Client{}

@@ -104,11 +104,17 @@ func (f *naiveForwarder) post(ctx context.Context, d naiveDest, c *knowledge.Cha
 	if err != nil {
 		return false
 	}
+	return postSigned(ctx, f.client, d, EventID(c), body)
+}
+
+// postSigned signs one event for one receiver, decoding its secret for
+// every request as a hand-written sender would, sends it and reports
+// whether the response had a 2xx status.
+func postSigned(ctx context.Context, client *http.Client, d naiveDest, id string, body []byte) bool {
 	key, err := ParseSecret(d.secret)
 	if err != nil {
 		return false
 	}
-	id := EventID(c)
 	now := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(body))
 	if err != nil {
@@ -118,7 +124,7 @@ func (f *naiveForwarder) post(ctx context.Context, d naiveDest, c *knowledge.Cha
 	req.Header.Set(HeaderID, id)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
 	req.Header.Set(HeaderSignature, Sign(key, id, now, body))
-	resp, err := f.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return false
 	}

@@ -1,13 +1,10 @@
 package push
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"io"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -182,36 +179,11 @@ func (f *outboxForwarder) work(ctx context.Context) {
 			}
 			continue
 		}
-		if f.post(ctx, f.dests[dest], eventID, body) || f.retryWait == 0 {
+		if postSigned(ctx, f.client, f.dests[dest], eventID, body) || f.retryWait == 0 {
 			_, _ = f.db.ExecContext(ctx, `DELETE FROM outbox WHERE id = ?`, id)
 			continue
 		}
 		_, _ = f.db.ExecContext(ctx, `UPDATE outbox SET claimed_until = ? WHERE id = ?`,
 			time.Now().Add(f.retryWait).UnixNano(), id)
 	}
-}
-
-// post signs and sends one event to one receiver and reports whether the
-// response had a 2xx status.
-func (f *outboxForwarder) post(ctx context.Context, d naiveDest, id string, body []byte) bool {
-	key, err := ParseSecret(d.secret)
-	if err != nil {
-		return false
-	}
-	now := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(body))
-	if err != nil {
-		return false
-	}
-	req.Header.Set("Content-Type", ContentType)
-	req.Header.Set(HeaderID, id)
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set(HeaderSignature, Sign(key, id, now, body))
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return false
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode >= 200 && resp.StatusCode < 300
 }
