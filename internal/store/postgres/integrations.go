@@ -226,7 +226,9 @@ func (s *Store) CommitDeliveries(ctx context.Context, commits []store.DeliveryCo
 				skip = skip[1:]
 				continue
 			}
-			queueAttempts(inserts, &commits[i])
+			if err := queueAttempts(inserts, &commits[i]); err != nil {
+				return err
+			}
 		}
 		if inserts.Len() == 0 {
 			return nil
@@ -266,17 +268,27 @@ func queueDeliveryState(b *pgx.Batch, c *store.DeliveryCommit) {
 		c.IntegrationID)
 }
 
-// queueAttempts queues one insert per attempt, in order, so their ids grow
-// in the order given.
-func queueAttempts(b *pgx.Batch, c *store.DeliveryCommit) {
-	for _, a := range c.Attempts {
+// queueAttempts queues one insert per delivery row, in order, so their
+// ids grow in the order given, packed as store.PackAttempts says.
+func queueAttempts(b *pgx.Batch, c *store.DeliveryCommit) error {
+	rows, err := store.PackAttempts(c)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		var first, events any
+		if r.Events != nil {
+			first, events = r.FirstCursor, string(r.Events)
+		}
+		a := &r.Attempt
 		b.Queue(`INSERT INTO deliveries
 			(integration_id, event_id, cursor, article_id, version, type, attempt,
-			 status_code, error, latency_ns, started_at, outcome)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			 status_code, error, latency_ns, started_at, outcome, first_cursor, events)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)`,
 			c.IntegrationID, a.EventID, a.Cursor, a.ArticleID, a.Version, string(a.Type), a.Attempt,
-			a.StatusCode, a.Error, int64(a.Latency), timeArg(a.StartedAt), a.Outcome)
+			a.StatusCode, a.Error, int64(a.Latency), timeArg(a.StartedAt), a.Outcome, first, events)
 	}
+	return nil
 }
 
 // ListDeliveries implements store.Store. It calls QueryDeliveries with only
@@ -306,7 +318,9 @@ func (s *Store) QueryDeliveries(ctx context.Context, integrationID string, f sto
 		add("outcome = $%d", f.Outcome)
 	}
 	if f.ArticleID != "" {
-		add("article_id = $%d", f.ArticleID)
+		// Packed rows have no article of their own: their events are
+		// searched instead.
+		add("(article_id = $%[1]d OR events @> jsonb_build_array(jsonb_build_object('a', $%[1]d::text)))", f.ArticleID)
 	}
 	if !f.Since.IsZero() {
 		add("started_at >= $%d", f.Since.UTC())
@@ -315,8 +329,9 @@ func (s *Store) QueryDeliveries(ctx context.Context, integrationID string, f sto
 		add("started_at < $%d", f.Until.UTC())
 	}
 	args = append(args, limit)
+	// Each row holds at least one attempt, so limit rows are enough.
 	query := fmt.Sprintf(`SELECT id, integration_id, event_id, cursor, article_id, version, type,
-			attempt, status_code, error, latency_ns, started_at, outcome
+			attempt, status_code, error, latency_ns, started_at, outcome, events
 		FROM deliveries WHERE %s ORDER BY id DESC LIMIT $%d`, strings.Join(where, " AND "), len(args))
 
 	out := []store.Attempt{}
@@ -340,16 +355,19 @@ func (s *Store) QueryDeliveries(ctx context.Context, integrationID string, f sto
 				changeType string
 				latency    int64
 				started    pgtype.Timestamptz
+				events     []byte
 			)
 			err := rows.Scan(&a.ID, &a.IntegrationID, &a.EventID, &a.Cursor, &a.ArticleID, &a.Version, &changeType,
-				&a.Attempt, &a.StatusCode, &a.Error, &latency, &started, &a.Outcome)
+				&a.Attempt, &a.StatusCode, &a.Error, &latency, &started, &a.Outcome, &events)
 			if err != nil {
 				return mapError(err)
 			}
 			a.Type = knowledge.ChangeType(changeType)
 			a.Latency = time.Duration(latency)
 			a.StartedAt = timeValue(started)
-			out = append(out, a)
+			if out, err = store.UnpackAttempts(out, a, events, f.ArticleID, limit); err != nil {
+				return err
+			}
 		}
 		return mapError(rows.Err())
 	})

@@ -190,8 +190,18 @@ func (s *Store) ArticleProgress(ctx context.Context, in *store.IntegrationState,
 			return err
 		}
 
-		err = tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM deliveries
-			WHERE integration_id = $1 AND article_id = $2 AND outcome = $3`, in.ID, articleID, store.OutcomeDelivered).Scan(&p.Pushed)
+		// Packed rows are found through the article's changes, newest
+		// first, up to the push cursor, which no packed row passes.
+		// NOTE: so a version delivered in a batch no longer counts once
+		// the change log's retention has removed its change.
+		err = tx.QueryRow(ctx, `SELECT greatest(
+				(SELECT coalesce(max(version), 0) FROM deliveries
+					WHERE integration_id = $1 AND article_id = $2 AND outcome = $3),
+				coalesce((SELECT pc.version FROM changes pc
+					WHERE pc.article_id = $2 AND pc.cursor <= (SELECT push_cursor FROM integrations WHERE id = $1)
+					AND `+packedDelivered("$1", "pc.cursor")+`
+					ORDER BY pc.cursor DESC LIMIT 1), 0))`,
+			in.ID, articleID, store.OutcomeDelivered).Scan(&p.Pushed)
 		if err != nil {
 			return mapError(err)
 		}

@@ -235,6 +235,19 @@ func hybridPushes(change string) (string, []any) {
 	return cond, args
 }
 
+// packedDelivered is an SQL condition: a packed delivery row of the
+// integration holds the change at the cursor. Both arguments are SQL
+// expressions. Packed rows of one integration cover disjoint ranges, so
+// only the last one that starts at or before the cursor can hold it.
+func packedDelivered(integration, cursor string) string {
+	return `EXISTS (SELECT 1 FROM deliveries p
+		WHERE p.id = (SELECT q.id FROM deliveries q
+			WHERE q.integration_id = ` + integration + ` AND q.events IS NOT NULL AND q.first_cursor <= ` + cursor + `
+			ORDER BY q.first_cursor DESC LIMIT 1)
+		AND p.cursor >= ` + cursor + `
+		AND EXISTS (SELECT 1 FROM json_each(p.events) e WHERE e.value ->> 'c' = ` + cursor + `))`
+}
+
 // OldestFailedChange implements store.Store. A pull integration has no
 // deliveries, so it returns store.ErrNotFound for one.
 func (s *Store) OldestFailedChange(ctx context.Context, in *knowledge.Integration, after int64) (knowledge.Change, error) {
@@ -270,6 +283,9 @@ func (s *Store) OldestFailedChange(ctx context.Context, in *knowledge.Integratio
 		AND NOT EXISTS (SELECT 1 FROM deliveries ok
 			WHERE ok.integration_id = d.integration_id AND ok.article_id = d.article_id
 			AND ok.cursor >= d.cursor AND ok.outcome = '` + store.OutcomeDelivered + `')
+		AND NOT EXISTS (SELECT 1 FROM changes pc
+			WHERE pc.article_id = d.article_id AND pc.cursor >= d.cursor AND pc.cursor <= i.push_cursor
+			AND ` + packedDelivered("d.integration_id", "pc.cursor") + `)
 		AND NOT EXISTS (SELECT 1 FROM changes later
 			JOIN article_versions v ON v.article_id = later.article_id AND v.version = later.version
 			WHERE later.article_id = d.article_id AND later.cursor > d.cursor AND later.cursor <= i.push_cursor

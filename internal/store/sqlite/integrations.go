@@ -269,23 +269,32 @@ func rowChanged(res sql.Result, err error) (bool, error) {
 	return n > 0, nil
 }
 
-// insertAttempt is the INSERT of one delivery attempt. Multi-row INSERTs
+// insertAttempt is the INSERT of one delivery row. Multi-row INSERTs
 // saved nothing in BenchmarkStore/CommitDeliveries: the same CPU time for
 // 100 attempts of one integration, and about a quarter more for one
 // attempt each of 100 integrations. A statement that writes several rows
 // keeps a statement journal of each page it changes, in a temporary file.
 const insertAttempt = `INSERT INTO deliveries
 	(integration_id, event_id, cursor, article_id, version, type, attempt,
-	 status_code, error, latency_ns, started_at, outcome)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	 status_code, error, latency_ns, started_at, outcome, first_cursor, events)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // insertAttempts inserts the commit's attempts in order, so that their ids
-// grow in the order given.
+// grow in the order given, packed as store.PackAttempts says.
 func insertAttempts(ctx context.Context, tx *txn, c *store.DeliveryCommit) error {
-	for _, a := range c.Attempts {
+	rows, err := store.PackAttempts(c)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		var first, events any
+		if r.Events != nil {
+			first, events = r.FirstCursor, string(r.Events)
+		}
+		a := &r.Attempt
 		_, err := tx.ExecContext(ctx, insertAttempt,
 			c.IntegrationID, a.EventID, a.Cursor, a.ArticleID, a.Version, string(a.Type), a.Attempt,
-			a.StatusCode, a.Error, int64(a.Latency), formatTime(a.StartedAt), a.Outcome)
+			a.StatusCode, a.Error, int64(a.Latency), formatTime(a.StartedAt), a.Outcome, first, events)
 		if err != nil {
 			return fmt.Errorf("record delivery attempt of integration %q: %w", c.IntegrationID, mapError(err))
 		}
@@ -316,8 +325,11 @@ func (s *Store) QueryDeliveries(ctx context.Context, integrationID string, f sto
 		args = append(args, f.Outcome)
 	}
 	if f.ArticleID != "" {
-		where = append(where, "article_id = ?")
-		args = append(args, f.ArticleID)
+		// Packed rows have no article of their own: their events are
+		// searched instead.
+		where = append(where, `(article_id = ? OR (events IS NOT NULL
+			AND EXISTS (SELECT 1 FROM json_each(events) e WHERE e.value ->> 'a' = ?)))`)
+		args = append(args, f.ArticleID, f.ArticleID)
 	}
 	// Stored times have a fixed width, so comparing them as strings
 	// compares the instants.
@@ -341,8 +353,9 @@ func (s *Store) QueryDeliveries(ctx context.Context, integrationID string, f sto
 		if !exists {
 			return fmt.Errorf("integration %q: %w", integrationID, store.ErrNotFound)
 		}
+		// Each row holds at least one attempt, so limit rows are enough.
 		rows, err := tx.QueryContext(ctx, `SELECT id, integration_id, event_id, cursor, article_id, version, type,
-				attempt, status_code, error, latency_ns, started_at, outcome
+				attempt, status_code, error, latency_ns, started_at, outcome, events
 			FROM deliveries WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, args...)
 		if err != nil {
 			return mapError(err)
@@ -354,9 +367,10 @@ func (s *Store) QueryDeliveries(ctx context.Context, integrationID string, f sto
 				changeType string
 				latency    int64
 				started    sql.NullString
+				events     []byte
 			)
 			err := rows.Scan(&a.ID, &a.IntegrationID, &a.EventID, &a.Cursor, &a.ArticleID, &a.Version, &changeType,
-				&a.Attempt, &a.StatusCode, &a.Error, &latency, &started, &a.Outcome)
+				&a.Attempt, &a.StatusCode, &a.Error, &latency, &started, &a.Outcome, &events)
 			if err != nil {
 				return mapError(err)
 			}
@@ -365,7 +379,9 @@ func (s *Store) QueryDeliveries(ctx context.Context, integrationID string, f sto
 			if a.StartedAt, err = parseTime(started); err != nil {
 				return err
 			}
-			out = append(out, a)
+			if out, err = store.UnpackAttempts(out, a, events, f.ArticleID, limit); err != nil {
+				return err
+			}
 		}
 		return mapError(rows.Err())
 	})

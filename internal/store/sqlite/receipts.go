@@ -199,8 +199,18 @@ func (s *Store) ArticleProgress(ctx context.Context, in *store.IntegrationState,
 			return err
 		}
 
-		err = tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM deliveries
-			WHERE integration_id = ? AND article_id = ? AND outcome = ?`, in.ID, articleID, store.OutcomeDelivered).Scan(&p.Pushed)
+		// Packed rows are found through the article's changes, newest
+		// first, up to the push cursor, which no packed row passes.
+		// NOTE: so a version delivered in a batch no longer counts once
+		// the change log's retention has removed its change.
+		err = tx.QueryRowContext(ctx, `SELECT max(
+				(SELECT coalesce(max(version), 0) FROM deliveries
+					WHERE integration_id = ? AND article_id = ? AND outcome = ?),
+				coalesce((SELECT pc.version FROM changes pc
+					WHERE pc.article_id = ? AND pc.cursor <= (SELECT push_cursor FROM integrations WHERE id = ?)
+					AND `+packedDelivered("?", "pc.cursor")+`
+					ORDER BY pc.cursor DESC LIMIT 1), 0))`,
+			in.ID, articleID, store.OutcomeDelivered, articleID, in.ID, in.ID).Scan(&p.Pushed)
 		if err != nil {
 			return mapError(err)
 		}

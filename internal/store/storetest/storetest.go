@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Deliveries", func(t *testing.T) { runDeliveries(t, open) })
 	t.Run("DeliveryControls", func(t *testing.T) { runDeliveryControls(t, open) })
 	t.Run("FailedDeliveries", func(t *testing.T) { runFailedDeliveries(t, open) })
+	t.Run("PackedDeliveries", func(t *testing.T) { runPackedDeliveries(t, open) })
 	t.Run("Leases", func(t *testing.T) { runLeases(t, open) })
 	t.Run("Retention", func(t *testing.T) { runRetention(t, open) })
 	t.Run("Review", func(t *testing.T) { runReview(t, open) })
