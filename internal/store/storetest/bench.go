@@ -117,17 +117,19 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store, writers int) {
 		Seed(b, s, 10000, writers)
 		benchChangeReads(b, s)
 	})
-	// 100 attempts of one integration per transaction, as a dispatcher of
-	// batches of 100 writes them, and one attempt each of 100
-	// integrations, as a group commit of 100 caught-up dispatchers does.
-	b.Run("CommitDeliveries/1x100", func(b *testing.B) { benchCommitDeliveries(b, open(b), 1, 100) })
-	b.Run("CommitDeliveries/100x1", func(b *testing.B) { benchCommitDeliveries(b, open(b), 100, 1) })
+	// 100 attempts of one integration per transaction, from 100 requests
+	// and from one batched request, and one attempt each of 100
+	// integrations, as a group commit of 100 caught-up dispatchers has.
+	b.Run("CommitDeliveries/1x100", func(b *testing.B) { benchCommitDeliveries(b, open(b), 1, 100, false) })
+	b.Run("CommitDeliveries/1x100-batched", func(b *testing.B) { benchCommitDeliveries(b, open(b), 1, 100, true) })
+	b.Run("CommitDeliveries/100x1", func(b *testing.B) { benchCommitDeliveries(b, open(b), 100, 1, false) })
 }
 
 // benchCommitDeliveries writes delivery attempts with CommitDeliveries,
 // each transaction with one commit for each of integrations integrations
-// and perCommit attempts in each commit.
-func benchCommitDeliveries(b *testing.B, s store.Store, integrations, perCommit int) {
+// and perCommit attempts in each commit. With batched set, the attempts of
+// a commit are one request's, which the store packs into one row.
+func benchCommitDeliveries(b *testing.B, s store.Store, integrations, perCommit int, batched bool) {
 	ctx := context.Background()
 	ids := make([]string, integrations)
 	for i := range ids {
@@ -147,12 +149,16 @@ func benchCommitDeliveries(b *testing.B, s store.Store, integrations, perCommit 
 		commits := make([]store.DeliveryCommit, integrations)
 		for i := range commits {
 			commits[i] = store.DeliveryCommit{IntegrationID: ids[i], LastSuccessAt: time.Now()}
+			request, started := fmt.Sprintf("batch_%d", cursor+1), time.Now()
 			for range perCommit {
 				cursor++
+				if !batched {
+					request, started = fmt.Sprintf("evt_%d", cursor), time.Now()
+				}
 				commits[i].Attempts = append(commits[i].Attempts, store.Attempt{
-					EventID: fmt.Sprintf("evt_%d", cursor), Cursor: cursor, ArticleID: fmt.Sprintf("a%04d", cursor%1000),
+					EventID: request, Cursor: cursor, ArticleID: fmt.Sprintf("a%04d", cursor%1000),
 					Version: cursor, Type: knowledge.ChangeUpdated, Attempt: 1, StatusCode: 204,
-					Latency: time.Millisecond, StartedAt: time.Now(), Outcome: store.OutcomeDelivered,
+					Latency: time.Millisecond, StartedAt: started, Outcome: store.OutcomeDelivered,
 				})
 			}
 			commits[i].PushCursor = cursor
