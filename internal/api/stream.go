@@ -484,9 +484,10 @@ func appendEvent(buf []byte, c *knowledge.Change) ([]byte, error) {
 // tailEntry is one change-log entry of the tail: the fields of its article
 // that scopes match on, and its event, encoded once for every stream.
 type tailEntry struct {
-	cursor  int64
-	article knowledge.Article
-	event   []byte
+	// change holds the cursor and the scope fields of the new version and
+	// of the one before, which decide whether a stream announces it.
+	change knowledge.Change
+	event  []byte
 }
 
 // changeTail keeps the newest change-log entries in memory, so that a
@@ -543,13 +544,13 @@ func (t *changeTail) read(ctx context.Context, after, head int64, limit int, sco
 	scanned, n := t.end, 0
 	for i := t.index(after); i < len(t.entries); i++ {
 		e := &t.entries[i]
-		if !matchesAll(scope, &e.article) {
+		if !announcedToAll(scope, &e.change) {
 			continue
 		}
 		buf = append(buf, e.event...)
 		n++
 		if n == limit {
-			scanned = e.cursor
+			scanned = e.change.Cursor
 			break
 		}
 	}
@@ -573,14 +574,17 @@ func (t *changeTail) fill(ctx context.Context) error {
 		}
 		a := &c.Article
 		t.entries = append(t.entries, tailEntry{
-			cursor:  c.Cursor,
-			article: knowledge.Article{ID: a.ID, Collection: a.Collection, Class: a.Class, Tags: a.Tags, Metadata: a.Metadata, Status: a.Status},
-			event:   event,
+			change: knowledge.Change{
+				Cursor:   c.Cursor,
+				Article:  knowledge.Article{ID: a.ID, Collection: a.Collection, Class: a.Class, Tags: a.Tags, Metadata: a.Metadata, Status: a.Status},
+				Previous: c.Previous,
+			},
+			event: event,
 		})
 	}
 	t.end = max(t.end, page.ScannedTo)
 	if extra := len(t.entries) - t.size; extra > 0 {
-		t.start = t.entries[extra-1].cursor
+		t.start = t.entries[extra-1].change.Cursor
 		t.entries = append(t.entries[:0:0], t.entries[extra:]...)
 	}
 	return nil
@@ -589,18 +593,24 @@ func (t *changeTail) fill(ctx context.Context) error {
 // index returns the position of the first entry after the cursor.
 func (t *changeTail) index(after int64) int {
 	i, _ := slices.BinarySearchFunc(t.entries, after, func(e tailEntry, after int64) int {
-		return cmp.Compare(e.cursor, after+1)
+		return cmp.Compare(e.change.Cursor, after+1)
 	})
 	return i
 }
 
-func matchesAll(scopes []knowledge.Scope, a *knowledge.Article) bool {
-	for i := range scopes {
-		if !scopes[i].Matches(a) {
-			return false
+// announcedToAll reports whether the change is announced to a reader of
+// every scope, as store.ReadChanges decides it: the new version matches
+// them all, or the version before did.
+func announcedToAll(scopes []knowledge.Scope, c *knowledge.Change) bool {
+	matchAll := func(a *knowledge.Article) bool {
+		for i := range scopes {
+			if !scopes[i].Matches(a) {
+				return false
+			}
 		}
+		return true
 	}
-	return true
+	return matchAll(&c.Article) || (c.Previous != nil && matchAll(c.Previous))
 }
 
 // readStore reads changes from the store for a stream that is behind the

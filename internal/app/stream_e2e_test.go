@@ -247,13 +247,19 @@ func TestStreamScopeIsolation(t *testing.T) {
 	put(t, c, article("pol", "policy", "Policy", "Only DBAs."))
 	put(t, c, article("ref", "reference", "Acme notes", "Fleet tracking."))
 	put(t, c, article("rb", "runbook", "Failover", "Promote the replica."))
-	// Moving an article out of the scope sends nothing to the old scope.
+	// Moving an article out of the scope is announced to the old scope,
+	// whose readers then find the article gone.
 	put(t, c, article("rb", "policy", "Failover", "Promote the replica."))
 
-	if ch := helpdesk.change(); ch.ArticleID != "rb" {
-		t.Errorf("helpdesk stream sent %s, want only rb", ch.ArticleID)
+	for version := int64(1); version <= 2; version++ {
+		if ch := helpdesk.change(); ch.ArticleID != "rb" || ch.Version != version {
+			t.Errorf("helpdesk stream sent %s@%d, want rb@%d", ch.ArticleID, ch.Version, version)
+		}
 	}
 	helpdesk.quiet(200 * time.Millisecond)
+	if _, err := pc.GetArticle(context.Background(), "rb"); !client.IsNotFound(err) {
+		t.Errorf("helpdesk reads rb after it left the scope: err = %v, want not found", err)
+	}
 	if ch := crm.change(); ch.ArticleID != "ref" {
 		t.Errorf("crm stream sent %s, want only ref", ch.ArticleID)
 	}
@@ -599,6 +605,30 @@ func TestSyncerConverges(t *testing.T) {
 	eventually(t, "a heartbeat to confirm the syncer is current", func() bool { return s.Staleness() < time.Second })
 	if st := s.Stats(); st.StreamConnects != 1 || st.StreamDrops != 0 {
 		t.Errorf("stats = %+v, want one stream and no drop", st)
+	}
+}
+
+// TestSyncerDropsArticleThatLeavesScope moves articles out of a syncer's
+// scope, once while it follows the stream and once while it reads the
+// change feed, and checks that its copy drops them.
+func TestSyncerDropsArticleThatLeavesScope(t *testing.T) {
+	_, c := startHub(t, fastHeartbeat)
+	pc := createPull(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
+	g := newGate(t, c.BaseURL())
+	put(t, c, article("rb-1", "runbook", "One", "1"))
+	put(t, c, article("rb-2", "runbook", "Two", "2"))
+
+	s := runSyncer(t, client.New(g.srv.URL, pc.Token()), syncerOptions())
+	waitConverged(t, s, map[string]string{"rb-1": "1", "rb-2": "2"})
+	eventually(t, "the stream to connect", func() bool { return s.Stats().StreamConnects == 1 })
+	put(t, c, article("rb-1", "policy", "One", "1, now a policy"))
+	waitConverged(t, s, map[string]string{"rb-2": "2"})
+
+	g.set(true, false)
+	put(t, c, article("rb-2", "policy", "Two", "2, now a policy"))
+	waitConverged(t, s, map[string]string{})
+	if st := s.Stats(); st.StreamDrops == 0 {
+		t.Errorf("stats = %+v, want the stream dropped, so the feed announced the move", st)
 	}
 }
 

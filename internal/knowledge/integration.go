@@ -58,10 +58,11 @@ type Integration struct {
 	Delivery DeliverySettings `json:"delivery"`
 }
 
-// PushesChange reports whether a change in scope is sent by webhook: every
-// change for push, and for hybrid only time-sensitive classes, operations
-// events, deprecations and archivals. Operations events go only to
-// integrations whose scope names their class or collection.
+// PushesChange reports whether a change that the scope announces is sent
+// by webhook: every change for push, and for hybrid only time-sensitive
+// classes, operations events, deprecations, archivals and changes that
+// leave the scope. Operations events go only to integrations whose scope
+// names their class or collection.
 func (in *Integration) PushesChange(c *Change) bool {
 	if c.Article.Class == ClassOperations && !in.Scope.NamesOperations() {
 		// An integration receives khub's operations events only when its
@@ -72,8 +73,10 @@ func (in *Integration) PushesChange(c *Change) bool {
 	case PatternPush:
 		return true
 	case PatternHybrid:
+		// Leaving the scope is pushed like an archival: the tool must
+		// drop the article now, not at its next pull.
 		return c.Article.Class.TimeSensitive() || c.Article.Class == ClassOperations ||
-			c.Type == ChangeDeprecated || c.Type == ChangeArchived
+			c.Type == ChangeDeprecated || c.Type == ChangeArchived || in.Scope.Leaves(c)
 	}
 	return false
 }

@@ -192,6 +192,24 @@ type Change struct {
 	Time      time.Time  `json:"time"`
 	// Article is the version this change created, with the full body.
 	Article Article `json:"-"`
+	// Previous is the version before, with only the fields that a scope
+	// tests (collection, class, tags, metadata) and the status, or nil
+	// for a first version or when the reader did not load it.
+	Previous *Article `json:"-"`
+}
+
+// Leaves reports whether the change moves its article out of the scope:
+// the version before matched and the new one does not. A reader of the
+// scope must drop its copy of the article, and must not receive the new
+// version, which is outside what it may see.
+func (s Scope) Leaves(c *Change) bool {
+	return c.Previous != nil && !s.Matches(&c.Article) && s.Matches(c.Previous)
+}
+
+// Announces reports whether a reader of the scope receives the change:
+// its new version matches, or it leaves the scope.
+func (s Scope) Announces(c *Change) bool {
+	return s.Matches(&c.Article) || s.Leaves(c)
 }
 
 // NamesOperations reports whether the scope explicitly selects khub's

@@ -41,3 +41,42 @@ func TestScopeRejectsEmptyTagsAndControlKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestScopeLeavesAndAnnounces(t *testing.T) {
+	hr := Scope{Collections: []string{"hr"}}
+	version := func(collection string) *Article { return &Article{ID: "a", Collection: collection} }
+	for _, c := range []struct {
+		name              string
+		before, after     *Article // before nil: a first version
+		leaves, announced bool
+	}{
+		{"first version inside", nil, version("hr"), false, true},
+		{"first version outside", nil, version("ops"), false, false},
+		{"stays inside", version("hr"), version("hr"), false, true},
+		{"moves in", version("ops"), version("hr"), false, true},
+		{"moves out", version("hr"), version("ops"), true, true},
+		{"stays outside", version("ops"), version("finance"), false, false},
+	} {
+		ch := &Change{Article: *c.after, Previous: c.before}
+		if got := hr.Leaves(ch); got != c.leaves {
+			t.Errorf("%s: Leaves = %v, want %v", c.name, got, c.leaves)
+		}
+		if got := hr.Announces(ch); got != c.announced {
+			t.Errorf("%s: Announces = %v, want %v", c.name, got, c.announced)
+		}
+	}
+
+	// Hybrid integrations push a removal like an archival, even of a class
+	// that they otherwise leave to pull.
+	in := Integration{Pattern: PatternHybrid, Scope: hr}
+	moved := &Change{Type: ChangeUpdated, Article: Article{Collection: "ops", Class: ClassRunbook},
+		Previous: &Article{Collection: "hr", Class: ClassRunbook}}
+	if !in.PushesChange(moved) {
+		t.Error("hybrid PushesChange(runbook leaving the scope) = false, want true")
+	}
+	edited := &Change{Type: ChangeUpdated, Article: Article{Collection: "hr", Class: ClassRunbook},
+		Previous: &Article{Collection: "hr", Class: ClassRunbook}}
+	if in.PushesChange(edited) {
+		t.Error("hybrid PushesChange(runbook edited inside the scope) = true, want false")
+	}
+}

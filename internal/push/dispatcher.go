@@ -368,6 +368,9 @@ func (d *dispatcher) deliverPage(ctx context.Context, changes []knowledge.Change
 type pageRequest struct {
 	before  int64
 	changes []*knowledge.Change
+	// leaving marks the changes that move their article out of the
+	// integration's scope, which are sent as removals, or is nil for none.
+	leaving []bool
 	passed  int64
 	batched bool // the body is a batch, and the webhook-id a BatchID
 }
@@ -398,6 +401,14 @@ func (d *dispatcher) groupPage(changes []knowledge.Change) ([]pageRequest, int64
 				cur.passed = c.Cursor
 			}
 			continue
+		}
+		if d.in.Scope.Leaves(c) {
+			if cur.leaving == nil {
+				cur.leaving = make([]bool, len(cur.changes))
+			}
+			cur.leaving = append(cur.leaving, true)
+		} else if cur.leaving != nil {
+			cur.leaving = append(cur.leaving, false)
 		}
 		cur.changes = append(cur.changes, c)
 		if len(cur.changes) >= d.set.BatchSize {
@@ -440,7 +451,7 @@ func (d *dispatcher) encodeAhead(reqs []pageRequest) *pageBodies {
 	b.quit = make(chan struct{})
 	go func() {
 		for i := range reqs {
-			body, contentType, err := d.encode(reqs[i].changes, reqs[i].batched)
+			body, contentType, err := d.encode(&reqs[i])
 			select {
 			case b.next <- encodedBody{body, contentType, reqs[i].batched, err}:
 			case <-b.quit:
@@ -454,7 +465,7 @@ func (d *dispatcher) encodeAhead(reqs []pageRequest) *pageBodies {
 // get returns the body of request i. Requests must be taken in order.
 func (b *pageBodies) get(i int) encodedBody {
 	if b.next == nil {
-		body, contentType, err := b.d.encode(b.reqs[i].changes, b.reqs[i].batched)
+		body, contentType, err := b.d.encode(&b.reqs[i])
 		return encodedBody{body, contentType, b.reqs[i].batched, err}
 	}
 	return <-b.next
@@ -609,23 +620,30 @@ func (d *dispatcher) waitUntil(ctx context.Context, due time.Time) bool {
 }
 
 // encode builds the request body: one structured CloudEvent, or when
-// batched a JSON array of them. It reads no field of d that a refresh
-// changes, so it may run beside the dispatcher's goroutine.
-func (d *dispatcher) encode(changes []*knowledge.Change, batched bool) ([]byte, string, error) {
-	if !batched {
-		body, err := d.m.tail.event(changes[0])
+// batched a JSON array of them, with a removal event for each change that
+// leaves the scope. It reads no field of d that a refresh changes, so it
+// may run beside the dispatcher's goroutine.
+func (d *dispatcher) encode(req *pageRequest) ([]byte, string, error) {
+	event := func(i int) ([]byte, error) {
+		if req.leaving != nil && req.leaving[i] {
+			return BuildRemovedEvent(d.m.tail.source, req.changes[i])
+		}
+		return d.m.tail.event(req.changes[i])
+	}
+	if !req.batched {
+		body, err := event(0)
 		return body, ContentType, err
 	}
 	var buf bytes.Buffer
 	buf.WriteByte('[')
-	for i, c := range changes {
-		ev, err := d.m.tail.event(c)
+	for i := range req.changes {
+		ev, err := event(i)
 		if err != nil {
 			return nil, "", err
 		}
 		if i == 0 {
 			// Events of one integration have about the same size.
-			buf.Grow(len(changes) * (len(ev) + 1))
+			buf.Grow(len(req.changes) * (len(ev) + 1))
 		} else {
 			buf.WriteByte(',')
 		}

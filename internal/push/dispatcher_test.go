@@ -494,6 +494,52 @@ func TestScopeLimitsDeliveries(t *testing.T) {
 	sameIDs(t, "scoped ids", ids(rcv.all()), []string{EventID(&inScope), EventID(&alsoInScope)})
 }
 
+// TestLeavingScopeSendsRemoval moves an article out of two integrations'
+// scope and checks that each gets a removal event that carries neither
+// the new version's content nor its collection, and that later changes
+// outside the scope are not sent.
+func TestLeavingScopeSendsRemoval(t *testing.T) {
+	h := newHarness(t)
+	pushRcv, hybridRcv := newReceiver(t), newReceiver(t)
+	hr := knowledge.Scope{Collections: []string{"hr"}}
+	h.addIntegration("int-push", knowledge.PatternPush, hr, pushRcv)
+	h.addIntegration("int-hybrid", knowledge.PatternHybrid, hr, hybridRcv)
+	_, stop := h.start()
+
+	a := article("onboarding", "hr", knowledge.ClassRunbook)
+	created := h.save(a)
+	a.Collection = "finance"
+	a.Body = "Quarterly figures before release."
+	moved := h.save(a)
+	a.Body = "Edited outside the scope."
+	last := h.save(a)
+
+	pushRcv.waitSucceeded(2)
+	hybridRcv.waitSucceeded(1)
+	for _, id := range []string{"int-push", "int-hybrid"} {
+		h.waitState(id, "cursor at the head", func(s store.IntegrationState) bool { return s.PushCursor == last.Cursor })
+	}
+	stop()
+
+	pushed := pushRcv.all()
+	sameIDs(t, "push ids", ids(pushed), []string{EventID(&created), EventID(&moved)})
+	// A runbook is not time-sensitive, so hybrid sends only the removal.
+	sameIDs(t, "hybrid ids", ids(hybridRcv.all()), []string{EventID(&moved)})
+	for _, d := range []delivery{pushed[1], hybridRcv.all()[0]} {
+		if d.Event.Type != RemovedEventType {
+			t.Errorf("event %s type = %q, want %q", d.ID, d.Event.Type, RemovedEventType)
+		}
+		if d.Event.Subject != "onboarding" || d.Event.Data.ID != "onboarding" || d.Event.Data.Version != moved.Version {
+			t.Errorf("event %s names %s (data %s@%d), want onboarding@%d", d.ID, d.Event.Subject, d.Event.Data.ID, d.Event.Data.Version, moved.Version)
+		}
+		for _, secret := range []string{"Quarterly", "finance", "runbook", "Article onboarding"} {
+			if bytes.Contains(d.Body, []byte(secret)) {
+				t.Errorf("removal %s carries %q from the version outside the scope: %s", d.ID, secret, d.Body)
+			}
+		}
+	}
+}
+
 func TestRetryStateResumesAfterRestart(t *testing.T) {
 	h := newHarness(t)
 	// The first manager must stop before the retry is due, with margin

@@ -103,6 +103,36 @@ func BuildEvent(source string, c *knowledge.Change) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
+// RemovedEventType is the type of the event for a change that moves an
+// article out of an integration's scope. Its data holds only the article's
+// id and new version, because the tool may not see that version: the
+// receiver must drop its copy of the article.
+const RemovedEventType = EventTypePrefix + "removed"
+
+// removedData is the data of a RemovedEventType event.
+type removedData struct {
+	ID      string `json:"id"`
+	Version int64  `json:"version"`
+}
+
+// BuildRemovedEvent encodes a change that moves its article out of a
+// scope as a CloudEvents 1.0 JSON event of RemovedEventType. Its id is the
+// change's, as for BuildEvent, so retries and replays repeat it.
+func BuildRemovedEvent(source string, c *knowledge.Change) ([]byte, error) {
+	ev := struct {
+		SpecVersion     string      `json:"specversion"`
+		ID              string      `json:"id"`
+		Source          string      `json:"source"`
+		Type            string      `json:"type"`
+		Subject         string      `json:"subject"`
+		Time            string      `json:"time"`
+		DataContentType string      `json:"datacontenttype"`
+		Data            removedData `json:"data"`
+	}{"1.0", EventID(c), source, RemovedEventType, c.ArticleID, c.Time.UTC().Format(eventTimeLayout),
+		"application/json", removedData{ID: c.ArticleID, Version: c.Version}}
+	return json.Marshal(ev)
+}
+
 // BatchContentType is the media type of a batch of CloudEvents in JSON.
 const BatchContentType = "application/cloudevents-batch+json; charset=utf-8"
 

@@ -71,7 +71,7 @@ func (t *tail) read(ctx context.Context, after int64, limit int, scope knowledge
 	page := store.ChangePage{ScannedTo: t.end}
 	for i := t.index(after); i < len(t.entries); i++ {
 		c := &t.entries[i]
-		if !scope.Matches(&c.Article) {
+		if !scope.Announces(c) {
 			continue
 		}
 		page.Changes = append(page.Changes, *c)

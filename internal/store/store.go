@@ -58,12 +58,13 @@ type Store interface {
 	// a reader that continues from ScannedTo neither repeats nor skips an
 	// entry, including entries whose transactions commit late.
 	//
-	// NOTE: filters match the new version only. A version that moves an
-	// article out of a scope is not returned for that scope, so a reader
-	// of it keeps the article's previous version.
+	// An entry matches when its new version matches every filter, or when
+	// the version before did: a change that moves an article out of a
+	// scope is returned for that scope, so that its readers drop the
+	// article (knowledge.Scope.Leaves). Each entry's Previous is set.
 	ReadChanges(ctx context.Context, after int64, limit int, filters ...knowledge.Scope) (ChangePage, error)
 	// ReadChangeEntries returns the entries and ScannedTo that ReadChanges
-	// returns, with Article left zero. It reads no article bodies, so a
+	// returns, with Article left zero and Previous nil. It reads no article bodies, so a
 	// reader that needs only the entries, such as the change feed, should
 	// use it.
 	ReadChangeEntries(ctx context.Context, after int64, limit int, filters ...knowledge.Scope) (ChangePage, error)
@@ -80,6 +81,10 @@ type Store interface {
 	// OldestChangeAfter returns the oldest change after the cursor that
 	// matches every filter and, when pushedOnly is set, that the
 	// integration's pattern pushes. It returns ErrNotFound when there is none.
+	//
+	// NOTE: unlike ReadChanges, it matches the new version only, so a
+	// change that moves an article out of the scope does not make the
+	// integration stale while its tool has not yet dropped the article.
 	OldestChangeAfter(ctx context.Context, in *knowledge.Integration, after int64, pushedOnly bool) (knowledge.Change, error)
 	// OldestFailedChange returns the oldest change after the cursor whose
 	// delivery to the integration ended with OutcomeFailed and that nothing

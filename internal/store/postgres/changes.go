@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store"
@@ -32,24 +33,30 @@ func (q *queryArgs) add(v any) string {
 // article_versions row, aliased v, match every scope, with the values bound
 // as parameters in args.
 func scopeFilter(where []string, args *queryArgs, scopes ...knowledge.Scope) []string {
+	return scopeFilterOn("v", where, args, scopes...)
+}
+
+// scopeFilterOn is scopeFilter for an article_versions row with the given
+// alias.
+func scopeFilterOn(v string, where []string, args *queryArgs, scopes ...knowledge.Scope) []string {
 	for _, sc := range scopes {
 		if len(sc.Collections) > 0 {
-			where = append(where, "v.collection = ANY ("+args.add(sc.Collections)+"::text[])")
+			where = append(where, v+".collection = ANY ("+args.add(sc.Collections)+"::text[])")
 		}
 		if len(sc.Classes) > 0 {
 			classes := make([]string, len(sc.Classes))
 			for i, c := range sc.Classes {
 				classes[i] = string(c)
 			}
-			where = append(where, "v.class = ANY ("+args.add(classes)+"::text[])")
+			where = append(where, v+".class = ANY ("+args.add(classes)+"::text[])")
 		}
 		if len(sc.Tags) > 0 {
-			where = append(where, "v.tags && "+args.add(sc.Tags)+"::text[]")
+			where = append(where, v+".tags && "+args.add(sc.Tags)+"::text[]")
 		}
 		// Containment of the whole map requires every key to have its
 		// value, and keys need no quoting as they would in a JSON path.
 		if len(sc.Metadata) > 0 {
-			where = append(where, "v.metadata @> "+args.add(sc.Metadata)+"::jsonb")
+			where = append(where, v+".metadata @> "+args.add(sc.Metadata)+"::jsonb")
 		}
 	}
 	return where
@@ -74,6 +81,47 @@ func scanChange(row pgx.Row) (knowledge.Change, error) {
 	c.Time = c.Time.UTC()
 	c.Article = a
 	return c, nil
+}
+
+// previousJoin joins the version before a change's, aliased pv, which is
+// missing for a first version.
+const previousJoin = ` LEFT JOIN article_versions pv ON pv.article_id = c.article_id AND pv.version = c.version - 1`
+
+// previousColumns are the columns of pv that scanChangeWithPrevious reads
+// after changeColumns.
+const previousColumns = `pv.version, pv.collection, pv.class, pv.tags, pv.metadata, pv.status`
+
+// scanChangeWithPrevious reads changeColumns and previousColumns.
+func scanChangeWithPrevious(row pgx.Row) (knowledge.Change, error) {
+	var (
+		version                   pgtype.Int8
+		collection, class, status pgtype.Text
+		tags                      []string
+		metadata                  map[string]string
+	)
+	c, err := scanChange(extraRow{row, []any{&version, &collection, &class, &tags, &metadata, &status}})
+	if err != nil || !version.Valid {
+		return c, err
+	}
+	if tags == nil {
+		tags = []string{}
+	}
+	if metadata == nil {
+		metadata = map[string]string{}
+	}
+	c.Previous = &knowledge.Article{ID: c.ArticleID, Version: version.Int64, Collection: collection.String,
+		Class: knowledge.Class(class.String), Tags: tags, Metadata: metadata, Status: knowledge.Status(status.String)}
+	return c, nil
+}
+
+// extraRow appends destinations to every Scan of a row.
+type extraRow struct {
+	pgx.Row
+	extra []any
+}
+
+func (e extraRow) Scan(dest ...any) error {
+	return e.Row.Scan(append(dest, e.extra...)...)
 }
 
 // changeEntryColumns are the columns that scanChangeEntry reads, for
@@ -112,12 +160,18 @@ func (s *Store) readChanges(ctx context.Context, after int64, limit int, withArt
 	}
 	limit = min(limit, maxChangeLimit)
 	var args queryArgs
-	where := scopeFilter([]string{"c.cursor > " + args.add(after)}, &args, filters...)
-	columns, from, scan := changeColumns, changeJoin, scanChange
+	where := []string{"c.cursor > " + args.add(after)}
+	// A change is announced to a scope that its new version matches, or
+	// that the version before matched: one that leaves.
+	if newer := scopeFilter(nil, &args, filters...); len(newer) > 0 {
+		older := scopeFilterOn("pv", nil, &args, filters...)
+		where = append(where, "(("+strings.Join(newer, " AND ")+") OR (pv.article_id IS NOT NULL AND "+strings.Join(older, " AND ")+"))")
+	}
+	columns, from, scan := changeColumns+", "+previousColumns, changeJoin+previousJoin, scanChangeWithPrevious
 	if !withArticles {
 		columns, scan = changeEntryColumns, scanChangeEntry
-		// Without scope conditions the join can go, because only they
-		// read the version and every entry has one.
+		// Without scope conditions the joins can go, because only they
+		// read the versions and every entry has one.
 		if len(where) == 1 {
 			from = `changes c`
 		}

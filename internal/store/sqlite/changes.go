@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -21,21 +22,27 @@ const (
 // article_versions row, aliased v, match every scope, and appends their
 // values to args as bound parameters.
 func scopeFilter(where []string, args []any, scopes ...knowledge.Scope) ([]string, []any) {
+	return scopeFilterOn("v", where, args, scopes...)
+}
+
+// scopeFilterOn is scopeFilter for an article_versions row with the given
+// alias.
+func scopeFilterOn(v string, where []string, args []any, scopes ...knowledge.Scope) ([]string, []any) {
 	for _, sc := range scopes {
 		if len(sc.Collections) > 0 {
-			where = append(where, "v.collection IN ("+placeholders(len(sc.Collections))+")")
+			where = append(where, v+".collection IN ("+placeholders(len(sc.Collections))+")")
 			for _, c := range sc.Collections {
 				args = append(args, c)
 			}
 		}
 		if len(sc.Classes) > 0 {
-			where = append(where, "v.class IN ("+placeholders(len(sc.Classes))+")")
+			where = append(where, v+".class IN ("+placeholders(len(sc.Classes))+")")
 			for _, c := range sc.Classes {
 				args = append(args, string(c))
 			}
 		}
 		if len(sc.Tags) > 0 {
-			where = append(where, "EXISTS (SELECT 1 FROM json_each(v.tags) WHERE json_each.value IN ("+placeholders(len(sc.Tags))+"))")
+			where = append(where, "EXISTS (SELECT 1 FROM json_each("+v+".tags) WHERE json_each.value IN ("+placeholders(len(sc.Tags))+"))")
 			for _, t := range sc.Tags {
 				args = append(args, t)
 			}
@@ -43,7 +50,7 @@ func scopeFilter(where []string, args []any, scopes ...knowledge.Scope) ([]strin
 		// json_each compares keys as given, where a JSON path would need
 		// quoting for keys containing '.' or '"'.
 		for k, val := range sc.Metadata {
-			where = append(where, "EXISTS (SELECT 1 FROM json_each(v.metadata) WHERE json_each.key = ? AND json_each.value = ?)")
+			where = append(where, "EXISTS (SELECT 1 FROM json_each("+v+".metadata) WHERE json_each.key = ? AND json_each.value = ?)")
 			args = append(args, k, val)
 		}
 	}
@@ -83,6 +90,47 @@ func scanChange(sc scanner) (knowledge.Change, error) {
 		Time:      t,
 		Article:   a,
 	}, nil
+}
+
+// previousJoin joins the version before a change's, aliased pv, which is
+// missing for a first version.
+const previousJoin = ` LEFT JOIN article_versions pv ON pv.article_id = c.article_id AND pv.version = c.version - 1`
+
+// previousColumns are the columns of pv that scanChangeWithPrevious reads
+// after changeColumns.
+const previousColumns = `pv.version, pv.collection, pv.class, pv.tags, pv.metadata, pv.status`
+
+// scanChangeWithPrevious reads changeColumns and previousColumns.
+func scanChangeWithPrevious(sc scanner) (knowledge.Change, error) {
+	var (
+		version                       sql.NullInt64
+		collection, class, tags, meta sql.NullString
+		status                        sql.NullString
+	)
+	c, err := scanChange(extraScanner{sc, []any{&version, &collection, &class, &tags, &meta, &status}})
+	if err != nil || !version.Valid {
+		return c, err
+	}
+	p := &knowledge.Article{ID: c.ArticleID, Version: version.Int64, Collection: collection.String,
+		Class: knowledge.Class(class.String), Status: knowledge.Status(status.String)}
+	if err := json.Unmarshal([]byte(tags.String), &p.Tags); err != nil {
+		return c, fmt.Errorf("sqlite: article %q version %d: stored tags are invalid: %w", p.ID, p.Version, err)
+	}
+	if err := json.Unmarshal([]byte(meta.String), &p.Metadata); err != nil {
+		return c, fmt.Errorf("sqlite: article %q version %d: stored metadata is invalid: %w", p.ID, p.Version, err)
+	}
+	c.Previous = p
+	return c, nil
+}
+
+// extraScanner appends destinations to every Scan of a scanner.
+type extraScanner struct {
+	scanner
+	extra []any
+}
+
+func (e extraScanner) Scan(dest ...any) error {
+	return e.scanner.Scan(append(dest, e.extra...)...)
 }
 
 // changeEntryColumns are the columns that scanChangeEntry reads, for
@@ -127,13 +175,20 @@ func (s *Store) readChanges(ctx context.Context, after int64, limit int, withArt
 		limit = defaultChangeLimit
 	}
 	limit = min(limit, maxChangeLimit)
-	where, args := scopeFilter([]string{"c.cursor > ?"}, []any{after}, filters...)
+	where, args := []string{"c.cursor > ?"}, []any{after}
+	// A change is announced to a scope that its new version matches, or
+	// that the version before matched: one that leaves.
+	if newer, newerArgs := scopeFilter(nil, nil, filters...); len(newer) > 0 {
+		older, olderArgs := scopeFilterOn("pv", nil, nil, filters...)
+		where = append(where, "(("+strings.Join(newer, " AND ")+") OR (pv.article_id IS NOT NULL AND "+strings.Join(older, " AND ")+"))")
+		args = append(append(args, newerArgs...), olderArgs...)
+	}
 	args = append(args, limit)
-	columns, from, scan := changeColumns, changeJoin, scanChange
+	columns, from, scan := changeColumns+", "+previousColumns, changeJoin+previousJoin, scanChangeWithPrevious
 	if !withArticles {
 		columns, scan = changeEntryColumns, scanChangeEntry
-		// Without scope conditions the join can go, because only they
-		// read the version and every entry has one.
+		// Without scope conditions the joins can go, because only they
+		// read the versions and every entry has one.
 		if len(where) == 1 {
 			from = `changes c`
 		}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -197,23 +198,73 @@ func testChangeFilters(t *testing.T, s store.Store) {
 	}
 }
 
+// testFilterUsesVersion checks that a filter matches a change by the
+// version it created, or by the version before when the change leaves the
+// filter's scope, so that readers of the scope learn that the article left.
 func testFilterUsesVersion(t *testing.T, s store.Store) {
+	ctx := context.Background()
 	a := newArticle("moved")
 	a.Collection = "hr"
+	a.Tags = []string{"onboarding"}
+	a.Metadata = map[string]string{"team": "people"}
 	saveAt(t, s, a, 0)
 	a.Collection = "ops"
 	saveAt(t, s, a, 1)
+	a.Body = "Still in ops."
+	a.Tags = nil
+	a.Metadata = map[string]string{"team": "infra"}
+	saveAt(t, s, a, 2)
 	a.Collection = "hr"
 	a.Body = "Moved back."
-	saveAt(t, s, a, 2)
+	saveAt(t, s, a, 3)
 
-	changes, _ := readAll(t, s, 0, 100, knowledge.Scope{Collections: []string{"ops"}})
-	if got, want := changeKeys(changes), []string{"moved@2"}; !slices.Equal(got, want) {
-		t.Errorf("changes in collection ops = %v, want %v (the version's collection decides)", got, want)
+	for _, c := range []struct {
+		name  string
+		scope knowledge.Scope
+		want  []string
+	}{
+		{"collection ops", knowledge.Scope{Collections: []string{"ops"}}, []string{"moved@2", "moved@3", "moved@4"}},
+		{"collection hr", knowledge.Scope{Collections: []string{"hr"}}, []string{"moved@1", "moved@2", "moved@4"}},
+		{"tag onboarding", knowledge.Scope{Tags: []string{"onboarding"}}, []string{"moved@1", "moved@2", "moved@3"}},
+		{"team people", knowledge.Scope{Metadata: map[string]string{"team": "people"}}, []string{"moved@1", "moved@2", "moved@3"}},
+		{"hr and tag onboarding", knowledge.Scope{Collections: []string{"hr"}, Tags: []string{"onboarding"}}, []string{"moved@1", "moved@2"}},
+	} {
+		changes, _ := readAll(t, s, 0, 100, c.scope)
+		if got := changeKeys(changes); !slices.Equal(got, c.want) {
+			t.Errorf("changes in %s = %v, want %v (the new version or the one before decides)", c.name, got, c.want)
+		}
+		page, err := s.ReadChangeEntries(ctx, 0, 100, c.scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := changeKeys(page.Changes); !slices.Equal(got, c.want) {
+			t.Errorf("entries in %s = %v, want %v", c.name, got, c.want)
+		}
 	}
-	changes, _ = readAll(t, s, 0, 100, knowledge.Scope{Collections: []string{"hr"}})
-	if got, want := changeKeys(changes), []string{"moved@1", "moved@3"}; !slices.Equal(got, want) {
-		t.Errorf("changes in collection hr = %v, want %v", got, want)
+
+	// Every change read with articles carries the scope fields of the
+	// version before, and a first version none.
+	changes, _ := readAll(t, s, 0, 100)
+	if len(changes) != 4 {
+		t.Fatalf("read %v, want 4 changes", changeKeys(changes))
+	}
+	if changes[0].Previous != nil {
+		t.Errorf("moved@1 has a previous version %+v, want none", changes[0].Previous)
+	}
+	for i, want := range []knowledge.Article{
+		{ID: "moved", Version: 1, Collection: "hr", Class: knowledge.ClassRunbook, Tags: []string{"onboarding"}, Metadata: map[string]string{"team": "people"}, Status: knowledge.StatusPublished},
+		{ID: "moved", Version: 2, Collection: "ops", Class: knowledge.ClassRunbook, Tags: []string{"onboarding"}, Metadata: map[string]string{"team": "people"}, Status: knowledge.StatusPublished},
+		{ID: "moved", Version: 3, Collection: "ops", Class: knowledge.ClassRunbook, Tags: []string{}, Metadata: map[string]string{"team": "infra"}, Status: knowledge.StatusPublished},
+	} {
+		p := changes[i+1].Previous
+		if p == nil {
+			t.Errorf("moved@%d has no previous version", i+2)
+			continue
+		}
+		if p.ID != want.ID || p.Version != want.Version || p.Collection != want.Collection || p.Class != want.Class ||
+			!slices.Equal(p.Tags, want.Tags) || !maps.Equal(p.Metadata, want.Metadata) || p.Status != want.Status {
+			t.Errorf("moved@%d: previous = %+v, want %+v", i+2, *p, want)
+		}
 	}
 }
 
