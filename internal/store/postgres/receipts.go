@@ -191,16 +191,25 @@ func (s *Store) ArticleProgress(ctx context.Context, in *store.IntegrationState,
 		}
 
 		// Packed rows are found through the article's changes, newest
-		// first, up to the push cursor, which no packed row passes.
-		// NOTE: so a version delivered in a batch no longer counts once
-		// the change log's retention has removed its change.
+		// first, up to the push cursor, which no packed row passes. Only
+		// when none holds a retained change are the events of packed rows
+		// from before the log's oldest entry searched, newest first: that
+		// scan reads every such row of the integration when the article
+		// has none.
 		err = tx.QueryRow(ctx, `SELECT greatest(
 				(SELECT coalesce(max(version), 0) FROM deliveries
 					WHERE integration_id = $1 AND article_id = $2 AND outcome = $3),
-				coalesce((SELECT pc.version FROM changes pc
-					WHERE pc.article_id = $2 AND pc.cursor <= (SELECT push_cursor FROM integrations WHERE id = $1)
-					AND `+packedDelivered("$1", "pc.cursor")+`
-					ORDER BY pc.cursor DESC LIMIT 1), 0))`,
+				coalesce(
+					(SELECT pc.version FROM changes pc
+						WHERE pc.article_id = $2 AND pc.cursor <= (SELECT push_cursor FROM integrations WHERE id = $1)
+						AND `+packedDelivered("$1", "pc.cursor")+`
+						ORDER BY pc.cursor DESC LIMIT 1),
+					(SELECT (e ->> 'v')::bigint FROM deliveries p, jsonb_array_elements(p.events) e
+						WHERE p.integration_id = $1 AND p.events IS NOT NULL
+						AND p.first_cursor < (SELECT coalesce(min(cursor), 0) FROM changes)
+						AND e ->> 'a' = $2
+						ORDER BY p.first_cursor DESC, 1 DESC LIMIT 1),
+					0))`,
 			in.ID, articleID, store.OutcomeDelivered).Scan(&p.Pushed)
 		if err != nil {
 			return mapError(err)

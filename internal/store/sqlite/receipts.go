@@ -200,17 +200,26 @@ func (s *Store) ArticleProgress(ctx context.Context, in *store.IntegrationState,
 		}
 
 		// Packed rows are found through the article's changes, newest
-		// first, up to the push cursor, which no packed row passes.
-		// NOTE: so a version delivered in a batch no longer counts once
-		// the change log's retention has removed its change.
+		// first, up to the push cursor, which no packed row passes. Only
+		// when none holds a retained change are the events of packed rows
+		// from before the log's oldest entry searched, newest first: that
+		// scan reads every such row of the integration when the article
+		// has none.
 		err = tx.QueryRowContext(ctx, `SELECT max(
 				(SELECT coalesce(max(version), 0) FROM deliveries
 					WHERE integration_id = ? AND article_id = ? AND outcome = ?),
-				coalesce((SELECT pc.version FROM changes pc
-					WHERE pc.article_id = ? AND pc.cursor <= (SELECT push_cursor FROM integrations WHERE id = ?)
-					AND `+packedDelivered("?", "pc.cursor")+`
-					ORDER BY pc.cursor DESC LIMIT 1), 0))`,
-			in.ID, articleID, store.OutcomeDelivered, articleID, in.ID, in.ID).Scan(&p.Pushed)
+				coalesce(
+					(SELECT pc.version FROM changes pc
+						WHERE pc.article_id = ? AND pc.cursor <= (SELECT push_cursor FROM integrations WHERE id = ?)
+						AND `+packedDelivered("?", "pc.cursor")+`
+						ORDER BY pc.cursor DESC LIMIT 1),
+					(SELECT e.value ->> 'v' FROM deliveries p, json_each(p.events) e
+						WHERE p.integration_id = ? AND p.events IS NOT NULL
+						AND p.first_cursor < (SELECT coalesce(min(cursor), 0) FROM changes)
+						AND e.value ->> 'a' = ?
+						ORDER BY p.first_cursor DESC, 1 DESC LIMIT 1),
+					0))`,
+			in.ID, articleID, store.OutcomeDelivered, articleID, in.ID, in.ID, in.ID, articleID).Scan(&p.Pushed)
 		if err != nil {
 			return mapError(err)
 		}
