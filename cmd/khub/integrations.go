@@ -15,6 +15,10 @@ import (
 	"github.com/khub-dev/khub/internal/knowledge"
 )
 
+// maxDeliveryLimit is the largest --limit of delivery history the API
+// accepts.
+const maxDeliveryLimit = 1000
+
 func newIntegrationsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "integrations",
@@ -192,6 +196,9 @@ func newIntegrationsDeliveriesCmd() *cobra.Command {
   khub integrations deliveries safety-board --article forklift-lanes --since 2h`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if q.Limit < 1 || q.Limit > maxDeliveryLimit {
+				return fmt.Errorf("--limit %d is invalid: give a number of attempts from 1 to %d", q.Limit, maxDeliveryLimit)
+			}
 			c, err := r.client()
 			if err != nil {
 				return err
@@ -223,16 +230,18 @@ func newIntegrationsDeliveriesCmd() *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tEVENT\tARTICLE\tVERSION\tATTEMPT\tSTATUS\tLATENCY\tOUTCOME\tERROR")
+			// A batched request's attempts share its webhook-id, so the
+			// cursor tells their events apart.
+			fmt.Fprintln(tw, "TIME\tEVENT\tCURSOR\tARTICLE\tVERSION\tATTEMPT\tSTATUS\tLATENCY\tOUTCOME\tERROR")
 			for _, d := range ds {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.1fms\t%s\t%s\n", d.StartedAt.Local().Format(time.TimeOnly), d.EventID,
-					d.ArticleID, d.Version, d.Attempt, d.StatusCode, d.LatencyMS, d.Outcome, d.Error)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%.1fms\t%s\t%s\n", d.StartedAt.Local().Format(time.TimeOnly), d.EventID,
+					d.Cursor, d.ArticleID, d.Version, d.Attempt, d.StatusCode, d.LatencyMS, d.Outcome, d.Error)
 			}
 			return tw.Flush()
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&q.Limit, "limit", 50, "number of attempts to list, 1 to 1000")
+	f.IntVar(&q.Limit, "limit", 50, fmt.Sprintf("number of attempts to list, 1 to %d", maxDeliveryLimit))
 	f.StringVar(&q.Status, "status", "", "only attempts with this outcome: delivered, retrying or failed")
 	f.StringVar(&q.ArticleID, "article", "", "only attempts that carried this article id")
 	f.StringVar(&since, "since", "", "only attempts started at or after this time: RFC 3339 such as 2026-03-01T12:00:00Z, or a duration ago such as 2h")

@@ -135,6 +135,11 @@ func TestDeliveryCommands(t *testing.T) {
 	if _, err := runCLI(t, c, "integrations", "deliveries", "board", "--since", "last week"); err == nil || !strings.Contains(err.Error(), "--since") {
 		t.Errorf("deliveries --since 'last week': err = %v, want the flag named", err)
 	}
+	for _, limit := range []string{"0", "-1", "1001"} {
+		if _, err := runCLI(t, c, "integrations", "deliveries", "board", "--limit", limit); err == nil || !strings.Contains(err.Error(), "1 to 1000") {
+			t.Errorf("deliveries --limit %s: err = %v, want an error naming the range", limit, err)
+		}
+	}
 
 	out, err = runCLI(t, c, "integrations", "replay", "board", "--event", eventID)
 	if err != nil || !strings.Contains(out, "replaying cursors") {
