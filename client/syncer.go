@@ -87,9 +87,9 @@ type SyncerStats struct {
 //
 // The syncer reports its cursor to POST /v1/cursor as it applies changes,
 // so the integration's freshness counts what the local copy contains. An
-// article that leaves the scope by a change of class, tags or metadata
-// stays in the copy until the syncer next reads it: the hub sends no
-// change for it, because the new version is outside the scope.
+// article that leaves the scope by a change of class, collection, tags or
+// metadata is dropped from the copy: the hub sends its change to the
+// scope it left, and reading the article then gives 404.
 type Syncer struct {
 	client *Client
 	opts   SyncerOptions

@@ -70,8 +70,14 @@ func VerifyWebhook(secret string, header http.Header, body []byte, tolerance tim
 	return ErrNoMatch
 }
 
+// EventRemoved is the type of the event for a change that moved an
+// article out of the integration's scope. Its Data holds only the
+// article's ID and Version; the receiver should drop its copy.
+const EventRemoved = "khub.article.removed"
+
 // Event is a CloudEvents 1.0 event as khub pushes it. Data is the article
-// version the change created.
+// version the change created, or for EventRemoved only its id and
+// version.
 type Event struct {
 	SpecVersion     string    `json:"specversion"`
 	ID              string    `json:"id"`

@@ -28,8 +28,10 @@ func (s Scope) Matches(a *Article) bool {
 	if len(s.Tags) > 0 && !slices.ContainsFunc(s.Tags, func(t string) bool { return slices.Contains(a.Tags, t) }) {
 		return false
 	}
+	// A key must be present, even for an empty value, as the stores'
+	// queries require.
 	for k, v := range s.Metadata {
-		if a.Metadata[k] != v {
+		if got, ok := a.Metadata[k]; !ok || got != v {
 			return false
 		}
 	}

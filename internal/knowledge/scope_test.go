@@ -80,3 +80,15 @@ func TestScopeLeavesAndAnnounces(t *testing.T) {
 		t.Error("hybrid PushesChange(runbook edited inside the scope) = true, want false")
 	}
 }
+
+// TestScopeMetadataNeedsKey checks that a scope's metadata key must be on
+// the article even when its value is empty, as the stores' queries decide.
+func TestScopeMetadataNeedsKey(t *testing.T) {
+	s := Scope{Metadata: map[string]string{"flag": ""}}
+	if s.Matches(&Article{Metadata: map[string]string{}}) {
+		t.Error("scope flag=\"\" matches an article without the key, want no match")
+	}
+	if !s.Matches(&Article{Metadata: map[string]string{"flag": ""}}) {
+		t.Error("scope flag=\"\" does not match an article with flag=\"\"")
+	}
+}
