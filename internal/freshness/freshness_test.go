@@ -185,7 +185,7 @@ func TestFailedDeliveryStaysStale(t *testing.T) {
 	}
 }
 
-func TestFailedDeliverySettledBySkip(t *testing.T) {
+func TestFailedDeliverySettledByRemoval(t *testing.T) {
 	st, _ := setup(t, knowledge.PatternPush)
 	in := knowledge.Integration{ID: "int_pol", Name: "policies", Pattern: knowledge.PatternPush, Freshness: 10 * time.Minute, CreatedAt: t0,
 		Scope: knowledge.Scope{Classes: []knowledge.Class{knowledge.ClassPolicy}}}
@@ -199,13 +199,15 @@ func TestFailedDeliverySettledBySkip(t *testing.T) {
 		t.Errorf("after a failed delivery: staleness %s, want 5m", r.Staleness)
 	}
 
-	// The article leaves the scope; the dispatcher skips its change.
-	moved := write(t, st, "a", "runbook", time.Minute)
-	if err := st.CommitDelivery(context.Background(), store.DeliveryCommit{IntegrationID: in.ID, PushCursor: moved}); err != nil {
-		t.Fatal(err)
+	// The article leaves the scope. The dispatcher sends that change as a
+	// removal, and until the tool has it, the failure still counts.
+	moved := change(t, st, write(t, st, "a", "runbook", time.Minute))
+	if r := measure(t, st, in.ID, t0.Add(5*time.Minute)); r.Staleness != 5*time.Minute {
+		t.Errorf("after the article left the scope: staleness %s, want 5m", r.Staleness)
 	}
+	deliver(t, st, in.ID, moved)
 	if r := measure(t, st, in.ID, t0.Add(5*time.Minute)); r.Staleness != 0 {
-		t.Errorf("after the article left the scope: staleness %s, want 0", r.Staleness)
+		t.Errorf("after the removal was delivered: staleness %s, want 0", r.Staleness)
 	}
 }
 

@@ -347,7 +347,7 @@ func (d *dispatcher) deliverPage(ctx context.Context, changes []knowledge.Change
 		if r.before > 0 {
 			d.advance(r.before)
 		}
-		out := d.deliver(ctx, r.changes, bodies.get(i))
+		out := d.deliver(ctx, r.changes, r.leaving, bodies.get(i))
 		if out != finished {
 			return out
 		}
@@ -481,7 +481,7 @@ func (b *pageBodies) stop() {
 // deliver sends one request with the changes until it is delivered, fails
 // for good or the dispatcher stops or is disabled. The body is built once,
 // so every attempt sends the same bytes with the same webhook-id.
-func (d *dispatcher) deliver(ctx context.Context, changes []*knowledge.Change, enc encodedBody) outcome {
+func (d *dispatcher) deliver(ctx context.Context, changes []*knowledge.Change, leaving []bool, enc encodedBody) outcome {
 	cfg := &d.m.cfg
 	first := changes[0]
 	requestID := EventID(first)
@@ -512,7 +512,7 @@ func (d *dispatcher) deliver(ctx context.Context, changes []*knowledge.Change, e
 	body, contentType, err := enc.body, enc.contentType, enc.err
 	if err != nil {
 		res := attemptResult{started: cfg.Now(), errText: "encode event: " + err.Error()}
-		d.finishFailed(d.newAttempts(changes, requestID, attempt+1, res), false)
+		d.finishFailed(d.newAttempts(changes, leaving, requestID, attempt+1, res), false)
 		return finished
 	}
 
@@ -533,7 +533,7 @@ func (d *dispatcher) deliver(ctx context.Context, changes []*knowledge.Change, e
 			// they are sent again after a restart.
 			return stopped
 		}
-		recs := d.newAttempts(changes, requestID, attempt, res)
+		recs := d.newAttempts(changes, leaving, requestID, attempt, res)
 		if res.errText == "" {
 			d.finishDelivered(changes, recs)
 			return finished
@@ -720,11 +720,19 @@ func (d *dispatcher) send(ctx context.Context, requestID, contentType string, bo
 	return res
 }
 
-// newAttempts returns one attempt record per change of a request.
-func (d *dispatcher) newAttempts(changes []*knowledge.Change, requestID string, attempt int, res attemptResult) []store.Attempt {
+// removedType is the change type that delivery history records for a
+// change sent as a removal, because the article left the scope.
+const removedType knowledge.ChangeType = "removed"
+
+// newAttempts returns one attempt record per change of a request. leaving
+// marks the changes sent as removals, or is nil for none.
+func (d *dispatcher) newAttempts(changes []*knowledge.Change, leaving []bool, requestID string, attempt int, res attemptResult) []store.Attempt {
 	recs := make([]store.Attempt, len(changes))
 	for i, c := range changes {
 		recs[i] = d.newAttempt(c, requestID, attempt, res)
+		if leaving != nil && leaving[i] {
+			recs[i].Type = removedType
+		}
 	}
 	return recs
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -536,6 +537,16 @@ func TestLeavingScopeSendsRemoval(t *testing.T) {
 			if bytes.Contains(d.Body, []byte(secret)) {
 				t.Errorf("removal %s carries %q from the version outside the scope: %s", d.ID, secret, d.Body)
 			}
+		}
+	}
+	// Delivery history says what was sent.
+	for _, id := range []string{"int-push", "int-hybrid"} {
+		var types []string
+		for _, a := range h.attempts(id) {
+			types = append(types, fmt.Sprintf("%d:%s", a.Cursor, a.Type))
+		}
+		if want := fmt.Sprintf("%d:removed", moved.Cursor); !slices.Contains(types, want) {
+			t.Errorf("%s history %v, want %s", id, types, want)
 		}
 	}
 }

@@ -81,10 +81,8 @@ type Store interface {
 	// OldestChangeAfter returns the oldest change after the cursor that
 	// matches every filter and, when pushedOnly is set, that the
 	// integration's pattern pushes. It returns ErrNotFound when there is none.
-	//
-	// NOTE: unlike ReadChanges, it matches the new version only, so a
-	// change that moves an article out of the scope does not make the
-	// integration stale while its tool has not yet dropped the article.
+	// As in ReadChanges, a change that moves an article out of the
+	// integration's scope counts, and hybrid pushes it.
 	OldestChangeAfter(ctx context.Context, in *knowledge.Integration, after int64, pushedOnly bool) (knowledge.Change, error)
 	// OldestFailedChange returns the oldest change after the cursor whose
 	// delivery to the integration ended with OutcomeFailed and that nothing

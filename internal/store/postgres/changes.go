@@ -235,8 +235,15 @@ func (s *Store) HeadCursor(ctx context.Context) (int64, error) {
 func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration, after int64, pushedOnly bool) (knowledge.Change, error) {
 	var args queryArgs
 	where := []string{"c.cursor > " + args.add(after)}
+	leaves := "FALSE"
 	if in != nil {
-		where = scopeFilter(where, &args, in.Scope)
+		// As ReadChanges, a change counts when its new version is in the
+		// scope or when it leaves the scope.
+		if newer := scopeFilter(nil, &args, in.Scope); len(newer) > 0 {
+			older := scopeFilterOn("pv", nil, &args, in.Scope)
+			where = append(where, "(("+strings.Join(newer, " AND ")+") OR (pv.article_id IS NOT NULL AND "+strings.Join(older, " AND ")+"))")
+			leaves = "(pv.article_id IS NOT NULL AND " + strings.Join(older, " AND ") + " AND NOT (" + strings.Join(newer, " AND ") + "))"
+		}
 	}
 	if pushedOnly {
 		if in == nil {
@@ -245,12 +252,14 @@ func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration
 		switch in.Pattern {
 		case knowledge.PatternPush:
 		case knowledge.PatternHybrid:
-			where = append(where, hybridPushes(&args, "c"))
+			// Hybrid pushes a change that leaves the scope, as
+			// Integration.PushesChange does.
+			where = append(where, "("+hybridPushes(&args, "c")+" OR "+leaves+")")
 		default:
 			return knowledge.Change{}, fmt.Errorf("integration %q with pattern %q pushes no changes: %w", in.ID, in.Pattern, store.ErrNotFound)
 		}
 	}
-	query := `SELECT ` + changeColumns + ` FROM ` + changeJoin +
+	query := `SELECT ` + changeColumns + ` FROM ` + changeJoin + previousJoin +
 		` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY c.cursor LIMIT 1`
 	c, err := scanChange(s.pool.QueryRow(ctx, query, args...))
 	if err != nil {
@@ -293,19 +302,23 @@ func (s *Store) OldestFailedChange(ctx context.Context, in *knowledge.Integratio
 
 	var args queryArgs
 	id, cursor := args.add(in.ID), args.add(after)
-	// wanted holds for a later change of the article that the dispatcher
-	// tries to deliver. Any other later change up to the push cursor was
-	// skipped, and that settles the failure.
-	wanted := scopeFilter(nil, &args, in.Scope)
+	// A later change of the article up to the push cursor that is in the
+	// scope but that the pattern does not push settles the failure: the
+	// tool reads that version when it pulls. Push sends every change in
+	// the scope, and a change that leaves the scope as a removal, so for
+	// push only a delivery settles a failure. A later change outside the
+	// scope settles nothing, because the tool still holds what it had.
+	skippedCond := ""
 	switch in.Pattern {
 	case knowledge.PatternPush:
 	case knowledge.PatternHybrid:
-		wanted = append(wanted, hybridPushes(&args, "later"))
+		skipped := append(scopeFilter(nil, &args, in.Scope), "NOT "+hybridPushes(&args, "later"))
+		skippedCond = `AND NOT EXISTS (SELECT 1 FROM changes later
+			JOIN article_versions v ON v.article_id = later.article_id AND v.version = later.version
+			WHERE later.article_id = d.article_id AND later.cursor > d.cursor AND later.cursor <= i.push_cursor
+			AND ` + strings.Join(skipped, " AND ") + `)`
 	default:
 		return knowledge.Change{}, fmt.Errorf("integration %q with pattern %q pushes no changes: %w", in.ID, in.Pattern, store.ErrNotFound)
-	}
-	if len(wanted) == 0 {
-		wanted = []string{"TRUE"}
 	}
 
 	// The outcomes are literals rather than parameters, so that every plan,
@@ -323,10 +336,7 @@ func (s *Store) OldestFailedChange(ctx context.Context, in *knowledge.Integratio
 		AND NOT EXISTS (SELECT 1 FROM changes pc
 			WHERE pc.article_id = d.article_id AND pc.cursor >= d.cursor AND pc.cursor <= i.push_cursor
 			AND ` + packedDelivered("d.integration_id", "pc.cursor") + `)
-		AND NOT EXISTS (SELECT 1 FROM changes later
-			JOIN article_versions v ON v.article_id = later.article_id AND v.version = later.version
-			WHERE later.article_id = d.article_id AND later.cursor > d.cursor AND later.cursor <= i.push_cursor
-			AND NOT (` + strings.Join(wanted, " AND ") + `))
+		` + skippedCond + `
 		ORDER BY d.cursor LIMIT 1`
 
 	c, err := scanChange(s.pool.QueryRow(ctx, query, args...))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/khub-dev/khub/internal/knowledge"
@@ -252,8 +253,17 @@ func (s *Store) HeadCursor(ctx context.Context) (int64, error) {
 func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration, after int64, pushedOnly bool) (knowledge.Change, error) {
 	where := []string{"c.cursor > ?"}
 	args := []any{after}
+	leaves, leavesArgs := "FALSE", []any(nil)
 	if in != nil {
-		where, args = scopeFilter(where, args, in.Scope)
+		// As ReadChanges, a change counts when its new version is in the
+		// scope or when it leaves the scope.
+		if newer, newerArgs := scopeFilter(nil, nil, in.Scope); len(newer) > 0 {
+			older, olderArgs := scopeFilterOn("pv", nil, nil, in.Scope)
+			where = append(where, "(("+strings.Join(newer, " AND ")+") OR (pv.article_id IS NOT NULL AND "+strings.Join(older, " AND ")+"))")
+			args = append(append(args, newerArgs...), olderArgs...)
+			leaves = "(pv.article_id IS NOT NULL AND " + strings.Join(older, " AND ") + " AND NOT (" + strings.Join(newer, " AND ") + "))"
+			leavesArgs = append(slices.Clone(olderArgs), newerArgs...)
+		}
 	}
 	if pushedOnly {
 		if in == nil {
@@ -262,14 +272,16 @@ func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration
 		switch in.Pattern {
 		case knowledge.PatternPush:
 		case knowledge.PatternHybrid:
+			// Hybrid pushes a change that leaves the scope, as
+			// Integration.PushesChange does.
 			cond, condArgs := hybridPushes("c")
-			where = append(where, cond)
-			args = append(args, condArgs...)
+			where = append(where, "("+cond+" OR "+leaves+")")
+			args = append(append(args, condArgs...), leavesArgs...)
 		default:
 			return knowledge.Change{}, fmt.Errorf("integration %q with pattern %q pushes no changes: %w", in.ID, in.Pattern, store.ErrNotFound)
 		}
 	}
-	query := `SELECT ` + changeColumns + ` FROM ` + changeJoin +
+	query := `SELECT ` + changeColumns + ` FROM ` + changeJoin + previousJoin +
 		` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY c.cursor LIMIT 1`
 	c, err := scanChange(s.reader.QueryRowContext(ctx, query, args...))
 	if err != nil {
@@ -310,21 +322,26 @@ func (s *Store) OldestFailedChange(ctx context.Context, in *knowledge.Integratio
 		return knowledge.Change{}, errors.New("sqlite: oldest failed change: an integration is required")
 	}
 
-	// wanted holds for a later change of the article that the dispatcher
-	// tries to deliver. Any other later change up to the push cursor was
-	// skipped, and that settles the failure.
-	wanted, wantedArgs := scopeFilter(nil, nil, in.Scope)
+	// A later change of the article up to the push cursor that is in the
+	// scope but that the pattern does not push settles the failure: the
+	// tool reads that version when it pulls. Push sends every change in
+	// the scope, and a change that leaves the scope as a removal, so for
+	// push only a delivery settles a failure. A later change outside the
+	// scope settles nothing, because the tool still holds what it had.
+	skippedCond, skippedArgs := "", []any(nil)
 	switch in.Pattern {
 	case knowledge.PatternPush:
 	case knowledge.PatternHybrid:
+		skipped, args := scopeFilter(nil, nil, in.Scope)
 		cond, condArgs := hybridPushes("later")
-		wanted = append(wanted, cond)
-		wantedArgs = append(wantedArgs, condArgs...)
+		skipped = append(skipped, "NOT "+cond)
+		skippedArgs = append(args, condArgs...)
+		skippedCond = `AND NOT EXISTS (SELECT 1 FROM changes later
+			JOIN article_versions v ON v.article_id = later.article_id AND v.version = later.version
+			WHERE later.article_id = d.article_id AND later.cursor > d.cursor AND later.cursor <= i.push_cursor
+			AND ` + strings.Join(skipped, " AND ") + `)`
 	default:
 		return knowledge.Change{}, fmt.Errorf("integration %q with pattern %q pushes no changes: %w", in.ID, in.Pattern, store.ErrNotFound)
-	}
-	if len(wanted) == 0 {
-		wanted = []string{"TRUE"}
 	}
 
 	// The outcome is a literal rather than a parameter, so that SQLite can
@@ -341,13 +358,10 @@ func (s *Store) OldestFailedChange(ctx context.Context, in *knowledge.Integratio
 		AND NOT EXISTS (SELECT 1 FROM changes pc
 			WHERE pc.article_id = d.article_id AND pc.cursor >= d.cursor AND pc.cursor <= i.push_cursor
 			AND ` + packedDelivered("d.integration_id", "pc.cursor") + `)
-		AND NOT EXISTS (SELECT 1 FROM changes later
-			JOIN article_versions v ON v.article_id = later.article_id AND v.version = later.version
-			WHERE later.article_id = d.article_id AND later.cursor > d.cursor AND later.cursor <= i.push_cursor
-			AND NOT (` + strings.Join(wanted, " AND ") + `))
+		` + skippedCond + `
 		ORDER BY d.cursor LIMIT 1`
 
-	args := append([]any{in.ID, after}, wantedArgs...)
+	args := append([]any{in.ID, after}, skippedArgs...)
 	c, err := scanChange(s.reader.QueryRowContext(ctx, query, args...))
 	if err != nil {
 		return knowledge.Change{}, fmt.Errorf("failed delivery of integration %q after cursor %d: %w", in.ID, after, err)

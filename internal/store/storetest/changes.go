@@ -26,6 +26,7 @@ func runChanges(t *testing.T, open opener) {
 	subtest(t, "OldestChangeAfterHybrid", open, testOldestHybrid)
 	subtest(t, "OldestChangeAfterPull", open, testOldestPull)
 	subtest(t, "OldestChangeAfterScope", open, testOldestScope)
+	subtest(t, "OldestChangeAfterLeaving", open, testOldestLeaving)
 }
 
 func testEmptyLog(t *testing.T, s store.Store) {
@@ -540,4 +541,24 @@ func testOldestScope(t *testing.T, s store.Store) {
 		Scope: knowledge.Scope{Classes: []knowledge.Class{knowledge.ClassRunbook}}}
 	wantOldest(t, s, runbooks, 0, true, c[3])
 	wantOldest(t, s, runbooks, 0, false, c[0])
+}
+
+// testOldestLeaving checks that a change that moves a runbook out of a
+// scope counts for that scope, also for hybrid, which pushes it although
+// runbooks are not time-sensitive.
+func testOldestLeaving(t *testing.T, s store.Store) {
+	a := newArticle("moved")
+	a.Collection = "hr"
+	first := saveAt(t, s, a, 0)
+	a.Collection = "ops"
+	left := saveAt(t, s, a, 1)
+	a.Body = "Edited outside."
+	saveAt(t, s, a, 2)
+
+	for _, pattern := range []knowledge.Pattern{knowledge.PatternPush, knowledge.PatternHybrid} {
+		in := &knowledge.Integration{ID: "hr", Pattern: pattern, Scope: knowledge.Scope{Collections: []string{"hr"}}}
+		wantOldest(t, s, in, first.Change.Cursor, true, left.Change.Cursor)
+		wantOldest(t, s, in, first.Change.Cursor, false, left.Change.Cursor)
+		wantOldest(t, s, in, left.Change.Cursor, false, 0)
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 func runFailedDeliveries(t *testing.T, open opener) {
 	subtest(t, "Push", open, testFailedPush)
+	subtest(t, "Removal", open, testFailedRemoval)
 	subtest(t, "Hybrid", open, testFailedHybrid)
 	subtest(t, "PerIntegration", open, testFailedPerIntegration)
 	subtest(t, "Pull", open, testFailedPull)
@@ -117,10 +118,28 @@ func testFailedPush(t *testing.T, s store.Store) {
 	wantFailed(t, s, &in, 0, &c[0])
 	wantFailed(t, s, &in, c[0].Cursor, &c[2])
 
-	// The reclassed policy left the scope and was skipped: the tool will
-	// not get a later version, so both failures are settled.
+	// The reclassed policy left the scope. Push sends that change as a
+	// removal, so moving past it settles nothing; its delivery does.
 	advance(t, s, in.ID, c[4].Cursor)
+	wantFailed(t, s, &in, 0, &c[0])
+	commit(c[4], store.OutcomeDelivered, c[4].Cursor)
 	wantFailed(t, s, &in, 0, nil)
+}
+
+// testFailedRemoval fails the removal of an article that left the scope
+// and checks that later changes outside the scope do not settle it: the
+// tool still holds the article.
+func testFailedRemoval(t *testing.T, s store.Store) {
+	c := seedFailed(t, s)
+	in := knowledge.Integration{ID: "wh", Name: "wh", Pattern: knowledge.PatternPush, CreatedAt: at(0),
+		Scope: knowledge.Scope{Classes: []knowledge.Class{knowledge.ClassPolicy}}}
+	commit := failedSeed(t, s, in)
+	commit(c[4], store.OutcomeFailed, c[4].Cursor)
+	pol := newArticle("pol")
+	pol.Body = "Edited as a runbook."
+	later := saveAt(t, s, pol, 5)
+	advance(t, s, in.ID, later.Change.Cursor)
+	wantFailed(t, s, &in, 0, &c[4])
 }
 
 func testFailedHybrid(t *testing.T, s store.Store) {
