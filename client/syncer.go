@@ -382,7 +382,13 @@ func (s *Syncer) readStream(ctx context.Context, r *streamReader, b *backoff) er
 // apply brings the copy of a changed article up to date, unless it is as
 // new already, and moves the cursor to the change.
 func (s *Syncer) apply(ctx context.Context, ch Change) error {
-	if s.knownVersion(ch.ArticleID) < ch.Version {
+	switch {
+	case s.knownVersion(ch.ArticleID) >= ch.Version:
+		// A reload already read this version or a newer one.
+	case ch.Type == ChangeRemoved:
+		// The article left the scope, so a fetch would give 404.
+		s.remove(ch.ArticleID, ch.Version)
+	default:
 		if err := s.fetch(ctx, ch.ArticleID, ch.Version); err != nil {
 			return err
 		}

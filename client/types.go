@@ -282,12 +282,17 @@ type FacetCount struct {
 
 // Change is one entry of the change feed.
 type Change struct {
-	Cursor    int64     `json:"cursor"`
-	ArticleID string    `json:"article_id"`
-	Version   int64     `json:"version"`
-	Type      string    `json:"type"`
-	Time      time.Time `json:"time"`
+	Cursor    int64  `json:"cursor"`
+	ArticleID string `json:"article_id"`
+	Version   int64  `json:"version"`
+	// Type is created, updated, deprecated or archived, or ChangeRemoved.
+	Type string    `json:"type"`
+	Time time.Time `json:"time"`
 }
+
+// ChangeRemoved is the Type of a change that moved the article out of the
+// caller's scope: the article now reads as not found.
+const ChangeRemoved = "removed"
 
 // ChangesPage is the response of GET /v1/changes. Next is the cursor to
 // pass as after in the following call, and it can move past entries

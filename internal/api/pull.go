@@ -342,7 +342,7 @@ func appendChangesPage(b []byte, changes []knowledge.Change, next int64) []byte 
 		b = append(b, `,"version":`...)
 		b = strconv.AppendInt(b, c.Version, 10)
 		b = append(b, `,"type":`...)
-		b = appendJSONString(b, string(c.Type))
+		b = appendJSONString(b, string(visibleType(c)))
 		b = append(b, `,"time":`...)
 		b = appendJSONTime(b, c.Time)
 		b = append(b, '}')
@@ -350,6 +350,17 @@ func appendChangesPage(b []byte, changes []knowledge.Change, next int64) []byte 
 	b = append(b, `],"next":`...)
 	b = strconv.AppendInt(b, next, 10)
 	return append(b, "}\n"...)
+}
+
+// visibleType is the type of a change as a reader of the scope it was read
+// for sees it: removed for a change that moved the article out of the
+// scope, whose own type would tell something of the version the reader
+// may not see.
+func visibleType(c *knowledge.Change) knowledge.ChangeType {
+	if c.Left {
+		return knowledge.ChangeRemoved
+	}
+	return c.Type
 }
 
 // appendJSONString appends s as a JSON string, as writeJSON writes it.

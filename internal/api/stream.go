@@ -470,7 +470,7 @@ func (st *sseStream) fail(ctx context.Context, what string, err error) {
 
 // appendEvent appends the change event of c to buf.
 func appendEvent(buf []byte, c *knowledge.Change) ([]byte, error) {
-	data, err := json.Marshal(client.Change{Cursor: c.Cursor, ArticleID: c.ArticleID, Version: c.Version, Type: string(c.Type), Time: c.Time})
+	data, err := json.Marshal(client.Change{Cursor: c.Cursor, ArticleID: c.ArticleID, Version: c.Version, Type: string(visibleType(c)), Time: c.Time})
 	if err != nil {
 		return buf, err
 	}
@@ -544,10 +544,21 @@ func (t *changeTail) read(ctx context.Context, after, head int64, limit int, sco
 	scanned, n := t.end, 0
 	for i := t.index(after); i < len(t.entries); i++ {
 		e := &t.entries[i]
-		if !announcedToAll(scope, &e.change) {
+		announced, left := announcedToAll(scope, &e.change)
+		if !announced {
 			continue
 		}
-		buf = append(buf, e.event...)
+		if left {
+			// The shared event has the change's own type.
+			c := e.change
+			c.Left = true
+			var err error
+			if buf, err = appendEvent(buf, &c); err != nil {
+				return buf, 0, after, err
+			}
+		} else {
+			buf = append(buf, e.event...)
+		}
 		n++
 		if n == limit {
 			scanned = e.change.Cursor
@@ -575,9 +586,13 @@ func (t *changeTail) fill(ctx context.Context) error {
 		a := &c.Article
 		t.entries = append(t.entries, tailEntry{
 			change: knowledge.Change{
-				Cursor:   c.Cursor,
-				Article:  knowledge.Article{ID: a.ID, Collection: a.Collection, Class: a.Class, Tags: a.Tags, Metadata: a.Metadata, Status: a.Status},
-				Previous: c.Previous,
+				Cursor:    c.Cursor,
+				ArticleID: c.ArticleID,
+				Version:   c.Version,
+				Type:      c.Type,
+				Time:      c.Time,
+				Article:   knowledge.Article{ID: a.ID, Collection: a.Collection, Class: a.Class, Tags: a.Tags, Metadata: a.Metadata, Status: a.Status},
+				Previous:  c.Previous,
 			},
 			event: event,
 		})
@@ -600,8 +615,8 @@ func (t *changeTail) index(after int64) int {
 
 // announcedToAll reports whether the change is announced to a reader of
 // every scope, as store.ReadChanges decides it: the new version matches
-// them all, or the version before did.
-func announcedToAll(scopes []knowledge.Scope, c *knowledge.Change) bool {
+// them all, or the version before did. left reports the second case.
+func announcedToAll(scopes []knowledge.Scope, c *knowledge.Change) (announced, left bool) {
 	matchAll := func(a *knowledge.Article) bool {
 		for i := range scopes {
 			if !scopes[i].Matches(a) {
@@ -610,7 +625,11 @@ func announcedToAll(scopes []knowledge.Scope, c *knowledge.Change) bool {
 		}
 		return true
 	}
-	return matchAll(&c.Article) || (c.Previous != nil && matchAll(c.Previous))
+	if matchAll(&c.Article) {
+		return true, false
+	}
+	left = c.Previous != nil && matchAll(c.Previous)
+	return left, left
 }
 
 // readStore reads changes from the store for a stream that is behind the

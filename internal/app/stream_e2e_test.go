@@ -251,14 +251,27 @@ func TestStreamScopeIsolation(t *testing.T) {
 	// whose readers then find the article gone.
 	put(t, c, article("rb", "policy", "Failover", "Promote the replica."))
 
-	for version := int64(1); version <= 2; version++ {
-		if ch := helpdesk.change(); ch.ArticleID != "rb" || ch.Version != version {
-			t.Errorf("helpdesk stream sent %s@%d, want rb@%d", ch.ArticleID, ch.Version, version)
+	for i, typ := range []string{"created", client.ChangeRemoved} {
+		version := int64(i + 1)
+		if ch := helpdesk.change(); ch.ArticleID != "rb" || ch.Version != version || ch.Type != typ {
+			t.Errorf("helpdesk stream sent %s@%d %s, want rb@%d %s", ch.ArticleID, ch.Version, ch.Type, version, typ)
 		}
 	}
 	helpdesk.quiet(200 * time.Millisecond)
 	if _, err := pc.GetArticle(context.Background(), "rb"); !client.IsNotFound(err) {
 		t.Errorf("helpdesk reads rb after it left the scope: err = %v, want not found", err)
+	}
+	// The feed says the same; the admin, whose scope rb never left, sees
+	// the change's own type.
+	page, err := pc.Changes(context.Background(), 0, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(page.Changes); n != 2 || page.Changes[1].Type != client.ChangeRemoved {
+		t.Errorf("helpdesk feed = %+v, want rb created and removed", page.Changes)
+	}
+	if page, err = c.Changes(context.Background(), 0, 10, 0); err != nil || page.Changes[len(page.Changes)-1].Type != "updated" {
+		t.Errorf("admin feed = %+v, %v, want the last change updated", page.Changes, err)
 	}
 	if ch := crm.change(); ch.ArticleID != "ref" {
 		t.Errorf("crm stream sent %s, want only ref", ch.ArticleID)

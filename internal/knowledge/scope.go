@@ -198,7 +198,16 @@ type Change struct {
 	// tests (collection, class, tags, metadata) and the status, or nil
 	// for a first version or when the reader did not load it.
 	Previous *Article `json:"-"`
+	// Left is set by a filtered read of the change log when the change
+	// matched only by the version before: it moves the article out of
+	// the filters' scope.
+	Left bool `json:"-"`
 }
+
+// ChangeRemoved is the type under which a reader of a scope sees a change
+// that moved an article out of it, in place of the change's own type,
+// which would tell something of the version it may not read.
+const ChangeRemoved ChangeType = "removed"
 
 // Leaves reports whether the change moves its article out of the scope:
 // the version before matched and the new one does not. A reader of the

@@ -720,10 +720,6 @@ func (d *dispatcher) send(ctx context.Context, requestID, contentType string, bo
 	return res
 }
 
-// removedType is the change type that delivery history records for a
-// change sent as a removal, because the article left the scope.
-const removedType knowledge.ChangeType = "removed"
-
 // newAttempts returns one attempt record per change of a request. leaving
 // marks the changes sent as removals, or is nil for none.
 func (d *dispatcher) newAttempts(changes []*knowledge.Change, leaving []bool, requestID string, attempt int, res attemptResult) []store.Attempt {
@@ -731,7 +727,7 @@ func (d *dispatcher) newAttempts(changes []*knowledge.Change, leaving []bool, re
 	for i, c := range changes {
 		recs[i] = d.newAttempt(c, requestID, attempt, res)
 		if leaving != nil && leaving[i] {
-			recs[i].Type = removedType
+			recs[i].Type = knowledge.ChangeRemoved
 		}
 	}
 	return recs

@@ -107,7 +107,7 @@ func BuildEvent(source string, c *knowledge.Change) ([]byte, error) {
 // article out of an integration's scope. Its data holds only the article's
 // id and new version, because the tool may not see that version: the
 // receiver must drop its copy of the article.
-const RemovedEventType = EventTypePrefix + "removed"
+const RemovedEventType = EventTypePrefix + string(knowledge.ChangeRemoved)
 
 // removedData is the data of a RemovedEventType event.
 type removedData struct {

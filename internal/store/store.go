@@ -61,7 +61,8 @@ type Store interface {
 	// An entry matches when its new version matches every filter, or when
 	// the version before did: a change that moves an article out of a
 	// scope is returned for that scope, so that its readers drop the
-	// article (knowledge.Scope.Leaves). Each entry's Previous is set.
+	// article (knowledge.Scope.Leaves), with Left set. Each entry's
+	// Previous is set.
 	ReadChanges(ctx context.Context, after int64, limit int, filters ...knowledge.Scope) (ChangePage, error)
 	// ReadChangeEntries returns the entries and ScannedTo that ReadChanges
 	// returns, with Article left zero and Previous nil. It reads no article bodies, so a

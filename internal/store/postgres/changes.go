@@ -114,6 +114,16 @@ func scanChangeWithPrevious(row pgx.Row) (knowledge.Change, error) {
 	return c, nil
 }
 
+// leadingRow reads a first column into first and passes the rest on.
+type leadingRow struct {
+	pgx.Row
+	first any
+}
+
+func (l leadingRow) Scan(dest ...any) error {
+	return l.Row.Scan(append([]any{l.first}, dest...)...)
+}
+
 // extraRow appends destinations to every Scan of a row.
 type extraRow struct {
 	pgx.Row
@@ -162,10 +172,13 @@ func (s *Store) readChanges(ctx context.Context, after int64, limit int, withArt
 	var args queryArgs
 	where := []string{"c.cursor > " + args.add(after)}
 	// A change is announced to a scope that its new version matches, or
-	// that the version before matched: one that leaves.
+	// that the version before matched: one that leaves, which the column
+	// left marks.
+	left := "FALSE"
 	if newer := scopeFilter(nil, &args, filters...); len(newer) > 0 {
 		older := scopeFilterOn("pv", nil, &args, filters...)
 		where = append(where, "(("+strings.Join(newer, " AND ")+") OR (pv.article_id IS NOT NULL AND "+strings.Join(older, " AND ")+"))")
+		left = "NOT (" + strings.Join(newer, " AND ") + ")"
 	}
 	columns, from, scan := changeColumns+", "+previousColumns, changeJoin+previousJoin, scanChangeWithPrevious
 	if !withArticles {
@@ -176,7 +189,7 @@ func (s *Store) readChanges(ctx context.Context, after int64, limit int, withArt
 			from = `changes c`
 		}
 	}
-	query := `SELECT ` + columns + ` FROM ` + from +
+	query := `SELECT ` + left + `, ` + columns + ` FROM ` + from +
 		` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY c.cursor LIMIT ` + args.add(limit)
 
 	page := store.ChangePage{ScannedTo: after}
@@ -187,10 +200,12 @@ func (s *Store) readChanges(ctx context.Context, after int64, limit int, withArt
 		}
 		defer rows.Close()
 		for rows.Next() {
-			c, err := scan(rows)
+			var left bool
+			c, err := scan(leadingRow{rows, &left})
 			if err != nil {
 				return err
 			}
+			c.Left = left
 			page.Changes = append(page.Changes, c)
 		}
 		if err := rows.Err(); err != nil {

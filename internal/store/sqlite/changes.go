@@ -124,6 +124,16 @@ func scanChangeWithPrevious(sc scanner) (knowledge.Change, error) {
 	return c, nil
 }
 
+// leadingScanner reads a first column into first and passes the rest on.
+type leadingScanner struct {
+	scanner
+	first any
+}
+
+func (l leadingScanner) Scan(dest ...any) error {
+	return l.scanner.Scan(append([]any{l.first}, dest...)...)
+}
+
 // extraScanner appends destinations to every Scan of a scanner.
 type extraScanner struct {
 	scanner
@@ -178,11 +188,15 @@ func (s *Store) readChanges(ctx context.Context, after int64, limit int, withArt
 	limit = min(limit, maxChangeLimit)
 	where, args := []string{"c.cursor > ?"}, []any{after}
 	// A change is announced to a scope that its new version matches, or
-	// that the version before matched: one that leaves.
+	// that the version before matched: one that leaves, which the column
+	// left marks.
+	left := "0"
 	if newer, newerArgs := scopeFilter(nil, nil, filters...); len(newer) > 0 {
 		older, olderArgs := scopeFilterOn("pv", nil, nil, filters...)
 		where = append(where, "(("+strings.Join(newer, " AND ")+") OR (pv.article_id IS NOT NULL AND "+strings.Join(older, " AND ")+"))")
-		args = append(append(args, newerArgs...), olderArgs...)
+		// The column comes before WHERE, so its values are bound first.
+		left = "NOT (" + strings.Join(newer, " AND ") + ")"
+		args = append(append(append(slices.Clone(newerArgs), args...), newerArgs...), olderArgs...)
 	}
 	args = append(args, limit)
 	columns, from, scan := changeColumns+", "+previousColumns, changeJoin+previousJoin, scanChangeWithPrevious
@@ -194,7 +208,7 @@ func (s *Store) readChanges(ctx context.Context, after int64, limit int, withArt
 			from = `changes c`
 		}
 	}
-	query := `SELECT ` + columns + ` FROM ` + from +
+	query := `SELECT ` + left + `, ` + columns + ` FROM ` + from +
 		` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY c.cursor LIMIT ?`
 
 	page := store.ChangePage{ScannedTo: after}
@@ -205,10 +219,12 @@ func (s *Store) readChanges(ctx context.Context, after int64, limit int, withArt
 		}
 		defer rows.Close()
 		for rows.Next() {
-			c, err := scan(rows)
+			var left bool
+			c, err := scan(leadingScanner{rows, &left})
 			if err != nil {
 				return err
 			}
+			c.Left = left
 			page.Changes = append(page.Changes, c)
 		}
 		if err := rows.Err(); err != nil {
