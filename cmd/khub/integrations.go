@@ -232,10 +232,10 @@ func newIntegrationsDeliveriesCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			// A batched request's attempts share its webhook-id, so the
 			// cursor tells their events apart.
-			fmt.Fprintln(tw, "TIME\tEVENT\tCURSOR\tARTICLE\tVERSION\tATTEMPT\tSTATUS\tLATENCY\tOUTCOME\tERROR")
+			fmt.Fprintln(tw, "TIME\tEVENT\tCURSOR\tARTICLE\tVERSION\tTYPE\tATTEMPT\tSTATUS\tLATENCY\tOUTCOME\tERROR")
 			for _, d := range ds {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%.1fms\t%s\t%s\n", d.StartedAt.Local().Format(time.TimeOnly), d.EventID,
-					d.Cursor, d.ArticleID, d.Version, d.Attempt, d.StatusCode, d.LatencyMS, d.Outcome, d.Error)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%.1fms\t%s\t%s\n", d.StartedAt.Local().Format(time.TimeOnly), d.EventID,
+					d.Cursor, d.ArticleID, d.Version, d.Type, d.Attempt, d.StatusCode, d.LatencyMS, d.Outcome, d.Error)
 			}
 			return tw.Flush()
 		},

@@ -59,11 +59,17 @@ type Integration struct {
 }
 
 // PushesChange reports whether a change that the scope announces is sent
-// by webhook: every change for push, and for hybrid only time-sensitive
-// classes, operations events, deprecations, archivals and changes that
-// leave the scope. Operations events go only to integrations whose scope
-// names their class or collection.
+// by webhook. A change that leaves the scope always is, as a removal: the
+// tool must drop the article now, not at its next pull. Otherwise push
+// sends every change, and hybrid only time-sensitive classes, operations
+// events, deprecations and archivals. Operations events go only to
+// integrations whose scope names their class or collection.
 func (in *Integration) PushesChange(c *Change) bool {
+	if (in.Pattern == PatternPush || in.Pattern == PatternHybrid) && in.Scope.Leaves(c) {
+		// Also when the article became an operations event: the tool
+		// must drop what it holds.
+		return true
+	}
 	if c.Article.Class == ClassOperations && !in.Scope.NamesOperations() {
 		// An integration receives khub's operations events only when its
 		// scope names them, so a tool never receives its own outages.
@@ -73,10 +79,8 @@ func (in *Integration) PushesChange(c *Change) bool {
 	case PatternPush:
 		return true
 	case PatternHybrid:
-		// Leaving the scope is pushed like an archival: the tool must
-		// drop the article now, not at its next pull.
 		return c.Article.Class.TimeSensitive() || c.Article.Class == ClassOperations ||
-			c.Type == ChangeDeprecated || c.Type == ChangeArchived || in.Scope.Leaves(c)
+			c.Type == ChangeDeprecated || c.Type == ChangeArchived
 	}
 	return false
 }

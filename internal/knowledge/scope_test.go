@@ -74,6 +74,14 @@ func TestScopeLeavesAndAnnounces(t *testing.T) {
 	if !in.PushesChange(moved) {
 		t.Error("hybrid PushesChange(runbook leaving the scope) = false, want true")
 	}
+	// Becoming an operations event does not hide the removal either.
+	for _, pattern := range []Pattern{PatternPush, PatternHybrid} {
+		in := Integration{Pattern: pattern, Scope: Scope{Classes: []Class{ClassPolicy}}}
+		toOps := &Change{Type: ChangeUpdated, Article: Article{Class: ClassOperations}, Previous: &Article{Class: ClassPolicy}}
+		if !in.PushesChange(toOps) {
+			t.Errorf("%s PushesChange(policy that became an operations event) = false, want true", pattern)
+		}
+	}
 	edited := &Change{Type: ChangeUpdated, Article: Article{Collection: "hr", Class: ClassRunbook},
 		Previous: &Article{Collection: "hr", Class: ClassRunbook}}
 	if in.PushesChange(edited) {

@@ -47,6 +47,14 @@ func scanVersion(sc scanner, extra ...any) (knowledge.Article, error) {
 	if err := json.Unmarshal([]byte(metadata), &a.Metadata); err != nil {
 		return a, fmt.Errorf("sqlite: article %q version %d: stored metadata is invalid: %w", a.ID, a.Version, err)
 	}
+	// Stored "null" reads as empty, not nil, as in the PostgreSQL store,
+	// so that readers get [] and {}.
+	if a.Tags == nil {
+		a.Tags = []string{}
+	}
+	if a.Metadata == nil {
+		a.Metadata = map[string]string{}
+	}
 	var err error
 	if a.CreatedAt, err = parseTime(created); err != nil {
 		return a, err

@@ -22,6 +22,7 @@ func runArticles(t *testing.T, open opener) {
 	subtest(t, "DefaultCommitTime", open, testDefaultCommitTime)
 	subtest(t, "FieldsRoundTrip", open, testFieldsRoundTrip)
 	subtest(t, "NonASCIIRoundTrip", open, testNonASCIIRoundTrip)
+	subtest(t, "EmptyListsReadEmpty", open, testEmptyListsReadEmpty)
 	subtest(t, "CountArticles", open, testCountArticles)
 	subtest(t, "UnknownArticle", open, testUnknownArticle)
 	subtest(t, "ArticleMeta", open, testArticleMeta)
@@ -431,4 +432,25 @@ func testUnknownArticle(t *testing.T, s store.Store) {
 	saveAt(t, s, newArticle("rb"), 0)
 	_, err = s.GetArticleVersion(ctx, "rb", 2)
 	wantErr(t, "GetArticleVersion of an unknown version", err, store.ErrNotFound)
+}
+
+// testEmptyListsReadEmpty saves an article without tags or metadata and
+// checks that every read gives them empty rather than nil, so that the API
+// writes [] and {} as its description says.
+func testEmptyListsReadEmpty(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	save(t, s, newArticle("bare"), store.SaveOptions{})
+	got, err := s.GetArticle(ctx, "bare")
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions, err := s.ListVersions(ctx, "bare")
+	if err != nil || len(versions) != 1 {
+		t.Fatalf("ListVersions = %d versions, %v; want 1", len(versions), err)
+	}
+	for name, a := range map[string]knowledge.Article{"GetArticle": got, "ListVersions": versions[0]} {
+		if a.Tags == nil || a.Metadata == nil {
+			t.Errorf("%s: tags %#v, metadata %#v, want both empty and not nil", name, a.Tags, a.Metadata)
+		}
+	}
 }
