@@ -371,6 +371,9 @@ func (h *benchHub) startKhub(tb testing.TB, sinks []*benchSink, opts benchOption
 	}
 
 	cfg := testConfig()
+	// The hub's defaults, not the tests' short ones: a state re-read
+	// every 5 s and records handed over after 64 deliveries or 1 s idle.
+	cfg.StateRefresh, cfg.FlushDelay = 0, 0
 	cfg.Timeout = opts.timeout
 	// Enough attempts to retry through the longest outage here, so that no
 	// change fails for good.

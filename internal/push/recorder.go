@@ -12,6 +12,14 @@ import (
 	"github.com/khub-dev/khub/internal/store"
 )
 
+// maxGroupAttempts bounds the attempts that one group writes, so that an
+// article save waits for at most one group of about that size, not for
+// the records of every dispatcher at once.
+const maxGroupAttempts = 256
+
+// groupPause is the wait between groups while more records are queued.
+const groupPause = time.Millisecond
+
 // Bounds of the wait between writes while the store fails. The maximum
 // stays well below flushTimeout, so that a dispatcher that stops while the
 // store fails still gets its last write tried.
@@ -182,13 +190,30 @@ func (r *recorder) run() {
 			r.writeLast()
 			return
 		}
-		err := r.writeGroup()
+		more, err := r.writeGroup()
 		if err == nil {
 			if failures > 0 {
 				r.log.Info("recording webhook deliveries recovered", "failed_writes", failures,
 					"outage", time.Since(since).Round(time.Millisecond))
 			}
 			failures, lastError = 0, ""
+			if more {
+				// Dispatchers that reach FlushEvery on the same change
+				// hand over at once. A pause between their groups lets
+				// deliveries and article saves run in between.
+				timer := time.NewTimer(groupPause)
+				select {
+				case <-timer.C:
+				case <-r.stop:
+					timer.Stop()
+					r.writeLast()
+					return
+				}
+				select {
+				case r.wake <- struct{}{}:
+				default:
+				}
+			}
 			continue
 		}
 		if failures == 0 {
@@ -220,18 +245,33 @@ func (r *recorder) run() {
 // writeLast writes what is queued as the recorder closes. Records that
 // fail then are lost, and their changes are sent again after a restart.
 func (r *recorder) writeLast() {
-	if err := r.writeGroup(); err != nil {
-		r.log.Error("record webhook deliveries failed at shutdown; their changes will be sent again", "error", err)
+	for {
+		more, err := r.writeGroup()
+		if err != nil {
+			r.log.Error("record webhook deliveries failed at shutdown; their changes will be sent again", "error", err)
+			return
+		}
+		if !more {
+			return
+		}
 	}
 }
 
-// writeGroup writes everything queued in one transaction and returns the
-// error of the write. On error the records go back to their slots, ahead
+// writeGroup writes what is queued, up to maxGroupAttempts, in one
+// transaction, and reports whether more is queued, or the error of the
+// write. On error the records go back to their slots, ahead
 // of any handed over since, unless their dispatcher discarded them.
-func (r *recorder) writeGroup() error {
+func (r *recorder) writeGroup() (bool, error) {
 	r.mu.Lock()
 	slots := r.queue
-	r.queue = nil
+	// Whole slots up to maxGroupAttempts attempts, and at least one.
+	n, attempts := 0, 0
+	for n < len(slots) && (n == 0 || attempts+len(slots[n].pending.Attempts) <= maxGroupAttempts) {
+		attempts += len(slots[n].pending.Attempts)
+		n++
+	}
+	slots, r.queue = slots[:n:n], slots[n:]
+	more := len(r.queue) > 0
 	commits := make([]store.DeliveryCommit, len(slots))
 	tickets := make([]*flushTicket, len(slots))
 	for i, s := range slots {
@@ -240,7 +280,7 @@ func (r *recorder) writeGroup() error {
 	}
 	r.mu.Unlock()
 	if len(commits) == 0 {
-		return nil
+		return false, nil
 	}
 
 	// Sorted by integration, so that nodes sharing a PostgreSQL database
@@ -267,7 +307,7 @@ func (r *recorder) writeGroup() error {
 			t.err = err
 			close(t.done)
 		}
-		return err
+		return false, err
 	}
 	for _, i := range notFound {
 		j := order[i]
@@ -278,7 +318,7 @@ func (r *recorder) writeGroup() error {
 	for _, t := range tickets {
 		close(t.done)
 	}
-	return nil
+	return more, nil
 }
 
 // requeue puts the records of a failed write back into their slots.

@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -147,6 +148,57 @@ func TestRecorderReportsUnknownIntegration(t *testing.T) {
 	}
 	if c := h.state("int-a").PushCursor; c != 3 {
 		t.Errorf("push cursor = %d, want 3", c)
+	}
+}
+
+// TestRecorderSplitsLargeGroups hands over more attempts than one group
+// takes, from several integrations at once, and checks that all of them
+// are written, both while the recorder runs and by its close.
+func TestRecorderSplitsLargeGroups(t *testing.T) {
+	h := newHarness(t)
+	const integrations, perSlot = 6, maxGroupAttempts/2 + 1
+	submitAll := func(rec *recorder, first int64) []*flushTicket {
+		var tickets []*flushTicket
+		for i := range integrations {
+			id := fmt.Sprintf("int-%d", i)
+			attempts := make([]store.Attempt, perSlot)
+			for k := range attempts {
+				cursor := first + int64(k)
+				attempts[k] = store.Attempt{EventID: fmt.Sprintf("evt_%d", cursor), Cursor: cursor, ArticleID: "a", Version: cursor,
+					Attempt: 1, StatusCode: 204, StartedAt: time.Now(), Outcome: store.OutcomeDelivered}
+			}
+			tickets = append(tickets, rec.submit(context.Background(), &recordSlot{}, store.DeliveryCommit{
+				IntegrationID: id, PushCursor: first + perSlot - 1, Attempts: attempts}))
+		}
+		return tickets
+	}
+	for i := range integrations {
+		h.addIntegrationURL(fmt.Sprintf("int-%d", i), knowledge.PatternPush, knowledge.Scope{}, "http://127.0.0.1:1/hook", NewSecret())
+	}
+
+	rec := newRecorder(h.st, testConfig().Logger)
+	rec.start()
+	for _, ticket := range submitAll(rec, 1) {
+		if err := ticket.wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Handed over just before close, so close must write every group.
+	tickets := submitAll(rec, 1+perSlot)
+	rec.close()
+	for _, ticket := range tickets {
+		if !ticket.finished() {
+			t.Fatal("close returned before every group was written")
+		}
+	}
+	for i := range integrations {
+		id := fmt.Sprintf("int-%d", i)
+		if got := len(h.attempts(id)); got != 2*perSlot {
+			t.Errorf("%s: %d attempts written, want %d", id, got, 2*perSlot)
+		}
+		if c := h.state(id).PushCursor; c != 2*perSlot {
+			t.Errorf("%s: push cursor %d, want %d", id, c, 2*perSlot)
+		}
 	}
 }
 
