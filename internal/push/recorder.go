@@ -30,8 +30,9 @@ const (
 
 // recorder writes the delivery records of all dispatchers of a manager in
 // shared transactions (group commit). Dispatchers hand their records over
-// and go on sending. One goroutine takes everything handed over since its
-// last write and commits it with store.CommitDeliveries. Each hand-over
+// and go on sending. One goroutine takes what was handed over since its
+// last write, in hand-over order and up to maxGroupAttempts attempts, and
+// commits it with store.CommitDeliveries. Each hand-over
 // keeps the contract of store.CommitDelivery: the cursor it carries is
 // written in the same transaction as the attempts that justify it.
 //
