@@ -264,15 +264,21 @@ func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration
 		if in == nil {
 			return knowledge.Change{}, errors.New("postgres: oldest change: pushedOnly needs an integration")
 		}
+		// As Integration.PushesChange: a change that leaves the scope is
+		// pushed; otherwise operations events only to a scope that names
+		// them, and hybrid only what hybridPushes holds for.
+		pushes := "TRUE"
 		switch in.Pattern {
 		case knowledge.PatternPush:
 		case knowledge.PatternHybrid:
-			// Hybrid pushes a change that leaves the scope, as
-			// Integration.PushesChange does.
-			where = append(where, "("+hybridPushes(&args, "c")+" OR "+leaves+")")
+			pushes = hybridPushes(&args, "c")
 		default:
 			return knowledge.Change{}, fmt.Errorf("integration %q with pattern %q pushes no changes: %w", in.ID, in.Pattern, store.ErrNotFound)
 		}
+		if !in.Scope.NamesOperations() {
+			pushes = "(" + pushes + " AND v.class <> " + args.add(string(knowledge.ClassOperations)) + ")"
+		}
+		where = append(where, "("+pushes+" OR "+leaves+")")
 	}
 	query := `SELECT ` + changeColumns + ` FROM ` + changeJoin + previousJoin +
 		` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY c.cursor LIMIT 1`
@@ -283,14 +289,16 @@ func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration
 	return c, nil
 }
 
-// hybridPushes returns the SQL form of Integration.PushesChange for hybrid,
-// for a change aliased change joined with its version aliased v, and binds
-// its values in args.
+// hybridPushes returns the SQL form of what Integration.PushesChange
+// sends for hybrid within the scope, for a change aliased change joined
+// with its version aliased v: time-sensitive classes, operations events,
+// deprecations and archivals. It binds its values in args.
 func hybridPushes(args *queryArgs, change string) string {
-	classes := make([]string, len(knowledge.TimeSensitiveClasses))
-	for i, c := range knowledge.TimeSensitiveClasses {
-		classes[i] = string(c)
+	classes := make([]string, 0, len(knowledge.TimeSensitiveClasses)+1)
+	for _, c := range knowledge.TimeSensitiveClasses {
+		classes = append(classes, string(c))
 	}
+	classes = append(classes, string(knowledge.ClassOperations))
 	types := []string{string(knowledge.ChangeDeprecated), string(knowledge.ChangeArchived)}
 	return "(v.class = ANY (" + args.add(classes) + "::text[]) OR " + change + ".type = ANY (" + args.add(types) + "::text[]))"
 }

@@ -285,17 +285,23 @@ func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration
 		if in == nil {
 			return knowledge.Change{}, errors.New("sqlite: oldest change: pushedOnly needs an integration")
 		}
+		// As Integration.PushesChange: a change that leaves the scope is
+		// pushed; otherwise operations events only to a scope that names
+		// them, and hybrid only what hybridPushes holds for.
+		pushes, pushesArgs := "TRUE", []any(nil)
 		switch in.Pattern {
 		case knowledge.PatternPush:
 		case knowledge.PatternHybrid:
-			// Hybrid pushes a change that leaves the scope, as
-			// Integration.PushesChange does.
-			cond, condArgs := hybridPushes("c")
-			where = append(where, "("+cond+" OR "+leaves+")")
-			args = append(append(args, condArgs...), leavesArgs...)
+			pushes, pushesArgs = hybridPushes("c")
 		default:
 			return knowledge.Change{}, fmt.Errorf("integration %q with pattern %q pushes no changes: %w", in.ID, in.Pattern, store.ErrNotFound)
 		}
+		if !in.Scope.NamesOperations() {
+			pushes = "(" + pushes + " AND v.class <> ?)"
+			pushesArgs = append(pushesArgs, string(knowledge.ClassOperations))
+		}
+		where = append(where, "("+pushes+" OR "+leaves+")")
+		args = append(append(args, pushesArgs...), leavesArgs...)
 	}
 	query := `SELECT ` + changeColumns + ` FROM ` + changeJoin + previousJoin +
 		` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY c.cursor LIMIT 1`
@@ -306,15 +312,17 @@ func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration
 	return c, nil
 }
 
-// hybridPushes returns the SQL form of Integration.PushesChange for hybrid,
-// for a change aliased change joined with its version aliased v.
+// hybridPushes returns the SQL form of what Integration.PushesChange
+// sends for hybrid within the scope, for a change aliased change joined
+// with its version aliased v: time-sensitive classes, operations events,
+// deprecations and archivals.
 func hybridPushes(change string) (string, []any) {
-	args := make([]any, 0, len(knowledge.TimeSensitiveClasses)+2)
+	args := make([]any, 0, len(knowledge.TimeSensitiveClasses)+3)
 	for _, c := range knowledge.TimeSensitiveClasses {
 		args = append(args, string(c))
 	}
-	args = append(args, string(knowledge.ChangeDeprecated), string(knowledge.ChangeArchived))
-	cond := "(v.class IN (" + placeholders(len(knowledge.TimeSensitiveClasses)) + ") OR " + change + ".type IN (?, ?))"
+	args = append(args, string(knowledge.ClassOperations), string(knowledge.ChangeDeprecated), string(knowledge.ChangeArchived))
+	cond := "(v.class IN (" + placeholders(len(knowledge.TimeSensitiveClasses)) + ") OR v.class = ? OR " + change + ".type IN (?, ?))"
 	return cond, args
 }
 

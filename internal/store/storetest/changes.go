@@ -27,6 +27,7 @@ func runChanges(t *testing.T, open opener) {
 	subtest(t, "OldestChangeAfterPull", open, testOldestPull)
 	subtest(t, "OldestChangeAfterScope", open, testOldestScope)
 	subtest(t, "OldestChangeAfterLeaving", open, testOldestLeaving)
+	subtest(t, "OldestChangeAfterOperations", open, testOldestOperations)
 }
 
 func testEmptyLog(t *testing.T, s store.Store) {
@@ -570,5 +571,24 @@ func testOldestLeaving(t *testing.T, s store.Store) {
 		wantOldest(t, s, in, first.Change.Cursor, true, left.Change.Cursor)
 		wantOldest(t, s, in, first.Change.Cursor, false, left.Change.Cursor)
 		wantOldest(t, s, in, left.Change.Cursor, false, 0)
+	}
+}
+
+// testOldestOperations checks that an operations event counts as pushed
+// only for a scope that names operations, as Integration.PushesChange
+// decides, for push and for hybrid.
+func testOldestOperations(t *testing.T, s store.Store) {
+	ops := newArticle("outage")
+	ops.Class = knowledge.ClassOperations
+	ops.Collection = knowledge.OpsCollection
+	event := saveAt(t, s, ops, 0)
+
+	for _, pattern := range []knowledge.Pattern{knowledge.PatternPush, knowledge.PatternHybrid} {
+		everything := &knowledge.Integration{ID: "all", Pattern: pattern}
+		wantOldest(t, s, everything, 0, true, 0)
+		wantOldest(t, s, everything, 0, false, event.Change.Cursor)
+		channel := &knowledge.Integration{ID: "ops", Pattern: pattern,
+			Scope: knowledge.Scope{Collections: []string{knowledge.OpsCollection}}}
+		wantOldest(t, s, channel, 0, true, event.Change.Cursor)
 	}
 }
