@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -251,6 +252,27 @@ func TestErrorsPrintOnePrefix(t *testing.T) {
 	msg := stderr.String()
 	if strings.Contains(msg, "khub: khub:") || !strings.HasPrefix(msg, "khub: ") {
 		t.Errorf("error line %q, want one khub: prefix", msg)
+	}
+}
+
+// TestDemoFallsBackFromBusyPort starts the demo on a port that another
+// listener holds and checks that it serves on a free one instead.
+func TestDemoFallsBackFromBusyPort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo imports the example knowledge base and waits for pushes")
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	var out bytes.Buffer
+	d := &demo{out: &out, addr: busy.Addr().String()}
+	if err := d.run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), true); err != nil {
+		t.Fatalf("demo on a busy port: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "hub started at http://127.0.0.1:") || strings.Contains(out.String(), busy.Addr().String()) {
+		t.Errorf("demo output does not show a hub on another port than %s:\n%s", busy.Addr(), out.String())
 	}
 }
 

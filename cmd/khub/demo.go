@@ -89,19 +89,20 @@ func (d *demo) run(ctx context.Context, logger *slog.Logger, exit bool) error {
 		return err
 	}
 	if err := hub.Start(ctx); err != nil {
+		// Shutdown also releases the data directory's lock, which the
+		// second Open needs.
+		hub.Shutdown(context.Background())
 		var opErr *net.OpError
 		if !errors.As(err, &opErr) {
-			hub.Store.Close()
 			return err
 		}
 		// The port is busy: take any free one instead.
-		hub.Store.Close()
 		cfg.Addr = "127.0.0.1:0"
 		if hub, err = app.Open(cfg); err != nil {
 			return err
 		}
 		if err := hub.Start(ctx); err != nil {
-			hub.Store.Close()
+			hub.Shutdown(context.Background())
 			return err
 		}
 	}
