@@ -102,6 +102,7 @@ func (h *Hub) ResumeIntegration(ctx context.Context, id string) (store.Integrati
 	if err := h.Store.SetDeliveryState(ctx, id, knowledge.StateActive, ResumeReason, h.now()); err != nil {
 		return st, err
 	}
+	h.refreshDispatcher(id)
 	h.logger().Info("integration resumed by an operator", "integration_id", id, "was", st.State, "reason_was", st.StateReason)
 	return h.Store.GetIntegration(ctx, id)
 }
@@ -172,6 +173,7 @@ func (h *Hub) RotateSecret(ctx context.Context, id string, in RotateInput) (Rota
 	if err := h.Store.RotateSecret(ctx, id, secret, until); err != nil {
 		return Rotated{}, err
 	}
+	h.refreshDispatcher(id)
 	h.logger().Info("webhook secret rotated", "integration_id", id, "previous_secret_until", until)
 	st, err = h.Store.GetIntegration(ctx, id)
 	if err != nil {
@@ -326,4 +328,14 @@ func (h *Hub) pushIntegration(ctx context.Context, id, verb string) (store.Integ
 			verb, st.ID, st.Name, st.Pattern)}
 	}
 	return st, nil
+}
+
+// refreshDispatcher makes this node's dispatcher of the integration, if it
+// runs one, take a change of its settings, secrets or state before its
+// next request. Other nodes take it within the push manager's state
+// refresh.
+func (h *Hub) refreshDispatcher(id string) {
+	if h.Push != nil {
+		h.Push.Refresh(id)
+	}
 }

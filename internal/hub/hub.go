@@ -33,6 +33,9 @@ import (
 type Dispatchers interface {
 	Add(ctx context.Context, in store.IntegrationState)
 	Remove(id string)
+	// Refresh makes the integration's dispatcher on this node re-read it
+	// before its next request, after an operator changed it.
+	Refresh(id string)
 	// Replay redelivers a range of changes already sent, in the background
 	// on this node.
 	Replay(ctx context.Context, integrationID string, r push.ReplayRange) (push.ReplayStarted, error)

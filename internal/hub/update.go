@@ -80,6 +80,7 @@ func (h *Hub) UpdateIntegration(ctx context.Context, id string, p IntegrationPat
 	if err != nil {
 		return Updated{}, err
 	}
+	h.refreshDispatcher(id)
 
 	fields := make([]string, len(changes))
 	for i, c := range changes {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -50,7 +51,10 @@ type dispatcher struct {
 	// secrets sign every request: the current secret first, then the
 	// previous one while its rotation overlap lasts.
 	secrets [][]byte
-	limiter *rate.Limiter
+	// previousUntil ends the previous secret's signing, checked at each
+	// request so that it stops on time between refreshes.
+	previousUntil time.Time
+	limiter       *rate.Limiter
 
 	// cursor is the last change delivered, failed or skipped, written to
 	// the store or not.
@@ -71,6 +75,12 @@ type dispatcher struct {
 	// for the circuit breaker.
 	failedRun   int
 	refreshedAt time.Time
+	// stale is set by Manager.Refresh when an operator on this node
+	// changed the integration, and poke wakes the dispatcher for it, so
+	// that the next request carries a rotated secret and a resume takes
+	// effect at once, not after StateRefresh.
+	stale atomic.Bool
+	poke  chan struct{}
 	// wroteStateAt is the time, by the monotonic clock, at which the
 	// dispatcher was made or last wrote its integration's state. A
 	// refresh uses only snapshots read after it, so it never undoes that
@@ -140,6 +150,7 @@ func newDispatcher(m *Manager, in store.IntegrationState) *dispatcher {
 		log:    m.cfg.Logger.With("integration_id", in.ID),
 		cursor: in.PushCursor,
 		slot:   &recordSlot{},
+		poke:   make(chan struct{}, 1),
 		runCtx: context.Background(),
 		// The integration is in the store before its dispatcher is made.
 		wroteStateAt: time.Now(),
@@ -170,9 +181,11 @@ func (d *dispatcher) apply(in store.IntegrationState) {
 	if secret, err := ParseSecret(in.WebhookSecret); err == nil {
 		d.secrets = append(d.secrets, secret)
 	}
+	d.previousUntil = time.Time{}
 	if in.PreviousSecret != "" && d.m.cfg.Now().Before(in.PreviousSecretUntil) {
 		if previous, err := ParseSecret(in.PreviousSecret); err == nil {
 			d.secrets = append(d.secrets, previous)
+			d.previousUntil = in.PreviousSecretUntil
 		}
 	}
 }
@@ -191,12 +204,17 @@ func (d *dispatcher) state() knowledge.DeliveryState {
 // the manager's shared snapshot, read at most StateRefresh ago, so a
 // change reaches the dispatcher within about twice StateRefresh.
 func (d *dispatcher) refresh(ctx context.Context) bool {
-	if d.m.cfg.Now().Sub(d.refreshedAt) < d.m.cfg.StateRefresh {
+	forced := d.stale.Swap(false)
+	if !forced && d.m.cfg.Now().Sub(d.refreshedAt) < d.m.cfg.StateRefresh {
 		return true
 	}
 	notBefore := time.Now().Add(-d.m.cfg.StateRefresh)
 	if d.wroteStateAt.After(notBefore) {
 		notBefore = d.wroteStateAt
+	}
+	if forced {
+		// The shared snapshot may predate the operator's change.
+		notBefore = time.Now()
 	}
 	in, found, err := d.m.states.lookup(ctx, d.m.st, d.in.ID, notBefore)
 	if err == nil && !found {
@@ -244,6 +262,9 @@ func (d *dispatcher) run(ctx context.Context) {
 				return
 			}
 			continue
+		}
+		if d.stale.Load() && !d.refresh(ctx) {
+			return
 		}
 		// Take the wake-up channel before reading, so that a change that
 		// commits after the read still ends the wait below.
@@ -325,6 +346,8 @@ func (d *dispatcher) idle(ctx context.Context, changed <-chan struct{}) bool {
 		case <-changed:
 			return true
 		case <-refresh.C:
+			return true
+		case <-d.poke:
 			return true
 		case <-flushC:
 			d.flush(ctx)
@@ -676,8 +699,12 @@ func (d *dispatcher) send(ctx context.Context, requestID, contentType string, bo
 		res.errText = "invalid webhook URL: " + transportErrorText(err, d.set.Timeout)
 		return res
 	}
-	signatures := make([]string, len(d.secrets))
-	for i, secret := range d.secrets {
+	secrets := d.secrets
+	if len(secrets) > 1 && !res.started.Before(d.previousUntil) {
+		secrets = secrets[:1]
+	}
+	signatures := make([]string, len(secrets))
+	for i, secret := range secrets {
 		signatures[i] = Sign(secret, requestID, res.started, body)
 	}
 	req.Header.Set("Content-Type", contentType)
@@ -923,6 +950,9 @@ func (d *dispatcher) sleep(ctx context.Context, wait time.Duration) bool {
 	defer timer.Stop()
 	select {
 	case <-timer.C:
+		return true
+	case <-d.poke:
+		// Callers re-read the state and compute their wait again.
 		return true
 	case <-ctx.Done():
 		return false

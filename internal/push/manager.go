@@ -163,6 +163,7 @@ type Manager struct {
 type dispatcherHandle struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	d      *dispatcher
 	// renewed is the time the lease was last taken or renewed. A
 	// dispatcher whose lease could not be renewed for a whole TTL is
 	// stopped, because another node may own the lease by then.
@@ -374,9 +375,9 @@ func (m *Manager) Add(ctx context.Context, in store.IntegrationState) {
 
 func (m *Manager) startLocked(in store.IntegrationState) {
 	ctx, cancel := context.WithCancel(m.base)
-	h := &dispatcherHandle{cancel: cancel, done: make(chan struct{}), renewed: m.cfg.Now()}
-	m.running[in.ID] = h
 	d := newDispatcher(m, in)
+	h := &dispatcherHandle{cancel: cancel, done: make(chan struct{}), d: d, renewed: m.cfg.Now()}
+	m.running[in.ID] = h
 	go func() {
 		defer close(h.done)
 		d.run(ctx)
@@ -396,6 +397,24 @@ func (m *Manager) stopOne(id string) bool {
 	h.cancel()
 	<-h.done
 	return true
+}
+
+// Refresh makes the integration's dispatcher on this node re-read its
+// settings, secrets and state from the store before its next request, and
+// wakes it from a wait. Call it after changing them. Dispatchers on other
+// nodes sharing the store see the change within Config.StateRefresh.
+func (m *Manager) Refresh(id string) {
+	m.mu.Lock()
+	h := m.running[id]
+	m.mu.Unlock()
+	if h == nil {
+		return
+	}
+	h.d.stale.Store(true)
+	select {
+	case h.d.poke <- struct{}{}:
+	default:
+	}
 }
 
 // Remove stops the integration's dispatcher and waits until it has
