@@ -241,6 +241,20 @@ func TestLastErrorHiddenAfterSuccess(t *testing.T) {
 	}
 }
 
+// TestStatusTableShowsStoppedDelivery checks that a paused or disabled
+// integration says so in the status table, not only within its window.
+func TestStatusTableShowsStoppedDelivery(t *testing.T) {
+	for state, want := range map[string]string{"active": "within window", "paused": "PAUSED, within window", "disabled": "DISABLED, within window"} {
+		in := client.Integration{ID: "int_1", Name: "board", Pattern: "push", State: state}
+		in.Freshness.WithinWindow = true
+		var out bytes.Buffer
+		printStatusTable(&out, []client.Integration{in})
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("state %s: status table lacks %q:\n%s", state, want, out.String())
+		}
+	}
+}
+
 func TestErrorsPrintOnePrefix(t *testing.T) {
 	_, c := startHub(t)
 	cmd := khubCommand("integrations", "show", "int_missing", "--server", c.BaseURL(), "--token", c.Token())

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -44,8 +45,13 @@ func printStatusTable(w io.Writer, all []client.Integration) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tPATTERN\tWINDOW\tSTALENESS\tSTATE\tLAST ERROR")
 	for _, in := range all {
+		state := withinText(in.Freshness.WithinWindow)
+		if in.State != "" && in.State != "active" {
+			// Delivery has stopped, which matters more than the window.
+			state = strings.ToUpper(in.State) + ", " + state
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Name, in.Pattern, in.Freshness.Window,
-			formatSeconds(in.Freshness.StalenessSeconds), withinText(in.Freshness.WithinWindow), oneLine(currentError(&in)))
+			formatSeconds(in.Freshness.StalenessSeconds), state, oneLine(currentError(&in)))
 	}
 	tw.Flush()
 }
