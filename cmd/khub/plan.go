@@ -172,7 +172,7 @@ func printPlan(w io.Writer, file *planFile, p *client.Plan) {
 		fmt.Fprintf(w, "\nOn the hub but not in the file, left alone: %s\n", strings.Join(names, ", "))
 	}
 	fmt.Fprintf(w, "\n%s\n", planSummary(p))
-	fmt.Fprintf(w, "Load the file adds: %s pushes/h and %s pull requests/h", planner.FormatRate(p.PushesPerHour), planner.FormatRate(p.PullsPerHour))
+	fmt.Fprintf(w, "Load the file puts on the hub: %s pushes/h and %s pull requests/h", planner.FormatRate(p.PushesPerHour), planner.FormatRate(p.PullsPerHour))
 	if unknown := unknownPulls(p); unknown > 0 {
 		fmt.Fprintf(w, ", plus the lookups of %d %s that declare no requests_per_hour", unknown, plural(unknown, "tool", "tools"))
 	}
