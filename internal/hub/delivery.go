@@ -230,7 +230,7 @@ func (h *Hub) Replay(ctx context.Context, id string, in ReplayInput) (Replay, er
 	if err != nil {
 		return Replay{}, err
 	}
-	h.logger().Info("replay started", "integration_id", id, "from_cursor", started.FromCursor, "to_cursor", started.ToCursor)
+	// The push manager logs the replay's start and end.
 	return Replay{FromCursor: started.FromCursor, ToCursor: started.ToCursor, Since: r.Since, Until: r.Until}, nil
 }
 
