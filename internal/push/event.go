@@ -27,16 +27,37 @@ const EventTypePrefix = "khub.article."
 // equal times always encode to equal text.
 const eventTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-// event is a CloudEvents 1.0 envelope. Fields encode in declaration order.
-type event struct {
-	SpecVersion     string    `json:"specversion"`
-	ID              string    `json:"id"`
-	Source          string    `json:"source"`
-	Type            string    `json:"type"`
-	Subject         string    `json:"subject"`
-	Time            string    `json:"time"`
-	DataContentType string    `json:"datacontenttype"`
-	Data            eventData `json:"data"`
+// envelope is a CloudEvents 1.0 envelope with data of type D. Fields
+// encode in declaration order.
+type envelope[D any] struct {
+	SpecVersion     string `json:"specversion"`
+	ID              string `json:"id"`
+	Source          string `json:"source"`
+	Type            string `json:"type"`
+	Subject         string `json:"subject"`
+	Time            string `json:"time"`
+	DataContentType string `json:"datacontenttype"`
+	Data            D      `json:"data"`
+}
+
+// newEnvelope returns the envelope of an event with JSON data.
+func newEnvelope[D any](source, id, eventType, subject string, at time.Time, data D) envelope[D] {
+	return envelope[D]{SpecVersion: "1.0", ID: id, Source: source, Type: eventType, Subject: subject,
+		Time: at.UTC().Format(eventTimeLayout), DataContentType: "application/json", Data: data}
+}
+
+// encodeEvent encodes an envelope without HTML escaping: "<", ">" and "&"
+// are valid in JSON strings, so escaping them would only make bodies
+// harder to read.
+func encodeEvent(ev any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return nil, err
+	}
+	// Encode ends the value with a newline, which is not part of the event.
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
 // eventData is the article version of an event with its review interval
@@ -75,32 +96,13 @@ func BuildEvent(source string, c *knowledge.Change) ([]byte, error) {
 	if article.Metadata == nil {
 		article.Metadata = map[string]string{}
 	}
-	ev := event{
-		SpecVersion:     "1.0",
-		ID:              EventID(c),
-		Source:          source,
-		Type:            EventTypePrefix + string(c.Type),
-		Subject:         c.ArticleID,
-		Time:            c.Time.UTC().Format(eventTimeLayout),
-		DataContentType: "application/json",
-		Data:            eventData{Article: article},
-	}
+	ev := newEnvelope(source, EventID(c), EventTypePrefix+string(c.Type), c.ArticleID, c.Time, eventData{Article: article})
 	if article.ReviewEvery > 0 {
 		due := article.ReviewDue()
 		ev.Data.ReviewEvery = knowledge.FormatDuration(article.ReviewEvery)
 		ev.Data.ReviewDue = &due
 	}
-
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	// "<", ">" and "&" are valid in JSON strings, so escaping them would
-	// only make bodies harder to read.
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ev); err != nil {
-		return nil, err
-	}
-	// Encode ends the value with a newline, which is not part of the event.
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+	return encodeEvent(ev)
 }
 
 // RemovedEventType is the type of the event for a change that moves an
@@ -119,18 +121,8 @@ type removedData struct {
 // scope as a CloudEvents 1.0 JSON event of RemovedEventType. Its id is the
 // change's, as for BuildEvent, so retries and replays repeat it.
 func BuildRemovedEvent(source string, c *knowledge.Change) ([]byte, error) {
-	ev := struct {
-		SpecVersion     string      `json:"specversion"`
-		ID              string      `json:"id"`
-		Source          string      `json:"source"`
-		Type            string      `json:"type"`
-		Subject         string      `json:"subject"`
-		Time            string      `json:"time"`
-		DataContentType string      `json:"datacontenttype"`
-		Data            removedData `json:"data"`
-	}{"1.0", EventID(c), source, RemovedEventType, c.ArticleID, c.Time.UTC().Format(eventTimeLayout),
-		"application/json", removedData{ID: c.ArticleID, Version: c.Version}}
-	return json.Marshal(ev)
+	data := removedData{ID: c.ArticleID, Version: c.Version}
+	return encodeEvent(newEnvelope(source, EventID(c), RemovedEventType, c.ArticleID, c.Time, data))
 }
 
 // BatchContentType is the media type of a batch of CloudEvents in JSON.

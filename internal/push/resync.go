@@ -1,9 +1,7 @@
 package push
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -103,21 +101,5 @@ func (d *dispatcher) sendResync(ctx context.Context, oldest int64, reason string
 
 // buildResync encodes a resync-required CloudEvent.
 func buildResync(source, id string, at time.Time, data ResyncData) ([]byte, error) {
-	ev := struct {
-		SpecVersion     string     `json:"specversion"`
-		ID              string     `json:"id"`
-		Source          string     `json:"source"`
-		Type            string     `json:"type"`
-		Subject         string     `json:"subject"`
-		Time            string     `json:"time"`
-		DataContentType string     `json:"datacontenttype"`
-		Data            ResyncData `json:"data"`
-	}{"1.0", id, source, ResyncEventType, data.IntegrationID, at.UTC().Format(eventTimeLayout), "application/json", data}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ev); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+	return encodeEvent(newEnvelope(source, id, ResyncEventType, data.IntegrationID, at, data))
 }
