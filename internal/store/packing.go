@@ -43,6 +43,36 @@ type DeliveryRow struct {
 	Events      []byte // JSON array of PackedEvent, nil when not packed
 }
 
+// PackedValues returns the values of the first_cursor and events columns
+// of the row, both nil unless it is packed.
+func (r *DeliveryRow) PackedValues() (firstCursor, events any) {
+	if r.Events == nil {
+		return nil, nil
+	}
+	return r.FirstCursor, string(r.Events)
+}
+
+// PrepareDeliveries checks that each commit's attempts belong to its
+// integration and returns each commit's rows, as PackAttempts makes them.
+// Back-ends call it before their write transaction, so that the encoding
+// holds no lock.
+func PrepareDeliveries(commits []DeliveryCommit) ([][]DeliveryRow, error) {
+	rows := make([][]DeliveryRow, len(commits))
+	for i := range commits {
+		c := &commits[i]
+		for _, a := range c.Attempts {
+			if a.IntegrationID != "" && a.IntegrationID != c.IntegrationID {
+				return nil, fmt.Errorf("commit delivery: attempt of integration %q in a commit of integration %q", a.IntegrationID, c.IntegrationID)
+			}
+		}
+		var err error
+		if rows[i], err = PackAttempts(c); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
+}
+
 // PackAttempts returns the rows for a commit's attempts, in order. Runs of
 // two or more delivered attempts of one request become one packed row,
 // unless the commit writes attempts only.

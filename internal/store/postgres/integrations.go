@@ -189,16 +189,12 @@ func (s *Store) CommitDelivery(ctx context.Context, c store.DeliveryCommit) erro
 // batch of updates, which also locks the integrations' rows, and one batch
 // of inserts.
 func (s *Store) CommitDeliveries(ctx context.Context, commits []store.DeliveryCommit) ([]int, error) {
-	for i := range commits {
-		c := &commits[i]
-		for _, a := range c.Attempts {
-			if a.IntegrationID != "" && a.IntegrationID != c.IntegrationID {
-				return nil, fmt.Errorf("postgres: commit delivery: attempt for integration %q in a commit for %q", a.IntegrationID, c.IntegrationID)
-			}
-		}
+	rows, err := store.PrepareDeliveries(commits)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	var notFound []int
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err = s.write(ctx, func(tx pgx.Tx) error {
 		notFound = notFound[:0]
 		updates := &pgx.Batch{}
 		for i := range commits {
@@ -226,9 +222,7 @@ func (s *Store) CommitDeliveries(ctx context.Context, commits []store.DeliveryCo
 				skip = skip[1:]
 				continue
 			}
-			if err := queueAttempts(inserts, &commits[i]); err != nil {
-				return err
-			}
+			queueAttempts(inserts, commits[i].IntegrationID, rows[i])
 		}
 		if inserts.Len() == 0 {
 			return nil
@@ -268,27 +262,19 @@ func queueDeliveryState(b *pgx.Batch, c *store.DeliveryCommit) {
 		c.IntegrationID)
 }
 
-// queueAttempts queues one insert per delivery row, in order, so their
-// ids grow in the order given, packed as store.PackAttempts says.
-func queueAttempts(b *pgx.Batch, c *store.DeliveryCommit) error {
-	rows, err := store.PackAttempts(c)
-	if err != nil {
-		return err
-	}
+// queueAttempts queues one insert per delivery row of an integration, in
+// order, so that their ids grow in the order given.
+func queueAttempts(b *pgx.Batch, integrationID string, rows []store.DeliveryRow) {
 	for _, r := range rows {
-		var first, events any
-		if r.Events != nil {
-			first, events = r.FirstCursor, string(r.Events)
-		}
+		first, events := r.PackedValues()
 		a := &r.Attempt
 		b.Queue(`INSERT INTO deliveries
 			(integration_id, event_id, cursor, article_id, version, type, attempt,
 			 status_code, error, latency_ns, started_at, outcome, first_cursor, events)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)`,
-			c.IntegrationID, a.EventID, a.Cursor, a.ArticleID, a.Version, string(a.Type), a.Attempt,
+			integrationID, a.EventID, a.Cursor, a.ArticleID, a.Version, string(a.Type), a.Attempt,
 			a.StatusCode, a.Error, int64(a.Latency), timeArg(a.StartedAt), a.Outcome, first, events)
 	}
-	return nil
 }
 
 // ListDeliveries implements store.Store. It calls QueryDeliveries with only

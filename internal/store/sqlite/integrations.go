@@ -201,16 +201,12 @@ func (s *Store) CommitDelivery(ctx context.Context, c store.DeliveryCommit) erro
 
 // CommitDeliveries implements store.Store.
 func (s *Store) CommitDeliveries(ctx context.Context, commits []store.DeliveryCommit) ([]int, error) {
-	for i := range commits {
-		c := &commits[i]
-		for _, a := range c.Attempts {
-			if a.IntegrationID != "" && a.IntegrationID != c.IntegrationID {
-				return nil, fmt.Errorf("sqlite: commit delivery: attempt for integration %q in a commit for %q", a.IntegrationID, c.IntegrationID)
-			}
-		}
+	rows, err := store.PrepareDeliveries(commits)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	var notFound []int
-	err := s.write(ctx, func(tx *txn) error {
+	err = s.write(ctx, func(tx *txn) error {
 		notFound = notFound[:0]
 		for i := range commits {
 			found, err := updateDeliveryState(ctx, tx, &commits[i])
@@ -221,7 +217,7 @@ func (s *Store) CommitDeliveries(ctx context.Context, commits []store.DeliveryCo
 				notFound = append(notFound, i)
 				continue
 			}
-			if err := insertAttempts(ctx, tx, &commits[i]); err != nil {
+			if err := insertAttempts(ctx, tx, commits[i].IntegrationID, rows[i]); err != nil {
 				return err
 			}
 		}
@@ -279,24 +275,17 @@ const insertAttempt = `INSERT INTO deliveries
 	 status_code, error, latency_ns, started_at, outcome, first_cursor, events)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-// insertAttempts inserts the commit's attempts in order, so that their ids
-// grow in the order given, packed as store.PackAttempts says.
-func insertAttempts(ctx context.Context, tx *txn, c *store.DeliveryCommit) error {
-	rows, err := store.PackAttempts(c)
-	if err != nil {
-		return err
-	}
+// insertAttempts inserts an integration's delivery rows in order, so that
+// their ids grow in the order given.
+func insertAttempts(ctx context.Context, tx *txn, integrationID string, rows []store.DeliveryRow) error {
 	for _, r := range rows {
-		var first, events any
-		if r.Events != nil {
-			first, events = r.FirstCursor, string(r.Events)
-		}
+		first, events := r.PackedValues()
 		a := &r.Attempt
 		_, err := tx.ExecContext(ctx, insertAttempt,
-			c.IntegrationID, a.EventID, a.Cursor, a.ArticleID, a.Version, string(a.Type), a.Attempt,
+			integrationID, a.EventID, a.Cursor, a.ArticleID, a.Version, string(a.Type), a.Attempt,
 			a.StatusCode, a.Error, int64(a.Latency), formatTime(a.StartedAt), a.Outcome, first, events)
 		if err != nil {
-			return fmt.Errorf("record delivery attempt of integration %q: %w", c.IntegrationID, mapError(err))
+			return fmt.Errorf("record delivery attempt of integration %q: %w", integrationID, mapError(err))
 		}
 	}
 	return nil
