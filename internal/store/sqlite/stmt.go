@@ -22,10 +22,19 @@ type pool struct {
 	stmts   map[string]*sql.Stmt
 	pending map[string]bool // queries being prepared in the background
 	closed  bool
+
+	// background ends and counts the prepares that cached starts, so that
+	// close returns only after them. A prepare that still held a
+	// connection after close could touch the database files after the
+	// store was closed.
+	background context.Context
+	cancel     context.CancelFunc
+	prepares   sync.WaitGroup
 }
 
 func newPool(db *sql.DB) *pool {
-	return &pool{db: db, stmts: make(map[string]*sql.Stmt), pending: make(map[string]bool)}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &pool{db: db, stmts: make(map[string]*sql.Stmt), pending: make(map[string]bool), background: ctx, cancel: cancel}
 }
 
 // stmt returns the prepared statement for query, preparing it on first
@@ -84,8 +93,10 @@ func (p *pool) cached(query string) *sql.Stmt {
 		return p.stmts[query]
 	}
 	p.pending[query] = true
+	p.prepares.Add(1)
 	go func() {
-		p.stmt(context.Background(), query)
+		defer p.prepares.Done()
+		p.stmt(p.background, query)
 		p.mu.Lock()
 		delete(p.pending, query)
 		p.mu.Unlock()
@@ -118,6 +129,11 @@ func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.
 func (p *pool) close() error {
 	p.mu.Lock()
 	p.closed = true
+	p.mu.Unlock()
+	p.cancel()
+	p.prepares.Wait()
+
+	p.mu.Lock()
 	for q, st := range p.stmts {
 		st.Close()
 		delete(p.stmts, q)
