@@ -544,7 +544,7 @@ func (t *changeTail) read(ctx context.Context, after, head int64, limit int, sco
 	scanned, n := t.end, 0
 	for i := t.index(after); i < len(t.entries); i++ {
 		e := &t.entries[i]
-		announced, left := announcedToAll(scope, &e.change)
+		announced, left := knowledge.AnnouncedTo(scope, &e.change)
 		if !announced {
 			continue
 		}
@@ -611,25 +611,6 @@ func (t *changeTail) index(after int64) int {
 		return cmp.Compare(e.change.Cursor, after+1)
 	})
 	return i
-}
-
-// announcedToAll reports whether the change is announced to a reader of
-// every scope, as store.ReadChanges decides it: the new version matches
-// them all, or the version before did. left reports the second case.
-func announcedToAll(scopes []knowledge.Scope, c *knowledge.Change) (announced, left bool) {
-	matchAll := func(a *knowledge.Article) bool {
-		for i := range scopes {
-			if !scopes[i].Matches(a) {
-				return false
-			}
-		}
-		return true
-	}
-	if matchAll(&c.Article) {
-		return true, false
-	}
-	left = c.Previous != nil && matchAll(c.Previous)
-	return left, left
 }
 
 // readStore reads changes from the store for a stream that is behind the

@@ -214,13 +214,34 @@ const ChangeRemoved ChangeType = "removed"
 // scope must drop its copy of the article, and must not receive the new
 // version, which is outside what it may see.
 func (s Scope) Leaves(c *Change) bool {
-	return c.Previous != nil && !s.Matches(&c.Article) && s.Matches(c.Previous)
+	_, left := AnnouncedTo([]Scope{s}, c)
+	return left
 }
 
 // Announces reports whether a reader of the scope receives the change:
 // its new version matches, or it leaves the scope.
 func (s Scope) Announces(c *Change) bool {
-	return s.Matches(&c.Article) || s.Leaves(c)
+	announced, _ := AnnouncedTo([]Scope{s}, c)
+	return announced
+}
+
+// AnnouncedTo reports whether a reader of every scope receives the change,
+// as the stores' change-log reads decide it: the new version matches all
+// of them, or the version before did. left reports the second case.
+func AnnouncedTo(scopes []Scope, c *Change) (announced, left bool) {
+	matchAll := func(a *Article) bool {
+		for i := range scopes {
+			if !scopes[i].Matches(a) {
+				return false
+			}
+		}
+		return true
+	}
+	if matchAll(&c.Article) {
+		return true, false
+	}
+	left = c.Previous != nil && matchAll(c.Previous)
+	return left, left
 }
 
 // NamesOperations reports whether the scope explicitly selects khub's

@@ -62,6 +62,23 @@ func scopeFilterOn(v string, where []string, args *queryArgs, scopes ...knowledg
 	return where
 }
 
+// announceConds returns the SQL form of knowledge.AnnouncedTo for a change
+// aliased c joined with its version v and the version before pv (see
+// previousJoin), and binds its values in args: announced holds when the
+// reader of every scope receives the change, and leaves when it receives
+// it because the version before matched. With no scope conditions,
+// announced is empty and leaves false.
+func announceConds(args *queryArgs, scopes ...knowledge.Scope) (announced, leaves string) {
+	newer := scopeFilter(nil, args, scopes...)
+	if len(newer) == 0 {
+		return "", "FALSE"
+	}
+	n := strings.Join(newer, " AND ")
+	o := strings.Join(scopeFilterOn("pv", nil, args, scopes...), " AND ")
+	return "((" + n + ") OR (pv.article_id IS NOT NULL AND " + o + "))",
+		"(pv.article_id IS NOT NULL AND " + o + " AND NOT (" + n + "))"
+}
+
 // changeColumns are the columns that scanChange reads, for changes aliased c
 // joined with the version it created, aliased v.
 const changeColumns = versionColumns + `, c.cursor, c.type, c.time`
@@ -171,14 +188,10 @@ func (s *Store) readChanges(ctx context.Context, after int64, limit int, withArt
 	limit = min(limit, maxChangeLimit)
 	var args queryArgs
 	where := []string{"c.cursor > " + args.add(after)}
-	// A change is announced to a scope that its new version matches, or
-	// that the version before matched: one that leaves, which the column
-	// left marks.
-	left := "FALSE"
-	if newer := scopeFilter(nil, &args, filters...); len(newer) > 0 {
-		older := scopeFilterOn("pv", nil, &args, filters...)
-		where = append(where, "(("+strings.Join(newer, " AND ")+") OR (pv.article_id IS NOT NULL AND "+strings.Join(older, " AND ")+"))")
-		left = "NOT (" + strings.Join(newer, " AND ") + ")"
+	// The first column marks a change that leaves the filters' scope.
+	announced, left := announceConds(&args, filters...)
+	if announced != "" {
+		where = append(where, announced)
 	}
 	columns, from, scan := changeColumns+", "+previousColumns, changeJoin+previousJoin, scanChangeWithPrevious
 	if !withArticles {
@@ -254,10 +267,9 @@ func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration
 	if in != nil {
 		// As ReadChanges, a change counts when its new version is in the
 		// scope or when it leaves the scope.
-		if newer := scopeFilter(nil, &args, in.Scope); len(newer) > 0 {
-			older := scopeFilterOn("pv", nil, &args, in.Scope)
-			where = append(where, "(("+strings.Join(newer, " AND ")+") OR (pv.article_id IS NOT NULL AND "+strings.Join(older, " AND ")+"))")
-			leaves = "(pv.article_id IS NOT NULL AND " + strings.Join(older, " AND ") + " AND NOT (" + strings.Join(newer, " AND ") + "))"
+		var announced string
+		if announced, leaves = announceConds(&args, in.Scope); announced != "" {
+			where = append(where, announced)
 		}
 	}
 	if pushedOnly {

@@ -58,6 +58,29 @@ func scopeFilterOn(v string, where []string, args []any, scopes ...knowledge.Sco
 	return where, args
 }
 
+// sqlCond is an SQL condition with the values of its placeholders.
+type sqlCond struct {
+	sql  string
+	args []any
+}
+
+// announceConds returns the SQL form of knowledge.AnnouncedTo for a change
+// aliased c joined with its version v and the version before pv (see
+// previousJoin): announced holds when the reader of every scope receives
+// the change, and leaves when it receives it because the version before
+// matched. With no scope conditions, announced is empty and leaves false.
+func announceConds(scopes ...knowledge.Scope) (announced, leaves sqlCond) {
+	newer, newerArgs := scopeFilter(nil, nil, scopes...)
+	if len(newer) == 0 {
+		return sqlCond{}, sqlCond{sql: "FALSE"}
+	}
+	older, olderArgs := scopeFilterOn("pv", nil, nil, scopes...)
+	n, o := strings.Join(newer, " AND "), strings.Join(older, " AND ")
+	announced = sqlCond{"((" + n + ") OR (pv.article_id IS NOT NULL AND " + o + "))", append(slices.Clone(newerArgs), olderArgs...)}
+	leaves = sqlCond{"(pv.article_id IS NOT NULL AND " + o + " AND NOT (" + n + "))", append(slices.Clone(olderArgs), newerArgs...)}
+	return announced, leaves
+}
+
 // placeholders returns n comma-separated '?'.
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
@@ -186,18 +209,15 @@ func (s *Store) readChanges(ctx context.Context, after int64, limit int, withArt
 		limit = defaultChangeLimit
 	}
 	limit = min(limit, maxChangeLimit)
-	where, args := []string{"c.cursor > ?"}, []any{after}
-	// A change is announced to a scope that its new version matches, or
-	// that the version before matched: one that leaves, which the column
-	// left marks.
-	left := "0"
-	if newer, newerArgs := scopeFilter(nil, nil, filters...); len(newer) > 0 {
-		older, olderArgs := scopeFilterOn("pv", nil, nil, filters...)
-		where = append(where, "(("+strings.Join(newer, " AND ")+") OR (pv.article_id IS NOT NULL AND "+strings.Join(older, " AND ")+"))")
-		// The column comes before WHERE, so its values are bound first.
-		left = "NOT (" + strings.Join(newer, " AND ") + ")"
-		args = append(append(append(slices.Clone(newerArgs), args...), newerArgs...), olderArgs...)
+	// The first column marks a change that leaves the filters' scope. It
+	// comes before WHERE, so its values are bound first.
+	announced, leaves := announceConds(filters...)
+	where, args := []string{"c.cursor > ?"}, append(slices.Clone(leaves.args), after)
+	if announced.sql != "" {
+		where = append(where, announced.sql)
+		args = append(args, announced.args...)
 	}
+	left := leaves.sql
 	args = append(args, limit)
 	columns, from, scan := changeColumns+", "+previousColumns, changeJoin+previousJoin, scanChangeWithPrevious
 	if !withArticles {
@@ -269,16 +289,14 @@ func (s *Store) HeadCursor(ctx context.Context) (int64, error) {
 func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration, after int64, pushedOnly bool) (knowledge.Change, error) {
 	where := []string{"c.cursor > ?"}
 	args := []any{after}
-	leaves, leavesArgs := "FALSE", []any(nil)
+	announced, leaves := announceConds()
 	if in != nil {
 		// As ReadChanges, a change counts when its new version is in the
 		// scope or when it leaves the scope.
-		if newer, newerArgs := scopeFilter(nil, nil, in.Scope); len(newer) > 0 {
-			older, olderArgs := scopeFilterOn("pv", nil, nil, in.Scope)
-			where = append(where, "(("+strings.Join(newer, " AND ")+") OR (pv.article_id IS NOT NULL AND "+strings.Join(older, " AND ")+"))")
-			args = append(append(args, newerArgs...), olderArgs...)
-			leaves = "(pv.article_id IS NOT NULL AND " + strings.Join(older, " AND ") + " AND NOT (" + strings.Join(newer, " AND ") + "))"
-			leavesArgs = append(slices.Clone(olderArgs), newerArgs...)
+		announced, leaves = announceConds(in.Scope)
+		if announced.sql != "" {
+			where = append(where, announced.sql)
+			args = append(args, announced.args...)
 		}
 	}
 	if pushedOnly {
@@ -300,8 +318,8 @@ func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration
 			pushes = "(" + pushes + " AND v.class <> ?)"
 			pushesArgs = append(pushesArgs, string(knowledge.ClassOperations))
 		}
-		where = append(where, "("+pushes+" OR "+leaves+")")
-		args = append(append(args, pushesArgs...), leavesArgs...)
+		where = append(where, "("+pushes+" OR "+leaves.sql+")")
+		args = append(append(args, pushesArgs...), leaves.args...)
 	}
 	query := `SELECT ` + changeColumns + ` FROM ` + changeJoin + previousJoin +
 		` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY c.cursor LIMIT 1`
