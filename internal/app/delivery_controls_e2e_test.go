@@ -24,6 +24,10 @@ import (
 // that a resume or a rotated secret takes effect quickly.
 func fastRefresh(cfg *app.Config) { cfg.Push.StateRefresh = 50 * time.Millisecond }
 
+// slowRefresh makes dispatchers re-read their integration only every hour,
+// so that an operator's change reaches them only when the hub tells them.
+func slowRefresh(cfg *app.Config) { cfg.Push.StateRefresh = time.Hour }
+
 // wantAPIError fails the test unless err is an API error with the status
 // and field.
 func wantAPIError(t *testing.T, what string, err error, status int, field string) *client.Error {
@@ -158,7 +162,7 @@ func TestCreateRejectsBadDeliveryAndWebhooks(t *testing.T) {
 }
 
 func TestResumeAfterGoneDeliversTheWaitingChange(t *testing.T) {
-	_, c := startHub(t, fastRefresh)
+	_, c := startHub(t, slowRefresh)
 	ctx := context.Background()
 	rv := newReceiver(t)
 	rv.mu.Lock()
@@ -278,9 +282,8 @@ func verifier(t *testing.T, secret string) *standardwebhooks.Webhook {
 }
 
 func TestRotateSecretOverlap(t *testing.T) {
-	// The default state refresh of 5 s: the rotation must reach the
-	// dispatcher without it.
-	_, c := startHub(t)
+	// The rotation must reach the dispatcher without a state refresh.
+	_, c := startHub(t, slowRefresh)
 	ctx := context.Background()
 	cp, url := newCapture(t)
 	oldSecret := push.NewSecret()
