@@ -241,8 +241,8 @@ func TestLastErrorHiddenAfterSuccess(t *testing.T) {
 	}
 }
 
-// TestStatusTableShowsStoppedDelivery checks that a paused or disabled
-// integration says so in the status table, not only within its window.
+// TestStatusTableShowsStoppedDelivery checks that the status table shows a
+// paused or disabled state, not only the freshness window.
 func TestStatusTableShowsStoppedDelivery(t *testing.T) {
 	for state, want := range map[string]string{"active": "within window", "paused": "PAUSED, within window", "disabled": "DISABLED, within window"} {
 		in := client.Integration{ID: "int_1", Name: "board", Pattern: "push", State: state}

@@ -91,7 +91,9 @@ func (d *demo) run(ctx context.Context, logger *slog.Logger, exit bool) error {
 	if err := hub.Start(ctx); err != nil {
 		// Shutdown also releases the data directory's lock, which the
 		// second Open needs.
-		hub.Shutdown(context.Background())
+		if serr := hub.Shutdown(context.Background()); serr != nil {
+			logger.Warn("demo: closing the hub after a failed start failed", "error", serr)
+		}
 		var opErr *net.OpError
 		if !errors.As(err, &opErr) {
 			return err
@@ -102,7 +104,9 @@ func (d *demo) run(ctx context.Context, logger *slog.Logger, exit bool) error {
 			return err
 		}
 		if err := hub.Start(ctx); err != nil {
-			hub.Shutdown(context.Background())
+			if serr := hub.Shutdown(context.Background()); serr != nil {
+				logger.Warn("demo: closing the hub after a failed start failed", "error", serr)
+			}
 			return err
 		}
 	}

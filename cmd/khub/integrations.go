@@ -231,7 +231,7 @@ func newIntegrationsDeliveriesCmd() *cobra.Command {
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			// A batched request's attempts share its webhook-id, so the
-			// cursor tells their events apart.
+			// cursor distinguishes their events.
 			fmt.Fprintln(tw, "TIME\tEVENT\tCURSOR\tARTICLE\tVERSION\tTYPE\tATTEMPT\tSTATUS\tLATENCY\tOUTCOME\tERROR")
 			for _, d := range ds {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%.1fms\t%s\t%s\n", d.StartedAt.Local().Format(time.TimeOnly), d.EventID,

@@ -352,10 +352,10 @@ func appendChangesPage(b []byte, changes []knowledge.Change, next int64) []byte 
 	return append(b, "}\n"...)
 }
 
-// visibleType is the type of a change as a reader of the scope it was read
-// for sees it: removed for a change that moved the article out of the
-// scope, whose own type would tell something of the version the reader
-// may not see.
+// visibleType returns the type of a change for a reader of the scope it was
+// read for: removed for a change that moved the article out of the scope,
+// because its own type would reveal something of a version the reader may
+// not read.
 func visibleType(c *knowledge.Change) knowledge.ChangeType {
 	if c.Left {
 		return knowledge.ChangeRemoved

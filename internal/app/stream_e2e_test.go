@@ -261,8 +261,8 @@ func TestStreamScopeIsolation(t *testing.T) {
 	if _, err := pc.GetArticle(context.Background(), "rb"); !client.IsNotFound(err) {
 		t.Errorf("helpdesk reads rb after it left the scope: err = %v, want not found", err)
 	}
-	// The feed says the same; the admin, whose scope rb never left, sees
-	// the change's own type.
+	// The feed reports the same types. The admin, whose scope rb never
+	// left, receives the change's own type.
 	page, err := pc.Changes(context.Background(), 0, 10, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -204,9 +204,9 @@ type Change struct {
 	Left bool `json:"-"`
 }
 
-// ChangeRemoved is the type under which a reader of a scope sees a change
-// that moved an article out of it, in place of the change's own type,
-// which would tell something of the version it may not read.
+// ChangeRemoved is the change type that readers of a scope receive for a
+// change that moved an article out of it. The change's own type would
+// reveal something of a version the reader may not read.
 const ChangeRemoved ChangeType = "removed"
 
 // Leaves reports whether the change moves its article out of the scope:

@@ -38,10 +38,10 @@ const (
 	benchReceivers = 100
 	// sustainedChanges is the number of changes per iteration of
 	// BenchmarkSustained100, written at sustainedRate changes per second.
-	// That offers 100,000 deliveries/s to 100 receivers, twice the goal
-	// with batches and 20 times the goal without, so an engine falls
-	// behind and the measured rate is its capacity, unless the writes
-	// themselves, which share the machine, fall behind first.
+	// That offers 100,000 deliveries/s to 100 receivers: twice the goal
+	// with batches and 20 times the goal without. An engine falls behind,
+	// so the measured rate is its capacity, unless the writes themselves,
+	// which share the machine, fall behind first.
 	sustainedChanges = 1500
 	sustainedRate    = 1000
 	// halfLoadDuration is the length of one iteration of

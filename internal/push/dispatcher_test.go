@@ -539,7 +539,7 @@ func TestLeavingScopeSendsRemoval(t *testing.T) {
 			}
 		}
 	}
-	// Delivery history says what was sent.
+	// Delivery history records the removal type.
 	for _, id := range []string{"int-push", "int-hybrid"} {
 		var types []string
 		for _, a := range h.attempts(id) {

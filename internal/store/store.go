@@ -59,10 +59,9 @@ type Store interface {
 	// entry, including entries whose transactions commit late.
 	//
 	// An entry matches when its new version matches every filter, or when
-	// the version before did: a change that moves an article out of a
-	// scope is returned for that scope, so that its readers drop the
-	// article (knowledge.Scope.Leaves), with Left set. Each entry's
-	// Previous is set.
+	// the version before did. So a change that moves an article out of a
+	// scope is returned for that scope, with Left set, and its readers drop
+	// the article (knowledge.Scope.Leaves). Each entry's Previous is set.
 	ReadChanges(ctx context.Context, after int64, limit int, filters ...knowledge.Scope) (ChangePage, error)
 	// ReadChangeEntries returns the entries and ScannedTo that ReadChanges
 	// returns, with Article left zero and Previous nil. It reads no article bodies, so a

@@ -65,10 +65,11 @@ type sqlCond struct {
 }
 
 // announceConds returns the SQL form of knowledge.AnnouncedTo for a change
-// aliased c joined with its version v and the version before pv (see
-// previousJoin): announced holds when the reader of every scope receives
-// the change, and leaves when it receives it because the version before
-// matched. With no scope conditions, announced is empty and leaves false.
+// aliased c, joined with its version v and the version before pv (see
+// previousJoin). announced is true when a reader of every scope receives
+// the change. leaves is true when it does so only because the version
+// before matched. With no scope conditions, announced is empty and leaves
+// is FALSE.
 func announceConds(scopes ...knowledge.Scope) (announced, leaves sqlCond) {
 	newer, newerArgs := scopeFilter(nil, nil, scopes...)
 	if len(newer) == 0 {
@@ -303,9 +304,9 @@ func (s *Store) OldestChangeAfter(ctx context.Context, in *knowledge.Integration
 		if in == nil {
 			return knowledge.Change{}, errors.New("sqlite: oldest change: pushedOnly needs an integration")
 		}
-		// As Integration.PushesChange: a change that leaves the scope is
-		// pushed; otherwise operations events only to a scope that names
-		// them, and hybrid only what hybridPushes holds for.
+		// This mirrors Integration.PushesChange. A change that leaves the
+		// scope is always pushed. Operations events go only to a scope that
+		// names them, and hybrid sends only what hybridPushes matches.
 		pushes, pushesArgs := "TRUE", []any(nil)
 		switch in.Pattern {
 		case knowledge.PatternPush:

@@ -435,8 +435,8 @@ func testUnknownArticle(t *testing.T, s store.Store) {
 }
 
 // testEmptyListsReadEmpty saves an article without tags or metadata and
-// checks that every read gives them empty rather than nil, so that the API
-// writes [] and {} as its description says.
+// checks that every read returns them empty rather than nil, so that the
+// API writes [] and {} as its OpenAPI description requires.
 func testEmptyListsReadEmpty(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	save(t, s, newArticle("bare"), store.SaveOptions{})

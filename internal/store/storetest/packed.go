@@ -124,7 +124,7 @@ func testPackedProgress(t *testing.T, s store.Store) {
 
 	// The runbook's change 2 lies inside the batch's range but was not in
 	// it, as when a scope left it out. Retention keeps only the newest
-	// change, which no batch holds, and must not change the answers.
+	// change, which no batch holds, and must not change the results.
 	for _, pruned := range []bool{false, true} {
 		if pruned {
 			if _, err := s.PruneChanges(context.Background(), at(60)); err != nil {
