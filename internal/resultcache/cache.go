@@ -19,6 +19,7 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"sync"
 )
 
@@ -149,21 +150,29 @@ func (c *Cache) Do(ctx context.Context, key Key, position int64, compute func(co
 		v, _, err := compute(ctx)
 		return v, false, err
 	}
-	f := &flight{done: make(chan struct{})}
+	f := &flight{done: make(chan struct{}), err: errComputePanicked}
 	c.flights[key] = f
 	c.mu.Unlock()
-
-	v, size, err := compute(ctx)
-	f.value, f.err = v, err
-	c.mu.Lock()
-	delete(c.flights, key)
-	if err == nil {
-		c.store(key, position, v, size)
-	}
-	c.mu.Unlock()
-	close(f.done)
-	return v, false, err
+	// Deferred, so that a compute that panics still ends its flight: the
+	// requests that wait for it then compute their own result instead of
+	// waiting for ever.
+	var size int64
+	defer func() {
+		c.mu.Lock()
+		delete(c.flights, key)
+		if f.err == nil {
+			c.store(key, position, f.value, size)
+		}
+		c.mu.Unlock()
+		close(f.done)
+	}()
+	value, size, err = compute(ctx)
+	f.value, f.err = value, err
+	return value, false, err
 }
+
+// errComputePanicked is a flight's error until its compute returns.
+var errComputePanicked = errors.New("resultcache: the computation panicked")
 
 // advance records that position is current and drops the entries of
 // older positions, which no request can find any more. c.mu must be held.

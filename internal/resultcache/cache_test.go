@@ -206,3 +206,22 @@ func TestNewKeySeparatesParts(t *testing.T) {
 		t.Error("NewKey is not deterministic")
 	}
 }
+
+// A computation that panics must not leave its key waiting for ever: the
+// next request for it computes its own result.
+func TestCachePanicEndsFlight(t *testing.T) {
+	c := New(Config{})
+	k := NewKey("search", "q=crash")
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("Do did not pass on the panic")
+			}
+		}()
+		c.Do(context.Background(), k, 1, func(context.Context) (any, int64, error) { panic("boom") })
+	}()
+	computed := 0
+	if v, hit := get(t, c, k, 1, "after", 1, &computed); hit || v != "after" || computed != 1 {
+		t.Errorf("Do after a panic = %q, hit %v, computed %d times; want a computed %q", v, hit, computed, "after")
+	}
+}
