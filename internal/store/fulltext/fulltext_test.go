@@ -295,3 +295,57 @@ func TestTSQueryWeights(t *testing.T) {
 		t.Errorf("TSQueryWeights without weights = %s, want the TSQuery form rotat:* & node", got)
 	}
 }
+
+// highlightBoth returns the highlight of a body found around the places
+// that match and the one found by tokenizing the whole body.
+func highlightBoth(q Query, title, body string) (parts, whole Highlight) {
+	parts = q.Highlight(title, nil, body)
+	wholeBodies = true
+	defer func() { wholeBodies = false }()
+	return parts, q.Highlight(title, nil, body)
+}
+
+func TestHighlightLongBodyMatchesWholeBody(t *testing.T) {
+	filler := strings.Repeat("Unrelated words fill this runbook paragraph about nothing much. ", 30)
+	body := filler + "When the KubePodCrashLooping alert fires, the pod is crash looping; check `kubectl logs`. " +
+		filler + "A pod that keeps restarting is crash-looping again. " + filler
+	cases := []struct {
+		query, mark string
+	}{
+		{"pod crash looping", "[crash looping]"},
+		{"crash", "[KubePodCrashLooping]"},
+		{`"crash looping"`, "[crash looping]"},
+		{"restart*", "[restarting]"},
+		{"kubectl logs", "[kubectl logs]"},
+		{"missing", ""},
+	}
+	for _, c := range cases {
+		q := Parse(c.query)
+		parts, whole := highlightBoth(q, "Pods", body)
+		if !slices.Equal(parts.Matched, whole.Matched) {
+			t.Errorf("%q: matched %q, tokenizing the whole body gives %q", c.query, parts.Matched, whole.Matched)
+		}
+		if !strings.Contains(parts.Text, c.mark) || !strings.Contains(whole.Text, c.mark) {
+			t.Errorf("%q: snippets %q and %q, want both to contain %q", c.query, parts.Text, whole.Text, c.mark)
+		}
+		if c.mark != "" && !strings.HasPrefix(parts.Text, Ellipsis) {
+			t.Errorf("%q: snippet %q from the middle of the body does not start with %q", c.query, parts.Text, Ellipsis)
+		}
+	}
+}
+
+// FuzzHighlight checks that cutting a snippet from part of a long body
+// never panics and finds the same terms as tokenizing the whole body.
+func FuzzHighlight(f *testing.F) {
+	f.Add("pod crash", "KubePodCrashLooping: the pod — «crash» looping")
+	f.Add("sql injection*", "Ünïcode SQL Injection-prevention ✓ sql-INJECTIONS")
+	f.Add(`"a b" c*`, "x\xffa b\xe2\x80\x94c ab cd")
+	f.Fuzz(func(t *testing.T, query, text string) {
+		body := strings.Repeat(text+" ", max(1, 2*partsFrom/(len(text)+1)))
+		q := Parse(query)
+		parts, whole := highlightBoth(q, "t", body)
+		if !slices.Equal(parts.Matched, whole.Matched) {
+			t.Errorf("matched %q, tokenizing the whole body gives %q", parts.Matched, whole.Matched)
+		}
+	})
+}

@@ -1,6 +1,8 @@
 package fulltext
 
 import (
+	"bytes"
+	"encoding/binary"
 	"html"
 	"math/bits"
 	"slices"
@@ -55,8 +57,7 @@ func (q Query) Highlight(title string, tags []string, body string) Highlight {
 	var h Highlight
 	found := make([]bool, len(q.Terms))
 
-	bodyToks := tokenize(body, true)
-	bodyMatches := q.matches(bodyToks, found)
+	part := q.bodyMatches(body, found)
 	titleToks := tokenize(title, true)
 	titleMatches := q.matches(titleToks, found)
 	if len(tags) > 0 {
@@ -69,16 +70,221 @@ func (q Query) Highlight(title string, tags []string, body string) Highlight {
 	}
 
 	switch {
-	case len(bodyMatches) > 0:
-		s, e := bestWindow(bodyToks, bodyMatches, SnippetWords)
-		h.Text, h.HTML = render(body, bodyToks, s, e, bodyMatches)
+	case len(part.matches) > 0:
+		s, e, _, _ := bestWindow(part.toks, part.matches, SnippetWords)
+		h.Text, h.HTML = render(body, part, s, e)
 	case len(titleMatches) > 0:
-		h.Text, h.HTML = render(title, titleToks, 0, len(titleToks)-1, titleMatches)
+		h.Text, h.HTML = render(title, textPart{toks: titleToks, matches: titleMatches, hi: len(title)}, 0, len(titleToks)-1)
 	default:
 		h.Text = collapseSpace(title)
 		h.HTML = html.EscapeString(h.Text)
 	}
 	return h
+}
+
+// textPart is the tokens of text[lo:hi] and the matches among them.
+type textPart struct {
+	toks    []token
+	matches []match
+	lo, hi  int
+}
+
+// Limits of the search for a snippet in part of a body.
+const (
+	// partsFrom is the body length, in bytes, from which a snippet is
+	// looked for around the places that match rather than in the whole
+	// body.
+	partsFrom = 1024
+	// partBefore and partAfter are how much text around the chosen places
+	// is tokenized, in bytes: more than the words a snippet shows.
+	partBefore, partAfter = 120, 200
+	// clusterBytes is the span in which places count as one window when
+	// the part is chosen, about SnippetWords words of English.
+	clusterBytes = 120
+	// maxPlaces is the number of places per term that are looked at.
+	maxPlaces = 16
+)
+
+// wholeBodies makes bodyMatches tokenize every body whole, so that tests
+// can compare the two ways.
+var wholeBodies = false
+
+// place is where a term occurs in a body, by byte offset.
+type place struct {
+	at   int
+	term int
+}
+
+// bodyMatches returns the part of the body where the snippet is cut, its
+// tokens and matches, and sets found[i] for each term i that occurs.
+//
+// Tokenizing a whole body costs more than ranking the article, so a long
+// body is tokenized only where the snippet will be. In a body whose words
+// are all ASCII, a token's index form is its text in lower case, so a
+// term's first word can match only where the lower-case body contains it,
+// at the start of a word or at an upper-case letter that may start a
+// camel-case part. The first such place of each term is confirmed by
+// tokenizing the words there. The places are grouped into windows of clusterBytes, the window
+// with the most distinct terms, then the most places, is tokenized with a
+// few hundred bytes around it, and bestWindow picks the snippet there. A
+// body with other words, or a query with such words, is tokenized whole.
+func (q Query) bodyMatches(body string, found []bool) textPart {
+	whole := func() textPart {
+		toks := tokenize(body, true)
+		return textPart{toks: toks, matches: q.matches(toks, found), hi: len(body)}
+	}
+	if len(body) < partsFrom || wholeBodies || !q.asciiUnits() || hasNonASCIIWord(body) {
+		return whole()
+	}
+	// The body in lower case, byte for byte, so offsets stay the same.
+	lower := make([]byte, len(body))
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	var places []place
+	for ti := range q.Terms {
+		t := &q.Terms[ti]
+		u := []byte(t.units[0].norm)
+		n := 0
+		for at := 0; n < maxPlaces; {
+			i := bytes.Index(lower[at:], u)
+			if i < 0 {
+				break
+			}
+			i += at
+			at = i + 1
+			if i > 0 && isASCIIWord(body[i-1]) && !('A' <= body[i] && body[i] <= 'Z') {
+				continue // inside a word, where no token or part starts
+			}
+			// Once one place of the term is confirmed, the others are
+			// taken as they are: they only choose the part, whose own
+			// tokens then decide the matches.
+			if !found[ti] && !t.matchesAt(body, i) {
+				continue
+			}
+			n++
+			found[ti] = true
+			places = append(places, place{at: i, term: ti})
+		}
+	}
+	if len(places) == 0 {
+		return textPart{}
+	}
+	slices.SortFunc(places, func(a, b place) int { return a.at - b.at })
+	bestFirst, bestLast, bestDistinct, bestCount := 0, 0, 0, 0
+	for i, p := range places {
+		var seen uint64
+		last := i
+		for j := i; j < len(places) && places[j].at < p.at+clusterBytes; j++ {
+			seen |= 1 << uint(places[j].term)
+			last = j
+		}
+		distinct, count := bits.OnesCount64(seen), last-i+1
+		if distinct > bestDistinct || distinct == bestDistinct && count > bestCount {
+			bestFirst, bestLast, bestDistinct, bestCount = i, last, distinct, count
+		}
+	}
+	lo := wordEdge(body, places[bestFirst].at-partBefore, -1)
+	hi := wordEdge(body, places[bestLast].at+clusterBytes+partAfter, 1)
+	toks := tokenize(body[lo:hi], true)
+	for i := range toks {
+		toks[i].start += lo
+		toks[i].end += lo
+	}
+	ms := q.matches(toks, make([]bool, len(q.Terms)))
+	if len(ms) == 0 {
+		return whole()
+	}
+	return textPart{toks: toks, matches: ms, lo: lo, hi: hi}
+}
+
+// matchesAt reports whether the term occurs at byte i of an ASCII body:
+// as a whole word or, for a term of one word, as a camel-case part. The
+// words from i on are tokenized, as many as the term has and room for
+// separators between them.
+func (t *Term) matchesAt(body string, i int) bool {
+	start := wordEdge(body, i, -1)
+	if start < i && !isASCIIWord(body[start]) {
+		start++
+	}
+	end := wordEdge(body, i+len(t.Text)+8*len(t.units)+8, 1)
+	toks := tokenize(body[start:end], true)
+	for k := range toks {
+		if toks[k].end <= i-start {
+			continue
+		}
+		return t.matchAt(toks, k) > 0
+	}
+	return false
+}
+
+// isASCIIWord reports whether c is an ASCII letter or digit. Bytes of
+// UTF-8 sequences are not.
+func isASCIIWord(c byte) bool { return c < utf8.RuneSelf && asciiWord[c] }
+
+// asciiUnits reports whether every word of every term is ASCII.
+func (q Query) asciiUnits() bool {
+	for _, t := range q.Terms {
+		if len(t.units) == 0 {
+			return false
+		}
+		for _, u := range t.units {
+			if u.cjk {
+				return false
+			}
+			for i := 0; i < len(u.norm); i++ {
+				if u.norm[i] >= utf8.RuneSelf {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// hasNonASCIIWord reports whether s has a letter, digit or mark outside
+// ASCII.
+func hasNonASCIIWord(s string) bool {
+	for i := 0; i < len(s); {
+		// Eight bytes at a time while they are all ASCII.
+		if i+8 <= len(s) && binary.LittleEndian.Uint64([]byte(s[i:i+8]))&0x8080808080808080 == 0 {
+			i += 8
+			continue
+		}
+		if s[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if isWordRune(r) {
+			return true
+		}
+		i += size
+	}
+	return false
+}
+
+// wordEdge moves i, clamped to s, in direction dir (-1 or 1) to the next
+// ASCII byte that no word contains, so that a part of s cut there splits
+// neither a word nor a UTF-8 sequence.
+func wordEdge(s string, i, dir int) int {
+	if i <= 0 {
+		return 0
+	}
+	if i >= len(s) {
+		return len(s)
+	}
+	for i > 0 && i < len(s) {
+		if !isASCIIWord(s[i]) && s[i] < utf8.RuneSelf {
+			return i
+		}
+		i += dir
+	}
+	return max(0, min(i, len(s)))
 }
 
 // Leading returns the first n words of body, split at white space, as a
@@ -143,10 +349,10 @@ func unitMatches(u string, d *token, prefix, parts bool) bool {
 
 // bestWindow returns the first and last token of the window of at most
 // size tokens that holds the most distinct terms, then the most matches,
-// and comes first. The window starts a few tokens before its first match,
+// and comes first, with those two numbers. The window starts a few tokens before its first match,
 // when they fit, so the snippet shows what leads up to it, and near the
 // end of the text it starts early enough to hold size tokens.
-func bestWindow(toks []token, ms []match, size int) (first, last int) {
+func bestWindow(toks []token, ms []match, size int) (first, last, distinct, count int) {
 	bestStart, bestDistinct, bestCount, bestEnd := 0, -1, 0, 0
 	for i, m := range ms {
 		// Queries have at most MaxTerms (64) terms, one bit each.
@@ -173,22 +379,26 @@ func bestWindow(toks []token, ms []match, size int) (first, last int) {
 		first = max(0, first-over)
 		last = len(toks) - 1
 	}
-	return first, last
+	return first, last, bestDistinct, bestCount
 }
 
-// render writes tokens first to last of text as a plain and an HTML
+// render writes tokens first to last of part as a plain and an HTML
 // snippet, with the matches inside marked and runs of white space written
-// as one space.
-func render(text string, toks []token, first, last int, ms []match) (plain, htm string) {
+// as one space. An ellipsis stands for text of the whole before or after
+// the tokens written.
+func render(text string, part textPart, first, last int) (plain, htm string) {
+	toks, ms := part.toks, part.matches
 	var p, h strings.Builder
-	if first > 0 {
+	before := first > 0 || part.lo > 0
+	after := last < len(toks)-1 || part.hi < len(text)
+	if before {
 		p.WriteString(Ellipsis)
 		h.WriteString(Ellipsis)
 	}
 	// The snippet runs from white space to white space, so that a word
 	// keeps the punctuation attached to it, as in "<b>" or "(see".
 	pos, end := toks[first].start, toks[last].end
-	floor, ceil := 0, len(text)
+	floor, ceil := part.lo, part.hi
 	if first > 0 {
 		floor = toks[first-1].end
 	}
@@ -237,7 +447,7 @@ func render(text string, toks []token, first, last int, ms []match) (plain, htm 
 	rest := collapseSpace(text[pos:end])
 	p.WriteString(rest)
 	h.WriteString(html.EscapeString(rest))
-	if last < len(toks)-1 {
+	if after {
 		p.WriteString(Ellipsis)
 		h.WriteString(Ellipsis)
 	}
