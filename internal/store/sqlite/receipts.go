@@ -5,11 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store"
+	"github.com/khub-dev/khub/internal/store/textindex"
 )
 
 // bodilessColumns are versionColumns with an empty string for the body,
@@ -44,6 +47,10 @@ func (s *Store) DescribeVersions(ctx context.Context, keys []store.VersionKey) (
 	if len(keys) == 0 {
 		return out, nil
 	}
+	if ix := s.textIndexReady(); ix != nil && describeCurrent(ix, keys, out) {
+		return out, nil
+	}
+	clear(out)
 	pairs, err := versionKeysJSON(keys)
 	if err != nil {
 		return nil, err
@@ -107,6 +114,24 @@ func (s *Store) DescribeVersions(ctx context.Context, keys []store.VersionKey) (
 		return nil, err
 	}
 	return out, nil
+}
+
+// describeCurrent fills out from the text index when every key names the
+// current version of an article that is not archived, as the hits of a
+// search or lookup do, and reports whether it did. SQLite stores a
+// version's fields after its body, so reading them from article_versions
+// walks the body's overflow pages; the index holds them in memory.
+func describeCurrent(ix *textindex.Index, keys []store.VersionKey, out map[store.VersionKey]store.VersionInfo) bool {
+	for _, k := range keys {
+		a, ok := ix.Current(k.ArticleID)
+		if !ok || a.Version != k.Version {
+			return false
+		}
+		cur := a
+		cur.Tags, cur.Metadata = slices.Clone(a.Tags), maps.Clone(a.Metadata)
+		out[k] = store.VersionInfo{Version: a, Current: cur}
+	}
+	return true
 }
 
 // RecordReceipts implements store.Store.

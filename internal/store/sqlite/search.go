@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store"
 	"github.com/khub-dev/khub/internal/store/fulltext"
+	"github.com/khub-dev/khub/internal/store/textindex"
 )
 
 // Search result sizes.
@@ -144,6 +146,11 @@ func indexVersion(ctx context.Context, tx *txn, a *knowledge.Article, seq int64)
 // unless it is archived. article_fts is contentless with
 // contentless_delete, so the delete needs only the rowid.
 func updateSearchIndex(ctx context.Context, tx *txn, prev *currentVersion, next *knowledge.Article, seq int64) error {
+	u := textUpdate{seq: seq, next: next}
+	if prev != nil && prev.article.Status != knowledge.StatusArchived {
+		u.prevSeq, u.prev = prev.seq, &prev.article
+	}
+	tx.updates = append(tx.updates, u)
 	if prev != nil && prev.article.Status != knowledge.StatusArchived {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM article_fts WHERE rowid = ?`, prev.seq); err != nil {
 			return fmt.Errorf("sqlite: remove article %q version %d from the search index: %w", prev.article.ID, prev.article.Version, err)
@@ -186,6 +193,13 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 	query := fulltext.Parse(q.Text)
 	key := fulltext.CursorKey(query, q.Filters)
 	var out store.SearchResult
+	if ix := s.textIndexReady(); ix != nil && strings.TrimSpace(q.Text) != "" {
+		out, err := s.searchIndexed(ctx, ix, q, &query, cur, key, limit)
+		if q.TitleFirst {
+			out.Next = ""
+		}
+		return out, err
+	}
 	err := s.read(ctx, func(tx *txn) error {
 		var err error
 		if strings.TrimSpace(q.Text) == "" {
@@ -254,6 +268,148 @@ func searchText(ctx context.Context, tx *txn, q store.SearchQuery, query *fullte
 		}
 	}
 	return out, nil
+}
+
+// searchIndexed is searchText on the in-memory text index: the index
+// ranks, counts the facets and gives the hits' fields, and the store
+// reads only the bodies of a page's hits, for their snippets. A body is
+// read by version, and versions never change, so a write between the
+// ranking and the read changes nothing the page shows.
+func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.SearchQuery, query *fulltext.Query, cur *fulltext.Cursor, key uint64, limit int) (store.SearchResult, error) {
+	out := store.SearchResult{Hits: []store.SearchHit{}}
+	if len(query.Terms) == 0 {
+		if q.Facets {
+			out.Facets = &store.Facets{Classes: []store.FacetCount{}, Collections: []store.FacetCount{}, Tags: []store.FacetCount{}}
+		}
+		return out, nil
+	}
+	iq := textindex.Query{Terms: query.Terms, Any: q.Any, Filters: q.Filters}
+	if cur != nil {
+		if err := fulltext.CheckCursor(cur, key, false); err != nil {
+			return out, err
+		}
+		iq.Any = cur.Any
+	}
+	need := fulltext.Need(cur, limit)
+	if q.TitleFirst {
+		need = limit
+	}
+	hits := rankIndexed(ix, iq, q.TitleFirst, need)
+	if cur == nil && !iq.Any && len(hits) == 0 && len(query.Terms) > 1 {
+		// No article has every term, so any term may match.
+		iq.Any = true
+		hits = rankIndexed(ix, iq, q.TitleFirst, need)
+	}
+
+	ranking := make([]fulltext.Ranked, len(hits))
+	articles := make(map[int64]*knowledge.Article, len(hits))
+	for i, h := range hits {
+		ranking[i] = h.Ranked
+		articles[h.Seq] = h.Article
+	}
+	page, next := fulltext.NextPage(ranking, cur, limit, key, iq.Any)
+	if next != nil {
+		out.Next = next.Encode()
+	}
+	var bodies map[int64]string
+	if !q.NoSnippets && len(page) > 0 {
+		var err error
+		if bodies, err = s.readBodies(ctx, page); err != nil {
+			return out, err
+		}
+	}
+	for _, r := range page {
+		a := articles[r.Seq]
+		h := store.SearchHit{ID: a.ID, Title: a.Title, Collection: a.Collection, Class: a.Class,
+			Tags: slices.Clone(a.Tags), Metadata: maps.Clone(a.Metadata), Status: a.Status, Version: a.Version, Score: r.Score}
+		if h.Tags == nil {
+			h.Tags = []string{}
+		}
+		if h.Metadata == nil {
+			h.Metadata = map[string]string{}
+		}
+		if !q.NoSnippets {
+			hl := query.Highlight(h.Title, h.Tags, bodies[r.Seq])
+			h.Snippet, h.SnippetHTML, h.Matched = hl.Text, hl.HTML, hl.Matched
+		}
+		out.Hits = append(out.Hits, h)
+	}
+
+	if q.Facets {
+		f := facetCounter{}
+		ix.Each(iq, f.add)
+		out.Facets = f.facets()
+	}
+	return out, nil
+}
+
+// rankIndexed is rankQuery on the in-memory index. The index scores only
+// the articles that can still enter the n best, so leaving out common
+// terms, as rankQuery does for FTS5, gains nothing there.
+func rankIndexed(ix *textindex.Index, q textindex.Query, titleFirst bool, n int) []textindex.Hit {
+	if titleFirst {
+		head := q
+		head.Head = true
+		if hits := ix.Rank(head, n); len(hits) >= n {
+			return hits
+		}
+	}
+	return ix.Rank(q, n)
+}
+
+// readBodies reads the body of each version of the page, by seq.
+func (s *Store) readBodies(ctx context.Context, page []fulltext.Ranked) (map[int64]string, error) {
+	args := make([]any, len(page))
+	for i, r := range page {
+		args[i] = r.Seq
+	}
+	bodies := make(map[int64]string, len(page))
+	err := s.read(ctx, func(tx *txn) error {
+		rows, err := tx.QueryContext(ctx, `SELECT seq, body FROM article_versions WHERE seq IN (`+placeholders(len(page))+`)`, args...)
+		if err != nil {
+			return mapError(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var seq int64
+			var body string
+			if err := rows.Scan(&seq, &body); err != nil {
+				return mapError(err)
+			}
+			bodies[seq] = body
+		}
+		return mapError(rows.Err())
+	})
+	return bodies, err
+}
+
+// facetCounter counts articles by class, collection and tag.
+type facetCounter struct {
+	classes, collections, tags map[string]int64
+}
+
+func (f *facetCounter) add(a *knowledge.Article) {
+	if f.classes == nil {
+		f.classes, f.collections, f.tags = map[string]int64{}, map[string]int64{}, map[string]int64{}
+	}
+	f.classes[string(a.Class)]++
+	f.collections[a.Collection]++
+	for _, t := range a.Tags {
+		f.tags[t]++
+	}
+}
+
+func (f *facetCounter) facets() *store.Facets {
+	list := func(m map[string]int64) []store.FacetCount {
+		out := make([]store.FacetCount, 0, len(m))
+		for v, n := range m {
+			out = append(out, store.FacetCount{Value: v, Count: n})
+		}
+		return out
+	}
+	out := &store.Facets{Classes: list(f.classes), Collections: list(f.collections), Tags: list(f.tags)}
+	out.Sort()
+	return out
 }
 
 // searchFilter appends to where the SQL conditions that make an

@@ -17,7 +17,12 @@ import (
 // test ends.
 func openTemp(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(filepath.Join(t.TempDir(), "khub.db"), Options{})
+	return openTempWith(t, Options{})
+}
+
+func openTempWith(t *testing.T, opts Options) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "khub.db"), opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -31,6 +36,12 @@ func openTemp(t *testing.T) *Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
+// TestConformanceFTS5 runs the suite without the in-memory text index, so
+// that searches take the FTS5 path that serves while the index builds.
+func TestConformanceFTS5(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTempWith(t, Options{NoTextIndex: true}) })
 }
 
 func TestDataSurvivesReopen(t *testing.T) {

@@ -149,6 +149,9 @@ func (p *pool) close() error {
 type txn struct {
 	*sql.Tx
 	p *pool
+	// updates are the changes to the in-memory text index that the
+	// transaction makes once it commits.
+	updates []textUpdate
 }
 
 func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {

@@ -1,0 +1,189 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store"
+)
+
+// generated returns n articles of words drawn from a small vocabulary, so
+// that queries match many of them with varied scores.
+func generated(n int, seed uint64) []knowledge.Article {
+	vocab := strings.Fields("node disk full pod crash looping etcd leader certificate rotation rotate memory " +
+		"alert runbook restart network database stale failover replica primary KubePodCrashLooping café sécurité")
+	r := rand.New(rand.NewPCG(seed, 1))
+	text := func(k int) string {
+		w := make([]string, k)
+		for i := range w {
+			w[i] = vocab[r.IntN(len(vocab))]
+		}
+		return strings.Join(w, " ")
+	}
+	out := make([]knowledge.Article, n)
+	for i := range out {
+		out[i] = knowledge.Article{ID: fmt.Sprintf("art-%04d", i), Title: text(1 + r.IntN(3)), Body: text(10 + r.IntN(200)),
+			Collection: []string{"ops", "sec"}[i%2], Class: knowledge.ClassRunbook, Tags: []string{vocab[r.IntN(len(vocab))]}}
+		out[i].Normalize()
+	}
+	return out
+}
+
+var indexQueries = []store.SearchQuery{
+	{Text: "node disk"}, {Text: "crash looping"}, {Text: `"crash looping"`}, {Text: "rota*"},
+	{Text: "etcd leader failover", Any: true}, {Text: "securite"}, {Text: "kubepodcrashlooping"},
+	{Text: "replica primary stale", Any: true, TitleFirst: true}, {Text: "database", Limit: 50},
+	{Text: "memory alert", Filters: []knowledge.Scope{{Collections: []string{"sec"}}}},
+}
+
+// TestTextIndexRanksAsFTS5 compares the in-memory index with FTS5's
+// bm25() on the same file: the same hits, in the same order but for
+// near ties, with the same scores to float32 precision.
+func TestTextIndexRanksAsFTS5(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "khub.db")
+	fts, err := Open(path, Options{NoTextIndex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fts.Close()
+	for _, a := range generated(600, 1) {
+		if _, err := fts.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mem, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	if mem.textIndexReady() == nil {
+		t.Fatal("the text index of 600 articles is not built after Open")
+	}
+	for _, q := range indexQueries {
+		q.Facets = true
+		want, err := fts.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := mem.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Hits) != len(want.Hits) {
+			t.Fatalf("%q: %d hits, FTS5 gives %d", q.Text, len(got.Hits), len(want.Hits))
+		}
+		for i := range got.Hits {
+			g, w := got.Hits[i], want.Hits[i]
+			if math.Abs(g.Score-w.Score) > 1e-5*math.Abs(w.Score) {
+				t.Errorf("%q: hit %d is %s with %v, FTS5 has %s with %v", q.Text, i, g.ID, g.Score, w.ID, w.Score)
+			}
+			if g.Snippet != w.Snippet || g.Title != w.Title || g.Version != w.Version {
+				t.Errorf("%q: hit %s shows %q, FTS5's %s shows %q", q.Text, g.ID, g.Snippet, w.ID, w.Snippet)
+			}
+		}
+		if fmt.Sprint(got.Facets) != fmt.Sprint(want.Facets) {
+			t.Errorf("%q: facets %v, FTS5 gives %v", q.Text, got.Facets, want.Facets)
+		}
+	}
+}
+
+// TestTextIndexBuildsBesideWrites opens a store whose index is built in
+// the background while articles are written, changed and archived: every
+// write must reach the index, whether it committed before, during or
+// after the build.
+func TestTextIndexBuildsBesideWrites(t *testing.T) {
+	defer func(n int64) { syncBuildLimit = n }(syncBuildLimit)
+	syncBuildLimit = 0
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "khub.db")
+	seed, err := Open(path, Options{NoTextIndex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts := generated(3000, 2)
+	for _, a := range arts[:2500] {
+		if _, err := seed.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seed.Close()
+
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i, a := range arts[2500:] {
+			if _, err := s.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
+				t.Error(err)
+			}
+			// Change and archive some of the seeded ones too.
+			old := arts[i*4]
+			switch i % 3 {
+			case 0:
+				old.Body += " failover"
+				_, err = s.SaveArticle(ctx, old, store.SaveOptions{})
+			case 1:
+				old.Status = knowledge.StatusArchived
+				_, err = s.SaveArticle(ctx, old, store.SaveOptions{})
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if err := s.WaitTextIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if s.textIndexReady() == nil {
+		t.Fatal("the text index is not ready after WaitTextIndex")
+	}
+	count, err := s.CountArticles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live int64
+	err = s.read(ctx, func(tx *txn) error {
+		return tx.QueryRowContext(ctx, `SELECT count(*) FROM article_search`).Scan(&live)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.text.ix.Len(); int64(got) != live {
+		t.Fatalf("index holds %d articles, the store %d that are not archived (%d in all)", got, live, count)
+	}
+	fts, err := Open(path, Options{NoTextIndex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fts.Close()
+	for _, q := range []store.SearchQuery{{Text: "failover", Limit: 100}, {Text: "node*", Limit: 100, Any: true}} {
+		want, err := fts.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Hits) != len(want.Hits) {
+			t.Fatalf("%q: %d hits, FTS5 gives %d", q.Text, len(got.Hits), len(want.Hits))
+		}
+		for i := range got.Hits {
+			if got.Hits[i].ID != want.Hits[i].ID && math.Abs(got.Hits[i].Score-want.Hits[i].Score) > 1e-3*math.Abs(want.Hits[i].Score) {
+				t.Fatalf("%q: hit %d is %s, FTS5 has %s", q.Text, i, got.Hits[i].ID, want.Hits[i].ID)
+			}
+		}
+	}
+}

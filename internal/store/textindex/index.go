@@ -1,0 +1,560 @@
+// Package textindex ranks articles by BM25 from an inverted index held in
+// memory. The SQLite store keeps one next to its FTS5 table: FTS5's bm25()
+// scores every article that a query matches, reading each match's row
+// size and position lists from the database, which made a search of
+// common words over 100,000 articles take hundreds of milliseconds. Here a
+// match costs a few nanoseconds: each posting carries its precomputed BM25
+// weight, so scoring one term of one article is one multiplication.
+//
+// The index holds the current, non-archived version of every article: its
+// tokens, as fulltext.IndexText writes them, with their positions for
+// phrases, and the fields that filters, facets and hits need. It holds no
+// body, so hits that show a snippet read the body from the store.
+//
+// Scores follow FTS5's bm25(10.0, 5.0, 1.0), which the store used before:
+// a term's weight in an article grows with its occurrences, ten times for
+// the title, five for the tags and once for the body, and shrinks with the
+// article's length. One difference: the average article length that the
+// weights use is fixed when the postings are weighted, at the first build
+// and again whenever it has drifted by more than a tenth, not updated on
+// every write. That keeps a posting's weight constant between rebuilds.
+package textindex
+
+import (
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store/fulltext"
+)
+
+// BM25 parameters and column weights, as FTS5's bm25() with the weights
+// 10, 5 and 1 for title, tags and body.
+const (
+	k1 = 1.2
+	b  = 0.75
+)
+
+var columnWeights = [3]float64{10, 5, 1}
+
+// Columns of an article, in the order of columnWeights.
+const (
+	colTitle = iota
+	colTags
+	colBody
+)
+
+// Limits of the index.
+const (
+	// posBits is the number of bits of a position key that hold the token's
+	// position in its column; the column is above them. Tokens after the
+	// first 2^28 of a column are not indexed.
+	posBits = 28
+	// posEvery is the number of postings between two entries of
+	// postings.posAt: finding one posting's positions skips at most this
+	// many position lists.
+	posEvery = 4
+	// driftLimit is how far, as a fraction, the average article length
+	// may move from the one the weights use before they are recomputed.
+	driftLimit = 0.1
+	// minCompact is the number of dead article versions below which the
+	// index is never compacted: a few dead postings cost less than a pass
+	// over all of them.
+	minCompact = 1024
+)
+
+// Index is the inverted index of the current articles. It is safe for
+// concurrent use: searches share a read lock, and a write holds the write
+// lock only to insert or mark postings, after analyzing the text outside.
+type Index struct {
+	mu    sync.RWMutex
+	docs  []doc             // by document number
+	alive []uint64          // bit set of the documents that are current
+	bySeq map[int64]uint32  // document number of each current version
+	byID  map[string]uint32 // document number of each article's version
+	// full indexes title, tags and body; head only title and tags, for
+	// searches that rank by those alone.
+	full, head field
+	live       int   // current documents
+	tokens     int64 // tokens of the current documents, all columns
+	dead       int   // documents marked dead but still in postings
+	// avgLen is the average length, in tokens, that the postings' weights
+	// were computed with.
+	avgLen float64
+}
+
+// doc is one indexed article version.
+type doc struct {
+	seq     int64
+	length  uint32 // tokens in all columns
+	article *knowledge.Article
+}
+
+// field is the inverted index of some of the columns.
+type field struct {
+	terms map[string]*postings
+	// vocab holds the keys of terms in order, for prefix terms. Terms whose
+	// postings are all dead stay until the next compaction.
+	vocab []string
+	// added are the terms of the current write that vocab lacks yet;
+	// mergeVocab sorts them in before the write lock is released.
+	added []string
+}
+
+// postings are the documents that contain one token, by document number.
+type postings struct {
+	docs []uint32
+	// weight is the token's BM25 weight in each document before the
+	// inverse document frequency: w(k1+1) / (w + k1(1-b+b*len/avgLen)),
+	// where w is the weighted count of its occurrences.
+	weight []float32
+	// pos holds each posting's positions: their count and then each
+	// position key (column << posBits | position) as a delta from the one
+	// before, all as unsigned varints.
+	pos []byte
+	// posAt is the offset in pos of postings 0, posEvery, 2*posEvery...
+	posAt []uint32
+	// count is the weighted count of the token in each document, at most
+	// 65535, for prefix terms, which add the counts of several tokens.
+	count []uint16
+	df    int     // current documents among docs
+	max   float32 // no weight is higher
+}
+
+// New returns an empty index.
+func New() *Index {
+	return &Index{
+		bySeq: map[int64]uint32{},
+		byID:  map[string]uint32{},
+		full:  field{terms: map[string]*postings{}},
+		head:  field{terms: map[string]*postings{}},
+	}
+}
+
+// Len returns the number of articles in the index.
+func (ix *Index) Len() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.live
+}
+
+// Current returns the indexed version of an article, without its body,
+// and whether the index has one: it has the current version of every
+// article that is not archived.
+func (ix *Index) Current(id string) (knowledge.Article, bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	d, ok := ix.byID[id]
+	if !ok {
+		return knowledge.Article{}, false
+	}
+	a := *ix.docs[d].article
+	a.Tags = slices.Clone(a.Tags)
+	a.Metadata = maps.Clone(a.Metadata)
+	return a, true
+}
+
+// analyzed is an article's text as the index stores it.
+type analyzed struct {
+	length uint32
+	terms  []termPositions
+}
+
+// termPositions is one token of an article with its position keys, in
+// ascending order.
+type termPositions struct {
+	term string
+	keys []uint32
+}
+
+// analyze splits an article's columns into index tokens, as the SQLite
+// store's FTS5 table tokenizes fulltext.IndexText.
+func analyze(a *knowledge.Article) analyzed {
+	var out analyzed
+	at := map[string]int{}
+	for col, text := range [3]string{a.Title, strings.Join(a.Tags, " "), a.Body} {
+		pos := uint32(0)
+		for tok := range strings.FieldsSeq(fulltext.IndexText(text)) {
+			out.length++
+			if pos >= 1<<posBits {
+				continue
+			}
+			i, ok := at[tok]
+			if !ok {
+				i = len(out.terms)
+				at[tok] = i
+				out.terms = append(out.terms, termPositions{term: tok})
+			}
+			out.terms[i].keys = append(out.terms[i].keys, uint32(col)<<posBits|pos)
+			pos++
+		}
+	}
+	return out
+}
+
+// weight returns the BM25 weight, before the inverse document frequency,
+// of a token whose occurrences count w after column weights, in a document
+// of length tokens.
+func weight(w float64, length uint32, avgLen float64) float32 {
+	norm := 1.0
+	if avgLen > 0 {
+		norm = 1 - b + b*float64(length)/avgLen
+	}
+	return float32(w * (k1 + 1) / (w + k1*norm))
+}
+
+// weighted returns the weighted count of the position keys that fall in
+// the columns up to last.
+func weighted(keys []uint32, last int) float64 {
+	w := 0.0
+	for _, k := range keys {
+		if col := int(k >> posBits); col <= last {
+			w += columnWeights[col]
+		}
+	}
+	return w
+}
+
+// idf is FTS5's inverse document frequency of a term that df of n
+// documents contain. FTS5 gives a term in half of the documents or more a
+// tiny positive value instead of zero or less, so that it still counts.
+func idf(n, df int) float64 {
+	v := math.Log((float64(n) - float64(df) + 0.5) / (float64(df) + 0.5))
+	if v <= 0 {
+		return 1e-6
+	}
+	return v
+}
+
+// Update replaces the indexed version of an article: it removes version
+// prevSeq, whose text prev held, when the index has it, and adds next as
+// version seq unless next is nil or archived. Either may be absent: prev nil
+// for a new article, next nil for one that is gone. Updates must be applied
+// in commit order; an update that the index already reflects changes
+// nothing, so replaying one is safe.
+func (ix *Index) Update(prevSeq int64, prev *knowledge.Article, seq int64, next *knowledge.Article) {
+	var gone, added analyzed
+	if prev != nil {
+		gone = analyze(prev)
+	}
+	if next != nil && next.Status != knowledge.StatusArchived {
+		added = analyze(next)
+	} else {
+		next = nil
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if prev != nil {
+		ix.remove(prevSeq, &gone)
+	}
+	if next != nil {
+		ix.add(seq, next, &added)
+	}
+	ix.full.mergeVocab()
+	ix.head.mergeVocab()
+	ix.maybeCompact()
+}
+
+// Doc is one article version for Load.
+type Doc struct {
+	Seq     int64
+	Article *knowledge.Article
+}
+
+// Load adds many article versions at once, analyzing them on up to
+// workers goroutines first, as a store does when it builds the index. It
+// is Update without a previous version for each of them.
+func (ix *Index) Load(docs []Doc, workers int) {
+	an := make([]analyzed, len(docs))
+	var wg sync.WaitGroup
+	for w := range max(workers, 1) {
+		wg.Go(func() {
+			for i := w; i < len(docs); i += max(workers, 1) {
+				if docs[i].Article.Status != knowledge.StatusArchived {
+					an[i] = analyze(docs[i].Article)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.live == 0 {
+		// Weigh the first batch with its own average length, so that a
+		// build does not start from one article's.
+		var n, tokens int64
+		for i, d := range docs {
+			if d.Article.Status != knowledge.StatusArchived {
+				n++
+				tokens += int64(an[i].length)
+			}
+		}
+		if n > 0 {
+			ix.avgLen = float64(tokens) / float64(n)
+		}
+	}
+	for i, d := range docs {
+		if d.Article.Status != knowledge.StatusArchived {
+			ix.add(d.Seq, d.Article, &an[i])
+		}
+	}
+	ix.full.mergeVocab()
+	ix.head.mergeVocab()
+	ix.maybeCompact()
+}
+
+// remove marks the document of version seq dead and takes its tokens out
+// of the statistics. Its postings stay until the next compaction.
+func (ix *Index) remove(seq int64, a *analyzed) {
+	d, ok := ix.bySeq[seq]
+	if !ok {
+		return
+	}
+	delete(ix.bySeq, seq)
+	if id := ix.docs[d].article.ID; ix.byID[id] == d {
+		delete(ix.byID, id)
+	}
+	ix.alive[d/64] &^= 1 << (d % 64)
+	ix.live--
+	ix.dead++
+	ix.tokens -= int64(ix.docs[d].length)
+	ix.docs[d].article = nil
+	for _, t := range a.terms {
+		if p := ix.full.terms[t.term]; p != nil {
+			p.df--
+		}
+		if hasHead(t.keys) {
+			if p := ix.head.terms[t.term]; p != nil {
+				p.df--
+			}
+		}
+	}
+}
+
+// hasHead reports whether any key is in the title or the tags.
+func hasHead(keys []uint32) bool {
+	return len(keys) > 0 && keys[0]>>posBits <= colTags
+}
+
+// add appends a document for version seq. Document numbers only grow, so
+// every postings list stays in order by appending.
+//
+// A version that the index has, or that is older than the one it has of
+// the article, is left out, so that replaying updates is safe.
+func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
+	if _, ok := ix.bySeq[seq]; ok {
+		return
+	}
+	if d, ok := ix.byID[a.ID]; ok && ix.docs[d].seq > seq {
+		return
+	}
+	kept := *a
+	kept.Body = ""
+	kept.Tags = slices.Clone(a.Tags)
+	kept.Metadata = maps.Clone(a.Metadata)
+	d := uint32(len(ix.docs))
+	ix.docs = append(ix.docs, doc{seq: seq, length: an.length, article: &kept})
+	if int(d/64) >= len(ix.alive) {
+		ix.alive = append(ix.alive, 0)
+	}
+	ix.alive[d/64] |= 1 << (d % 64)
+	ix.bySeq[seq] = d
+	ix.byID[a.ID] = d
+	ix.live++
+	ix.tokens += int64(an.length)
+	if ix.avgLen == 0 {
+		ix.avgLen = float64(ix.tokens) / float64(ix.live)
+	}
+	for _, t := range an.terms {
+		ix.full.insert(t.term).append(d, t.keys, weighted(t.keys, colBody), an.length, ix.avgLen)
+		if hasHead(t.keys) {
+			keys := t.keys
+			for i, k := range keys {
+				if k>>posBits > colTags {
+					keys = keys[:i]
+					break
+				}
+			}
+			ix.head.insert(t.term).append(d, keys, weighted(keys, colTags), an.length, ix.avgLen)
+		}
+	}
+}
+
+// insert returns the postings of term, creating them when needed.
+func (f *field) insert(term string) *postings {
+	p := f.terms[term]
+	if p == nil {
+		p = &postings{}
+		f.terms[term] = p
+		f.added = append(f.added, term)
+	}
+	return p
+}
+
+// mergeVocab adds the new terms to vocab, keeping it in order. One merge
+// per write, rather than one insertion per term, keeps a bulk load linear.
+func (f *field) mergeVocab() {
+	if len(f.added) == 0 {
+		return
+	}
+	slices.Sort(f.added)
+	merged := make([]string, 0, len(f.vocab)+len(f.added))
+	i, j := 0, 0
+	for i < len(f.vocab) || j < len(f.added) {
+		if j == len(f.added) || i < len(f.vocab) && f.vocab[i] < f.added[j] {
+			merged = append(merged, f.vocab[i])
+			i++
+		} else {
+			merged = append(merged, f.added[j])
+			j++
+		}
+	}
+	f.vocab, f.added = merged, f.added[:0]
+}
+
+// append adds document d, of length tokens, with its position keys and
+// their weighted count.
+func (p *postings) append(d uint32, keys []uint32, count float64, length uint32, avgLen float64) {
+	if len(p.docs)%posEvery == 0 {
+		p.posAt = append(p.posAt, uint32(len(p.pos)))
+	}
+	w := weight(count, length, avgLen)
+	p.docs = append(p.docs, d)
+	p.weight = append(p.weight, w)
+	p.count = append(p.count, uint16(min(count, math.MaxUint16)))
+	p.pos = appendKeys(p.pos, keys)
+	p.df++
+	p.max = max(p.max, w)
+}
+
+func appendKeys(buf []byte, keys []uint32) []byte {
+	buf = appendUvarint(buf, uint32(len(keys)))
+	last := uint32(0)
+	for _, k := range keys {
+		buf = appendUvarint(buf, k-last)
+		last = k
+	}
+	return buf
+}
+
+func appendUvarint(buf []byte, v uint32) []byte {
+	for v >= 0x80 {
+		buf = append(buf, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(buf, byte(v))
+}
+
+func uvarint(buf []byte, at int) (uint32, int) {
+	var v uint32
+	for shift := 0; ; shift += 7 {
+		c := buf[at]
+		at++
+		v |= uint32(c&0x7f) << shift
+		if c < 0x80 {
+			return v, at
+		}
+	}
+}
+
+// keysAt appends to dst the position keys of posting i.
+func (p *postings) keysAt(i int, dst []uint32) []uint32 {
+	at := int(p.posAt[i/posEvery])
+	for range i % posEvery {
+		var n uint32
+		n, at = uvarint(p.pos, at)
+		for range n {
+			_, at = uvarint(p.pos, at)
+		}
+	}
+	n, at := uvarint(p.pos, at)
+	k := uint32(0)
+	for range n {
+		var d uint32
+		d, at = uvarint(p.pos, at)
+		k += d
+		dst = append(dst, k)
+	}
+	return dst
+}
+
+func (ix *Index) isAlive(d uint32) bool { return ix.alive[d/64]&(1<<(d%64)) != 0 }
+
+// maybeCompact rebuilds the postings without dead documents once they are
+// as many as the live ones, and reweighs them once the average length has
+// drifted; see the package comment.
+func (ix *Index) maybeCompact() {
+	if ix.live == 0 {
+		if ix.dead > 0 {
+			ix.docs, ix.alive, ix.dead, ix.tokens, ix.avgLen = nil, nil, 0, 0, 0
+			ix.byID = map[string]uint32{}
+			ix.full = field{terms: map[string]*postings{}}
+			ix.head = field{terms: map[string]*postings{}}
+		}
+		return
+	}
+	avg := float64(ix.tokens) / float64(ix.live)
+	drift := math.Abs(avg-ix.avgLen) > driftLimit*ix.avgLen
+	if !drift && (ix.dead < minCompact || ix.dead < ix.live) {
+		return
+	}
+	ix.compact()
+}
+
+// compact drops the dead documents, renumbers the others in the same
+// order, and recomputes every weight with the current average length.
+func (ix *Index) compact() {
+	renum := make([]uint32, len(ix.docs))
+	docs := make([]doc, 0, ix.live)
+	for d := range ix.docs {
+		if ix.isAlive(uint32(d)) {
+			renum[d] = uint32(len(docs))
+			docs = append(docs, ix.docs[d])
+		}
+	}
+	alive := make([]uint64, (len(docs)+63)/64)
+	for d := range docs {
+		alive[d/64] |= 1 << (d % 64)
+	}
+	avg := 0.0
+	if len(docs) > 0 {
+		avg = float64(ix.tokens) / float64(len(docs))
+	}
+	var keys []uint32
+	for _, f := range []*field{&ix.full, &ix.head} {
+		last := colBody
+		if f == &ix.head {
+			last = colTags
+		}
+		vocab := f.vocab[:0]
+		for _, term := range f.vocab {
+			old := f.terms[term]
+			p := &postings{}
+			for i, d := range old.docs {
+				if !ix.isAlive(d) {
+					continue
+				}
+				keys = old.keysAt(i, keys[:0])
+				nd := renum[d]
+				p.append(nd, keys, weighted(keys, last), docs[nd].length, avg)
+			}
+			if len(p.docs) == 0 {
+				delete(f.terms, term)
+				continue
+			}
+			f.terms[term] = p
+			vocab = append(vocab, term)
+		}
+		f.vocab = vocab
+	}
+	for seq, d := range ix.bySeq {
+		ix.bySeq[seq] = renum[d]
+	}
+	for id, d := range ix.byID {
+		ix.byID[id] = renum[d]
+	}
+	ix.docs, ix.alive, ix.dead, ix.avgLen = docs, alive, 0, avg
+}

@@ -1,0 +1,334 @@
+package textindex
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store/fulltext"
+)
+
+// words is the vocabulary of the generated articles: some share prefixes,
+// one is camel case, and "node" is common.
+var words = []string{"node", "nodes", "notready", "disk", "diskpressure", "full", "pod", "crash", "looping",
+	"etcd", "leader", "certificate", "rotate", "rotation", "rotated", "KubePodCrashLooping", "memory", "alert",
+	"runbook", "restart", "network", "ovn", "database", "stale", "café"}
+
+// model is the articles the index should hold, by id, with the version
+// that holds them.
+type model struct {
+	articles map[string]*knowledge.Article
+	seqs     map[string]int64
+	analyzed map[string]*analyzed // filled by checkAll
+}
+
+func randomText(r *rand.Rand, n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		// Node is three times as common as any other word.
+		if r.IntN(8) == 0 {
+			parts[i] = "node"
+		} else {
+			parts[i] = words[r.IntN(len(words))]
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func randomArticle(r *rand.Rand, id string) *knowledge.Article {
+	a := &knowledge.Article{
+		ID:         id,
+		Title:      randomText(r, 1+r.IntN(3)),
+		Body:       randomText(r, 5+r.IntN(60)),
+		Collection: []string{"ops", "sec"}[r.IntN(2)],
+		Class:      []knowledge.Class{knowledge.ClassRunbook, knowledge.ClassPolicy}[r.IntN(2)],
+		Status:     knowledge.StatusPublished,
+		Version:    1,
+	}
+	if r.IntN(2) == 0 {
+		a.Tags = []string{words[r.IntN(len(words))]}
+	}
+	return a
+}
+
+// reference scores every article of the model for one query the slow
+// way: each term's weighted count from the article's analyzed positions,
+// with the index's own average length and document count.
+func (ix *Index) reference(m *model, q Query) []Hit {
+	last := colBody
+	if q.Head {
+		last = colTags
+	}
+	type scored struct {
+		id    string
+		w     []float64 // weighted count per term
+		len   uint32
+		score float64
+	}
+	var all []scored
+	df := make([]int, len(q.Terms))
+	for id := range m.articles {
+		an := m.analyzed[id]
+		keysOf := func(pred func(string) bool) []uint32 {
+			var keys []uint32
+			for _, t := range an.terms {
+				if pred(t.term) {
+					keys = append(keys, t.keys...)
+				}
+			}
+			slices.Sort(keys)
+			return keys
+		}
+		s := scored{id: id, w: make([]float64, len(q.Terms)), len: an.length}
+		for ti, t := range q.Terms {
+			keys := make([][]uint32, len(t.Tokens))
+			for j, tok := range t.Tokens {
+				prefix := t.Prefix && j == len(t.Tokens)-1
+				keys[j] = keysOf(func(term string) bool {
+					return term == tok || prefix && strings.HasPrefix(term, tok)
+				})
+			}
+			s.w[ti] = phraseWeight(keys, last)
+			if s.w[ti] > 0 {
+				df[ti]++
+			}
+		}
+		all = append(all, s)
+	}
+	var out []Hit
+	for _, s := range all {
+		a := m.articles[s.id]
+		if !acceptAll(q.Filters, a) {
+			continue
+		}
+		matched, score := 0, 0.0
+		for ti := range q.Terms {
+			if s.w[ti] > 0 {
+				matched++
+				score += idf(len(m.articles), df[ti]) * float64(weight(s.w[ti], s.len, ix.avgLen))
+			}
+		}
+		if matched == 0 || !q.Any && matched < len(q.Terms) {
+			continue
+		}
+		out = append(out, Hit{Ranked: fulltext.Ranked{Seq: m.seqs[s.id], ID: s.id, Score: score}})
+	}
+	slices.SortFunc(out, func(a, b Hit) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+func acceptAll(filters []knowledge.Scope, a *knowledge.Article) bool {
+	for _, f := range filters {
+		if !f.Matches(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// near reports whether two scores are equal but for the order in which
+// their terms were added.
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+
+// checkRank compares the index's n best with the reference's.
+func checkRank(t *testing.T, ix *Index, m *model, q Query, n int) {
+	t.Helper()
+	got := ix.Rank(q, n)
+	want := ix.reference(m, q)
+	if len(got) != min(n, len(want)) {
+		t.Fatalf("%s: %d hits, want %d", describe(q), len(got), min(n, len(want)))
+	}
+	byID := map[string]float64{}
+	for _, w := range want {
+		byID[w.ID] = w.Score
+	}
+	for i, h := range got {
+		ref, ok := byID[h.ID]
+		if !ok {
+			t.Fatalf("%s: hit %q does not match", describe(q), h.ID)
+		}
+		if !near(h.Score, ref) {
+			t.Fatalf("%s: %q scores %v, want %v", describe(q), h.ID, h.Score, ref)
+		}
+		if !near(h.Score, want[i].Score) {
+			t.Fatalf("%s: hit %d is %q with %v, want %q with %v", describe(q), i, h.ID, h.Score, want[i].ID, want[i].Score)
+		}
+		if h.Seq != m.seqs[h.ID] || h.Article.ID != h.ID {
+			t.Fatalf("%s: hit %q has version %d and article %q, want %d", describe(q), h.ID, h.Seq, h.Article.ID, m.seqs[h.ID])
+		}
+	}
+	var each []string
+	ix.Each(q, func(a *knowledge.Article) { each = append(each, a.ID) })
+	slices.Sort(each)
+	var ids []string
+	for _, w := range want {
+		ids = append(ids, w.ID)
+	}
+	slices.Sort(ids)
+	if !slices.Equal(each, ids) {
+		t.Fatalf("%s: Each visits %d articles, want %d", describe(q), len(each), len(ids))
+	}
+}
+
+func describe(q Query) string {
+	var terms []string
+	for _, t := range q.Terms {
+		s := strings.Join(t.Tokens, " ")
+		if len(t.Tokens) > 1 {
+			s = `"` + s + `"`
+		}
+		if t.Prefix {
+			s += "*"
+		}
+		terms = append(terms, s)
+	}
+	return fmt.Sprintf("query %v any=%v head=%v filters=%d", terms, q.Any, q.Head, len(q.Filters))
+}
+
+var queries = []string{
+	"node", "disk full", `"disk full"`, "rot*", "pod crash looping", "crash", `"crash looping"`,
+	"etcd leader network", "cafe", "node*", "kubepodcrashlooping", "memory alert runbook restart",
+	"nothing", "ovn database stale", "certificate rotat*", `"node disk*"`,
+}
+
+// checkAll runs every query in every mode against the reference.
+func checkAll(t *testing.T, ix *Index, m *model) {
+	t.Helper()
+	m.analyzed = map[string]*analyzed{}
+	for id, a := range m.articles {
+		an := analyze(a)
+		m.analyzed[id] = &an
+	}
+	scopes := [][]knowledge.Scope{nil, {{Collections: []string{"ops"}}}, {{Tags: []string{"node", "disk"}}}}
+	for _, text := range queries {
+		terms := fulltext.Parse(text).Terms
+		for _, any := range []bool{false, true} {
+			for _, head := range []bool{false, true} {
+				for _, f := range scopes {
+					for _, n := range []int{3, 40} {
+						checkRank(t, ix, m, Query{Terms: terms, Any: any, Head: head, Filters: f}, n)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestRankMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	ix := New()
+	m := &model{articles: map[string]*knowledge.Article{}, seqs: map[string]int64{}}
+	var docs []Doc
+	for i := range 300 {
+		a := randomArticle(r, fmt.Sprintf("a%03d", i))
+		seq := int64(i + 1)
+		m.articles[a.ID], m.seqs[a.ID] = a, seq
+		docs = append(docs, Doc{Seq: seq, Article: a})
+	}
+	ix.Load(docs, 2)
+	checkAll(t, ix, m)
+}
+
+// TestUpdatesMatchReference changes, archives and adds articles one at a
+// time, enough for compactions, and checks the ranking after each round.
+func TestUpdatesMatchReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	ix := New()
+	m := &model{articles: map[string]*knowledge.Article{}, seqs: map[string]int64{}}
+	seq := int64(0)
+	ids := []string{}
+	for round := range 6 {
+		for range 700 {
+			seq++
+			switch k := r.IntN(10); {
+			case k < 3 || len(ids) == 0:
+				a := randomArticle(r, fmt.Sprintf("a%04d", seq))
+				ix.Update(0, nil, seq, a)
+				m.articles[a.ID], m.seqs[a.ID] = a, seq
+				ids = append(ids, a.ID)
+			case k < 9:
+				id := ids[r.IntN(len(ids))]
+				prev, ok := m.articles[id]
+				next := randomArticle(r, id)
+				if !ok {
+					ix.Update(0, nil, seq, next)
+				} else {
+					next.Version = prev.Version + 1
+					ix.Update(m.seqs[id], prev, seq, next)
+				}
+				m.articles[id], m.seqs[id] = next, seq
+			default:
+				id := ids[r.IntN(len(ids))]
+				if prev, ok := m.articles[id]; ok {
+					archived := *prev
+					archived.Status = knowledge.StatusArchived
+					ix.Update(m.seqs[id], prev, seq, &archived)
+					delete(m.articles, id)
+					delete(m.seqs, id)
+				}
+			}
+		}
+		if ix.Len() != len(m.articles) {
+			t.Fatalf("round %d: index holds %d articles, want %d", round, ix.Len(), len(m.articles))
+		}
+		checkAll(t, ix, m)
+	}
+	if ix.dead >= len(ix.docs) {
+		t.Errorf("%d of %d documents are dead: compaction never ran", ix.dead, len(ix.docs))
+	}
+}
+
+// TestUpdateReplayChangesNothing applies updates that the index already
+// reflects, as a store does after building from a snapshot.
+func TestUpdateReplayChangesNothing(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	ix := New()
+	a := randomArticle(r, "a")
+	b := randomArticle(r, "a")
+	b.Version = 2
+	ix.Update(0, nil, 1, a)
+	ix.Update(1, a, 2, b)
+	ix.Update(0, nil, 1, a) // replayed: version 1 comes back
+	ix.Update(1, a, 2, b)   // and goes again
+	ix.Update(1, a, 2, b)
+	if ix.Len() != 1 {
+		t.Fatalf("index holds %d articles, want 1", ix.Len())
+	}
+	got, ok := ix.Current("a")
+	if !ok || got.Version != 2 || got.Body != "" {
+		t.Errorf("Current = version %d, body %q, found %v; want version 2 without the body", got.Version, got.Body, ok)
+	}
+	m := &model{articles: map[string]*knowledge.Article{"a": b}, seqs: map[string]int64{"a": 2}}
+	checkAll(t, ix, m)
+}
+
+// TestRemoveAllEmptiesIndex archives every article: the postings go.
+func TestRemoveAllEmptiesIndex(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	ix := New()
+	var arts []*knowledge.Article
+	for i := range 50 {
+		a := randomArticle(r, fmt.Sprintf("a%d", i))
+		arts = append(arts, a)
+		ix.Update(0, nil, int64(i+1), a)
+	}
+	for i, a := range arts {
+		ix.Update(int64(i+1), a, int64(100+i), nil)
+	}
+	if ix.Len() != 0 || len(ix.docs) != 0 || len(ix.full.terms) != 0 {
+		t.Errorf("after removing all: %d articles, %d documents, %d terms; want none", ix.Len(), len(ix.docs), len(ix.full.terms))
+	}
+	if hits := ix.Rank(Query{Terms: fulltext.Parse("node").Terms, Any: true}, 5); len(hits) != 0 {
+		t.Errorf("Rank found %d hits in an empty index", len(hits))
+	}
+}

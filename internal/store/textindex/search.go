@@ -1,0 +1,622 @@
+package textindex
+
+import (
+	"cmp"
+	"math/bits"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store/fulltext"
+)
+
+// Query is a search of the index.
+type Query struct {
+	Terms []fulltext.Term
+	// Any matches the articles that contain any term; otherwise they must
+	// contain every term.
+	Any bool
+	// Head searches and ranks the title and tags alone, as an FTS5 column
+	// filter {title tags} does.
+	Head bool
+	// Filters must all match.
+	Filters []knowledge.Scope
+}
+
+// Hit is one ranked article version. Article is the index's copy, without
+// the body; callers must not change it.
+type Hit struct {
+	fulltext.Ranked
+	Article *knowledge.Article
+}
+
+// margin is the relative slack of the score bounds that prune a search:
+// a sum of the same terms in another order may differ in its last bits,
+// and a bound must never fall below the score it bounds.
+const margin = 1e-9
+
+// list is the postings of one query term, as a cursor.
+type list struct {
+	docs   []uint32
+	weight []float32
+	idf    float64
+	max    float64 // idf times the highest weight
+	i      int
+}
+
+// end is a document number beyond every real one.
+const end = ^uint32(0)
+
+func (l *list) cur() uint32 {
+	if l.i < len(l.docs) {
+		return l.docs[l.i]
+	}
+	return end
+}
+
+// seek moves to the first posting at or after document d, galloping from
+// the current one, so that a list that is walked in order costs about
+// one step per posting and a skip over many costs a logarithm.
+func (l *list) seek(d uint32) {
+	n := len(l.docs)
+	if l.i >= n || l.docs[l.i] >= d {
+		return
+	}
+	bound := 1
+	for l.i+bound < n && l.docs[l.i+bound] < d {
+		bound *= 2
+	}
+	lo, hi := l.i+bound/2, min(l.i+bound, n)
+	// docs[lo] < d, and docs[hi] >= d or hi == n.
+	l.i = lo + 1 + sort.Search(hi-lo-1, func(k int) bool { return l.docs[lo+1+k] >= d })
+}
+
+// Rank returns the n best matches of q, by score and then by id, best
+// first. With no terms nothing matches.
+func (ix *Index) Rank(q Query, n int) []Hit {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	lists := ix.lists(q)
+	if len(lists) == 0 || n <= 0 {
+		return nil
+	}
+	accept := ix.acceptor(q.Filters)
+	top := topN{ix: ix, n: n}
+	if q.Any {
+		ix.rankAny(lists, &top, accept)
+	} else {
+		ix.rankAll(lists, &top, accept)
+	}
+	return top.sorted()
+}
+
+// lists returns the postings of the query's terms, or nil when a search
+// for every term cannot match. For Any, terms that match nothing are left
+// out.
+func (ix *Index) lists(q Query) []*list {
+	f := &ix.full
+	if q.Head {
+		f = &ix.head
+	}
+	var out []*list
+	for _, t := range q.Terms {
+		l := ix.termList(f, &t)
+		if len(l.docs) == 0 {
+			if q.Any {
+				continue
+			}
+			return nil
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// termDocs are the postings of one term, before the term's inverse
+// document frequency is known.
+type termDocs struct {
+	docs   []uint32
+	weight []float32
+	max    float32
+	df     int // current documents among docs
+}
+
+// termList returns the postings of a term in field f with their inverse
+// document frequency.
+func (ix *Index) termList(f *field, t *fulltext.Term) *list {
+	td := ix.termDocs(f, t)
+	l := &list{docs: td.docs, weight: td.weight}
+	if td.df == 0 {
+		l.docs = nil
+		return l
+	}
+	l.idf = idf(ix.live, td.df)
+	l.max = l.idf * float64(td.max)
+	return l
+}
+
+// termDocs finds the postings of a term. A single word is one stored
+// list. A prefix or a phrase is computed: the documents that have every
+// word of the phrase at consecutive positions in one column, with the
+// weight of those occurrences.
+func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
+	if len(t.Tokens) == 0 {
+		return termDocs{}
+	}
+	if len(t.Tokens) == 1 && !t.Prefix {
+		p := f.terms[t.Tokens[0]]
+		if p == nil {
+			return termDocs{}
+		}
+		return termDocs{docs: p.docs, weight: p.weight, max: p.max, df: p.df}
+	}
+	if len(t.Tokens) == 1 {
+		return ix.prefixDocs(f, t.Tokens[0])
+	}
+	last := colBody
+	if f == &ix.head {
+		last = colTags
+	}
+	srcs := make([]source, len(t.Tokens))
+	for j, tok := range t.Tokens {
+		if j == len(t.Tokens)-1 && t.Prefix {
+			srcs[j] = ix.prefixSource(f, tok)
+		} else if p := f.terms[tok]; p != nil {
+			srcs[j] = source{docs: p.docs, p: p}
+		}
+		if len(srcs[j].docs) == 0 {
+			return termDocs{}
+		}
+	}
+	var out termDocs
+	cursors := make([]int, len(srcs))
+	keys := make([][]uint32, len(srcs))
+	d := uint32(0)
+	for {
+		// Find the next document that every word's list has.
+		match := true
+		for j := range srcs {
+			c := seekIn(srcs[j].docs, cursors[j], d)
+			cursors[j] = c
+			if c == len(srcs[j].docs) {
+				out.df = len(out.docs)
+				return out
+			}
+			if got := srcs[j].docs[c]; got > d {
+				d, match = got, false
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		if ix.isAlive(d) {
+			for j := range srcs {
+				keys[j] = srcs[j].keysAt(cursors[j], keys[j][:0])
+			}
+			if w := phraseWeight(keys, last); w > 0 {
+				wt := weight(w, ix.docs[d].length, ix.avgLen)
+				out.docs = append(out.docs, d)
+				out.weight = append(out.weight, wt)
+				out.max = max(out.max, wt)
+			}
+		}
+		d++
+	}
+}
+
+// prefixDocs returns the postings of a prefix of one word: in each
+// document, the weight of the counts of every word with the prefix added
+// together, as FTS5 counts a prefix's instances.
+func (ix *Index) prefixDocs(f *field, prefix string) termDocs {
+	lo, _ := slices.BinarySearch(f.vocab, prefix)
+	var words []*postings
+	for _, term := range f.vocab[lo:] {
+		if !strings.HasPrefix(term, prefix) {
+			break
+		}
+		words = append(words, f.terms[term])
+	}
+	switch len(words) {
+	case 0:
+		return termDocs{}
+	case 1:
+		p := words[0]
+		return termDocs{docs: p.docs, weight: p.weight, max: p.max, df: p.df}
+	}
+	// Counts are added in a table by document number; a bit set marks
+	// the documents touched, in order, so the result needs no sort.
+	acc := getAccumulator(len(ix.docs))
+	defer putAccumulator(acc)
+	for _, p := range words {
+		for i, d := range p.docs {
+			if !ix.isAlive(d) {
+				continue
+			}
+			if acc.counts[d] == 0 {
+				acc.touched[d/64] |= 1 << (d % 64)
+			}
+			acc.counts[d] += uint32(p.count[i])
+		}
+	}
+	var out termDocs
+	for wi, word := range acc.touched {
+		for word != 0 {
+			d := uint32(wi*64 + bits.TrailingZeros64(word))
+			word &= word - 1
+			w := weight(float64(acc.counts[d]), ix.docs[d].length, ix.avgLen)
+			acc.counts[d] = 0
+			out.docs = append(out.docs, d)
+			out.weight = append(out.weight, w)
+			out.max = max(out.max, w)
+		}
+		acc.touched[wi] = 0
+	}
+	out.df = len(out.docs)
+	return out
+}
+
+// accumulator is the scratch space of prefixDocs, kept zeroed between
+// uses.
+type accumulator struct {
+	counts  []uint32
+	touched []uint64
+}
+
+var accumulators sync.Pool
+
+func getAccumulator(docs int) *accumulator {
+	if a, ok := accumulators.Get().(*accumulator); ok && len(a.counts) >= docs {
+		return a
+	}
+	n := docs + docs/4 + 64
+	return &accumulator{counts: make([]uint32, n), touched: make([]uint64, (n+63)/64)}
+}
+
+func putAccumulator(a *accumulator) { accumulators.Put(a) }
+
+// seekIn returns the index of the first of docs, from i on, that is d or
+// after it.
+func seekIn(docs []uint32, i int, d uint32) int {
+	return i + sort.Search(len(docs)-i, func(k int) bool { return docs[i+k] >= d })
+}
+
+// phraseWeight returns the weighted count of the places where the words
+// of keys follow each other in one column and the column is at most
+// last. keys[j] holds the position keys of word j, in order.
+func phraseWeight(keys [][]uint32, last int) float64 {
+	w := 0.0
+	for _, k := range keys[0] {
+		col := int(k >> posBits)
+		if col > last {
+			break
+		}
+		ok := true
+		for j := 1; j < len(keys) && ok; j++ {
+			_, ok = slices.BinarySearch(keys[j], k+uint32(j))
+		}
+		if ok {
+			w += columnWeights[col]
+		}
+	}
+	return w
+}
+
+// source is the postings of one word of a phrase: one stored list, or
+// the documents of every word with a prefix, their keys merged.
+type source struct {
+	docs []uint32
+	p    *postings  // for a stored list
+	keys [][]uint32 // for a prefix, by index of docs
+}
+
+func (s *source) keysAt(i int, dst []uint32) []uint32 {
+	if s.p != nil {
+		return s.p.keysAt(i, dst)
+	}
+	return append(dst, s.keys[i]...)
+}
+
+// prefixSource merges the postings of every word that starts with prefix.
+// Only current documents are kept.
+func (ix *Index) prefixSource(f *field, prefix string) source {
+	lo, _ := slices.BinarySearch(f.vocab, prefix)
+	byDoc := map[uint32][]uint32{}
+	var buf []uint32
+	for _, term := range f.vocab[lo:] {
+		if !strings.HasPrefix(term, prefix) {
+			break
+		}
+		p := f.terms[term]
+		for i, d := range p.docs {
+			if !ix.isAlive(d) {
+				continue
+			}
+			buf = p.keysAt(i, buf[:0])
+			byDoc[d] = append(byDoc[d], buf...)
+		}
+	}
+	var s source
+	for d := range byDoc {
+		s.docs = append(s.docs, d)
+	}
+	slices.Sort(s.docs)
+	s.keys = make([][]uint32, len(s.docs))
+	for i, d := range s.docs {
+		k := byDoc[d]
+		slices.Sort(k)
+		s.keys[i] = k
+	}
+	return s
+}
+
+// acceptor returns whether a document passes every filter, or nil when
+// there are none.
+func (ix *Index) acceptor(filters []knowledge.Scope) func(d uint32) bool {
+	if len(filters) == 0 {
+		return nil
+	}
+	return func(d uint32) bool {
+		a := ix.docs[d].article
+		for _, f := range filters {
+			if !f.Matches(a) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// rankAll ranks the documents that contain every term. The rarest list
+// leads; the others seek to its documents. Once n documents are kept, a
+// document of the lead is skipped without a seek when its weight there
+// plus the most the other terms can add cannot beat the n-th best, and the
+// search stops when no document can.
+func (ix *Index) rankAll(lists []*list, top *topN, accept func(uint32) bool) {
+	slices.SortFunc(lists, func(a, b *list) int { return cmp.Compare(len(a.docs), len(b.docs)) })
+	lead := lists[0]
+	rest := 0.0
+	for _, l := range lists[1:] {
+		rest += l.max
+	}
+	contrib := make([]float64, len(lists))
+	d := uint32(0)
+	for {
+		lead.seek(d)
+		if d = lead.cur(); d == end {
+			return
+		}
+		if top.full() {
+			worst := top.worst().Score
+			if (lead.max+rest)*(1+margin) < worst {
+				return
+			}
+			if (lead.idf*float64(lead.weight[lead.i])+rest)*(1+margin) < worst {
+				d++
+				continue
+			}
+		}
+		match := true
+		for _, l := range lists[1:] {
+			l.seek(d)
+			c := l.cur()
+			if c == end {
+				return
+			}
+			if c > d {
+				d, match = c, false
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		if ix.isAlive(d) && (accept == nil || accept(d)) {
+			for j, l := range lists {
+				contrib[j] = l.idf * float64(l.weight[l.i])
+			}
+			top.offer(d, sum(contrib, len(lists)))
+		}
+		d++
+	}
+}
+
+// sum adds the first n values in order. The lists keep one order for the
+// whole query, so documents with the same weights get the same score.
+func sum(v []float64, n int) float64 {
+	s := 0.0
+	for _, x := range v[:n] {
+		s += x
+	}
+	return s
+}
+
+// rankAny ranks the documents that contain any term, by MaxScore: the
+// lists are ordered by their highest score, and once the n-th best score
+// exceeds what the lowest lists can add together, a document found only
+// in those cannot enter, so only the others propose documents and the
+// low lists are just probed for them.
+func (ix *Index) rankAny(lists []*list, top *topN, accept func(uint32) bool) {
+	slices.SortStableFunc(lists, func(a, b *list) int { return cmp.Compare(a.max, b.max) })
+	// below[i] is the most that lists[:i] add to a score.
+	below := make([]float64, len(lists)+1)
+	for i, l := range lists {
+		below[i+1] = below[i] + l.max
+	}
+	contrib := make([]float64, len(lists))
+	essential := 0 // lists[essential:] propose documents
+	for essential < len(lists) {
+		d := end
+		for _, l := range lists[essential:] {
+			d = min(d, l.cur())
+		}
+		if d == end {
+			return
+		}
+		score := 0.0
+		for j := essential; j < len(lists); j++ {
+			l := lists[j]
+			contrib[j] = 0
+			if l.cur() == d {
+				contrib[j] = l.idf * float64(l.weight[l.i])
+				score += contrib[j]
+				l.i++
+			}
+		}
+		if !ix.isAlive(d) || accept != nil && !accept(d) {
+			continue
+		}
+		pruned := false
+		for j := essential - 1; j >= 0; j-- {
+			if top.full() && (score+below[j+1])*(1+margin) < top.worst().Score {
+				pruned = true
+				break
+			}
+			l := lists[j]
+			l.seek(d)
+			contrib[j] = 0
+			if l.cur() == d {
+				contrib[j] = l.idf * float64(l.weight[l.i])
+				score += contrib[j]
+			}
+		}
+		if pruned {
+			continue
+		}
+		top.offer(d, sum(contrib, len(lists)))
+		if top.full() {
+			for essential < len(lists) && below[essential+1]*(1+margin) < top.worst().Score {
+				essential++
+			}
+		}
+	}
+}
+
+// topN keeps the n best documents offered, by score and then by id.
+// The worst of them is at the root of a heap.
+type topN struct {
+	ix   *Index
+	n    int
+	heap []Hit
+}
+
+func (t *topN) full() bool { return len(t.heap) == t.n }
+
+func (t *topN) worst() *Hit { return &t.heap[0] }
+
+// better reports whether a ranks before b.
+func better(a, b *Hit) bool {
+	return a.Score > b.Score || a.Score == b.Score && a.ID < b.ID
+}
+
+func (t *topN) offer(d uint32, score float64) {
+	if t.full() && score < t.heap[0].Score {
+		return
+	}
+	doc := &t.ix.docs[d]
+	h := Hit{Ranked: fulltext.Ranked{Seq: doc.seq, ID: doc.article.ID, Score: score}, Article: doc.article}
+	if !t.full() {
+		t.heap = append(t.heap, h)
+		t.up(len(t.heap) - 1)
+		return
+	}
+	if !better(&h, &t.heap[0]) {
+		return
+	}
+	t.heap[0] = h
+	t.down(0)
+}
+
+func (t *topN) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !better(&t.heap[p], &t.heap[i]) {
+			return
+		}
+		t.heap[p], t.heap[i] = t.heap[i], t.heap[p]
+		i = p
+	}
+}
+
+func (t *topN) down(i int) {
+	for {
+		w := i
+		for _, c := range []int{2*i + 1, 2*i + 2} {
+			if c < len(t.heap) && better(&t.heap[w], &t.heap[c]) {
+				w = c
+			}
+		}
+		if w == i {
+			return
+		}
+		t.heap[w], t.heap[i] = t.heap[i], t.heap[w]
+		i = w
+	}
+}
+
+// sorted returns the documents kept, best first.
+func (t *topN) sorted() []Hit {
+	out := slices.Clone(t.heap)
+	slices.SortFunc(out, func(a, b Hit) int {
+		if better(&a, &b) {
+			return -1
+		}
+		if better(&b, &a) {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Each calls fn with every current article that q matches and the
+// filters accept, in no particular order, for facet counts. Unlike Rank
+// it visits every match.
+func (ix *Index) Each(q Query, fn func(a *knowledge.Article)) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	lists := ix.lists(q)
+	if len(lists) == 0 {
+		return
+	}
+	accept := ix.acceptor(q.Filters)
+	visit := func(d uint32) {
+		if ix.isAlive(d) && (accept == nil || accept(d)) {
+			fn(ix.docs[d].article)
+		}
+	}
+	if q.Any {
+		seen := make([]uint64, len(ix.alive))
+		for _, l := range lists {
+			for _, d := range l.docs {
+				if seen[d/64]&(1<<(d%64)) == 0 {
+					seen[d/64] |= 1 << (d % 64)
+					visit(d)
+				}
+			}
+		}
+		return
+	}
+	slices.SortFunc(lists, func(a, b *list) int { return cmp.Compare(len(a.docs), len(b.docs)) })
+	d := uint32(0)
+	for {
+		match := true
+		for _, l := range lists {
+			l.seek(d)
+			c := l.cur()
+			if c == end {
+				return
+			}
+			if c > d {
+				d, match = c, false
+				break
+			}
+		}
+		if match {
+			visit(d)
+			d++
+		}
+	}
+}
