@@ -240,12 +240,21 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 		best = max(best, c.text)
 	}
 	list := make([]*candidate, 0, len(byID))
+	// Candidates often share a title, as versions of one runbook for
+	// several clusters do, and analyzing a title costs more than the rest
+	// of the scoring.
+	coverage := map[string]float64{}
 	for _, c := range byID {
 		c.score = 0
 		if best > 0 {
 			c.score = c.text / best
 		}
-		c.score += titleTermsBonus * titleCoverage(c.hit.Title, subjectTerms)
+		cov, ok := coverage[c.hit.Title]
+		if !ok {
+			cov = titleCoverage(c.hit.Title, subjectTerms)
+			coverage[c.hit.Title] = cov
+		}
+		c.score += titleTermsBonus * cov
 		c.matched, c.score = attributeMatches(&c.hit, req.Attributes, keys, c.score)
 		list = append(list, c)
 	}

@@ -317,7 +317,9 @@ func (f *Facets) Sort() {
 	f.Tags = f.Tags[:min(len(f.Tags), MaxTagFacets)]
 }
 
-// SearchHit is one ranked result.
+// SearchHit is one ranked result. Its Tags and Metadata may be shared
+// with the back-end's own copy of the article, so callers must not change
+// them.
 type SearchHit struct {
 	ID         string            `json:"id"`
 	Title      string            `json:"title"`

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -320,8 +319,10 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 	}
 	for _, r := range page {
 		a := articles[r.Seq]
+		// The index's own tags and metadata, which it never changes; see
+		// store.SearchHit.
 		h := store.SearchHit{ID: a.ID, Title: a.Title, Collection: a.Collection, Class: a.Class,
-			Tags: slices.Clone(a.Tags), Metadata: maps.Clone(a.Metadata), Status: a.Status, Version: a.Version, Score: r.Score}
+			Tags: a.Tags, Metadata: a.Metadata, Status: a.Status, Version: a.Version, Score: r.Score}
 		if h.Tags == nil {
 			h.Tags = []string{}
 		}

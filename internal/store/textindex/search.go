@@ -2,6 +2,7 @@ package textindex
 
 import (
 	"cmp"
+	"math"
 	"math/bits"
 	"slices"
 	"sort"
@@ -39,11 +40,24 @@ const margin = 1e-9
 
 // list is the postings of one query term, as a cursor.
 type list struct {
-	docs   []uint32
+	docs []uint32
+	// weight holds the term's weight in each document, or is nil when
+	// count holds its weighted count instead, for a prefix, whose weights
+	// are computed only for the documents a search visits.
 	weight []float32
+	count  []uint32
+	ix     *Index
 	idf    float64
 	max    float64 // idf times the highest weight
 	i      int
+}
+
+// score returns the term's score in the current document.
+func (l *list) score() float64 {
+	if l.weight != nil {
+		return l.idf * float64(l.weight[l.i])
+	}
+	return l.idf * float64(weight(float64(l.count[l.i]), l.ix.docs[l.docs[l.i]].length, l.ix.avgLen))
 }
 
 // end is a document number beyond every real one.
@@ -115,10 +129,12 @@ func (ix *Index) lists(q Query) []*list {
 }
 
 // termDocs are the postings of one term, before the term's inverse
-// document frequency is known.
+// document frequency is known: with weights or with weighted counts, as
+// in list.
 type termDocs struct {
 	docs   []uint32
 	weight []float32
+	count  []uint32
 	max    float32
 	df     int // current documents among docs
 }
@@ -127,7 +143,7 @@ type termDocs struct {
 // document frequency.
 func (ix *Index) termList(f *field, t *fulltext.Term) *list {
 	td := ix.termDocs(f, t)
-	l := &list{docs: td.docs, weight: td.weight}
+	l := &list{docs: td.docs, weight: td.weight, count: td.count, ix: ix}
 	if td.df == 0 {
 		l.docs = nil
 		return l
@@ -242,19 +258,24 @@ func (ix *Index) prefixDocs(f *field, prefix string) termDocs {
 		}
 	}
 	var out termDocs
+	maxCount, minLen := uint32(0), uint32(math.MaxUint32)
 	for wi, word := range acc.touched {
 		for word != 0 {
 			d := uint32(wi*64 + bits.TrailingZeros64(word))
 			word &= word - 1
-			w := weight(float64(acc.counts[d]), ix.docs[d].length, ix.avgLen)
+			c := acc.counts[d]
 			acc.counts[d] = 0
 			out.docs = append(out.docs, d)
-			out.weight = append(out.weight, w)
-			out.max = max(out.max, w)
+			out.count = append(out.count, c)
+			maxCount = max(maxCount, c)
+			minLen = min(minLen, ix.docs[d].length)
 		}
 		acc.touched[wi] = 0
 	}
 	out.df = len(out.docs)
+	// The weight grows with the count and falls with the length, so this
+	// bounds every document's.
+	out.max = weight(float64(maxCount), minLen, ix.avgLen)
 	return out
 }
 
@@ -393,7 +414,7 @@ func (ix *Index) rankAll(lists []*list, top *topN, accept func(uint32) bool) {
 			if (lead.max+rest)*(1+margin) < worst {
 				return
 			}
-			if (lead.idf*float64(lead.weight[lead.i])+rest)*(1+margin) < worst {
+			if (lead.score()+rest)*(1+margin) < worst {
 				d++
 				continue
 			}
@@ -415,7 +436,7 @@ func (ix *Index) rankAll(lists []*list, top *topN, accept func(uint32) bool) {
 		}
 		if ix.isAlive(d) && (accept == nil || accept(d)) {
 			for j, l := range lists {
-				contrib[j] = l.idf * float64(l.weight[l.i])
+				contrib[j] = l.score()
 			}
 			top.offer(d, sum(contrib, len(lists)))
 		}
@@ -460,7 +481,7 @@ func (ix *Index) rankAny(lists []*list, top *topN, accept func(uint32) bool) {
 			l := lists[j]
 			contrib[j] = 0
 			if l.cur() == d {
-				contrib[j] = l.idf * float64(l.weight[l.i])
+				contrib[j] = l.score()
 				score += contrib[j]
 				l.i++
 			}
@@ -478,7 +499,7 @@ func (ix *Index) rankAny(lists []*list, top *topN, accept func(uint32) bool) {
 			l.seek(d)
 			contrib[j] = 0
 			if l.cur() == d {
-				contrib[j] = l.idf * float64(l.weight[l.i])
+				contrib[j] = l.score()
 				score += contrib[j]
 			}
 		}
