@@ -32,6 +32,8 @@ migration under an advisory lock while the others wait.`,
 					return fmt.Errorf("create data directory: %w", err)
 				}
 			}
+			// Migrating searches nothing, so the text index is not built.
+			cfg.NoTextIndex = true
 			st, err := app.OpenStore(cmd.Context(), cfg)
 			if err != nil {
 				return err

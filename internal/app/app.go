@@ -72,6 +72,9 @@ type Config struct {
 	// ResultCache bounds this node's cache of search and lookup results.
 	// Zero values take the defaults, and a negative value turns it off.
 	ResultCache resultcache.Config
+	// NoTextIndex leaves out the SQLite store's in-memory text index, so
+	// that searches rank with FTS5 alone; see sqlite.Options.
+	NoTextIndex bool
 	// SLO is the freshness recorder's sampling interval (default 15s) and
 	// sample retention (default 8 days). Logger and Metrics are filled in.
 	SLO slo.Config
@@ -205,7 +208,7 @@ func OpenStore(ctx context.Context, cfg Config) (store.Store, error) {
 		}
 		return st, nil
 	}
-	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "khub.db"), sqlite.Options{})
+	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "khub.db"), sqlite.Options{NoTextIndex: cfg.NoTextIndex})
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 	}

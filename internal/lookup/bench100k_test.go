@@ -146,7 +146,10 @@ func openBenchStore(b *testing.B, name string, corpus []knowledge.Article, n int
 	if err := s.WaitTextIndex(ctx); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("text index of %d articles ready after %s", n, time.Since(start).Round(time.Millisecond))
+	var mem runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&mem)
+	b.Logf("text index of %d articles ready after %s; Go heap in use %d MiB", n, time.Since(start).Round(time.Millisecond), mem.HeapInuse>>20)
 	return s, path
 }
 

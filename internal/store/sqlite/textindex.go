@@ -116,6 +116,7 @@ func (s *Store) buildTextIndex(ctx context.Context) {
 		}
 		last = batch[len(batch)-1].Seq
 	}
+	t.ix.Shrink()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, u := range t.pending {

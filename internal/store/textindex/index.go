@@ -111,9 +111,8 @@ type postings struct {
 	// inverse document frequency: w(k1+1) / (w + k1(1-b+b*len/avgLen)),
 	// where w is the weighted count of its occurrences.
 	weight []float32
-	// pos holds each posting's positions: their count and then each
-	// position key (column << posBits | position) as a delta from the one
-	// before, all as unsigned varints.
+	// pos holds each posting's position keys (column << posBits |
+	// position) as unsigned varints; see appendKeys.
 	pos []byte
 	// posAt is the offset in pos of postings 0, posEvery, 2*posEvery...
 	posAt []uint32
@@ -430,12 +429,18 @@ func (p *postings) append(d uint32, keys []uint32, count float64, length uint32,
 	p.max = max(p.max, w)
 }
 
+// appendKeys appends the count of keys and the keys. The first key is
+// written as its position and column, position << 2 | column, because
+// the column bits of a key would make every list's first varint five
+// bytes long; the others as deltas from the one before.
 func appendKeys(buf []byte, keys []uint32) []byte {
 	buf = appendUvarint(buf, uint32(len(keys)))
-	last := uint32(0)
-	for _, k := range keys {
-		buf = appendUvarint(buf, k-last)
-		last = k
+	for i, k := range keys {
+		if i == 0 {
+			buf = appendUvarint(buf, (k&(1<<posBits-1))<<2|k>>posBits)
+		} else {
+			buf = appendUvarint(buf, k-keys[i-1])
+		}
 	}
 	return buf
 }
@@ -472,10 +477,14 @@ func (p *postings) keysAt(i int, dst []uint32) []uint32 {
 	}
 	n, at := uvarint(p.pos, at)
 	k := uint32(0)
-	for range n {
-		var d uint32
-		d, at = uvarint(p.pos, at)
-		k += d
+	for i := range n {
+		var v uint32
+		v, at = uvarint(p.pos, at)
+		if i == 0 {
+			k = (v&3)<<posBits | v>>2
+		} else {
+			k += v
+		}
 		dst = append(dst, k)
 	}
 	return dst
@@ -502,6 +511,28 @@ func (ix *Index) maybeCompact() {
 		return
 	}
 	ix.compact()
+}
+
+// Shrink copies every postings list into memory of its exact size.
+// Lists grow by doubling, so after a bulk load about a third of their
+// memory is unused capacity; a store calls Shrink once its build is done.
+func (ix *Index) Shrink() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.shrink()
+}
+
+func (ix *Index) shrink() {
+	for _, f := range []*field{&ix.full, &ix.head} {
+		for _, p := range f.terms {
+			p.docs = slices.Clone(p.docs)
+			p.weight = slices.Clone(p.weight)
+			p.count = slices.Clone(p.count)
+			p.pos = slices.Clone(p.pos)
+			p.posAt = slices.Clone(p.posAt)
+		}
+	}
+	ix.docs = slices.Clone(ix.docs)
 }
 
 // compact drops the dead documents, renumbers the others in the same
@@ -557,4 +588,5 @@ func (ix *Index) compact() {
 		ix.byID[id] = renum[d]
 	}
 	ix.docs, ix.alive, ix.dead, ix.avgLen = docs, alive, 0, avg
+	ix.shrink()
 }
