@@ -45,7 +45,7 @@ var indexQueries = []store.SearchQuery{
 
 // TestTextIndexRanksAsFTS5 compares the in-memory index with FTS5's
 // bm25() on the same file: the same hits, in the same order but for
-// near ties, with the same scores to float32 precision.
+// near ties, with the same scores.
 func TestTextIndexRanksAsFTS5(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "khub.db")
@@ -82,7 +82,7 @@ func TestTextIndexRanksAsFTS5(t *testing.T) {
 		}
 		for i := range got.Hits {
 			g, w := got.Hits[i], want.Hits[i]
-			if math.Abs(g.Score-w.Score) > 1e-5*math.Abs(w.Score) {
+			if math.Abs(g.Score-w.Score) > 1e-9*math.Abs(w.Score) {
 				t.Errorf("%q: hit %d is %s with %v, FTS5 has %s with %v", q.Text, i, g.ID, g.Score, w.ID, w.Score)
 			}
 			if g.Snippet != w.Snippet || g.Title != w.Title || g.Version != w.Version {

@@ -3,21 +3,21 @@
 // scores every article that a query matches, reading each match's row
 // size and position lists from the database, which made a search of
 // common words over 100,000 articles take hundreds of milliseconds. Here a
-// match costs a few nanoseconds: each posting carries its precomputed BM25
-// weight, so scoring one term of one article is one multiplication.
+// match costs a few nanoseconds: each posting carries the term's weighted
+// count in the article, and the article lengths sit in one array. Bounds
+// on each list's scores let a search skip the articles that cannot reach
+// the best n.
 //
 // The index holds the current, non-archived version of every article: its
 // tokens, as fulltext.IndexText writes them, with their positions for
 // phrases, and the fields that filters, facets and hits need. It holds no
 // body, so hits that show a snippet read the body from the store.
 //
-// Scores follow FTS5's bm25(10.0, 5.0, 1.0), which the store used before:
-// a term's weight in an article grows with its occurrences, ten times for
-// the title, five for the tags and once for the body, and shrinks with the
-// article's length. One difference: the average article length that the
-// weights use is fixed when the postings are weighted, at the first build
-// and again whenever it has drifted by more than a tenth, not updated on
-// every write. That keeps a posting's weight constant between rebuilds.
+// Scores are FTS5's bm25(10.0, 5.0, 1.0), which the store used before and
+// still uses while the index builds: a term's weight in an article grows
+// with its occurrences, ten times for the title, five for the tags and
+// once for the body, and shrinks with the article's length against the
+// average length of the current articles.
 package textindex
 
 import (
@@ -57,9 +57,6 @@ const (
 	// postings.posAt: finding one posting's positions skips at most this
 	// many position lists.
 	posEvery = 4
-	// driftLimit is how far, as a fraction, the average article length
-	// may move from the one the weights use before they are recomputed.
-	driftLimit = 0.1
 	// minCompact is the number of dead article versions below which the
 	// index is never compacted: a few dead postings cost less than a pass
 	// over all of them.
@@ -81,15 +78,14 @@ type Index struct {
 	live       int   // current documents
 	tokens     int64 // tokens of the current documents, all columns
 	dead       int   // documents marked dead but still in postings
-	// avgLen is the average length, in tokens, that the postings' weights
-	// were computed with.
-	avgLen float64
+	// lengths holds each document's length in tokens, all columns, by
+	// document number: a search reads it for every posting it scores.
+	lengths []uint32
 }
 
 // doc is one indexed article version.
 type doc struct {
 	seq     int64
-	length  uint32 // tokens in all columns
 	article *knowledge.Article
 }
 
@@ -107,20 +103,20 @@ type field struct {
 // postings are the documents that contain one token, by document number.
 type postings struct {
 	docs []uint32
-	// weight is the token's BM25 weight in each document before the
-	// inverse document frequency: w(k1+1) / (w + k1(1-b+b*len/avgLen)),
-	// where w is the weighted count of its occurrences.
-	weight []float32
+	// count is the weighted count of the token's occurrences in each
+	// document, 10 per title, 5 per tags and 1 per body occurrence, at
+	// most 65535.
+	count []uint16
 	// pos holds each posting's position keys (column << posBits |
 	// position) as unsigned varints; see appendKeys.
 	pos []byte
 	// posAt is the offset in pos of postings 0, posEvery, 2*posEvery...
 	posAt []uint32
-	// count is the weighted count of the token in each document, at most
-	// 65535, for prefix terms, which add the counts of several tokens.
-	count []uint16
-	df    int     // current documents among docs
-	max   float32 // no weight is higher
+	df    int // current documents among docs
+	// maxCount and minLen bound the counts and lengths of the documents
+	// ever added, so that weight(maxCount, minLen) bounds their weights.
+	maxCount uint16
+	minLen   uint32
 }
 
 // New returns an empty index.
@@ -196,13 +192,21 @@ func analyze(a *knowledge.Article) analyzed {
 
 // weight returns the BM25 weight, before the inverse document frequency,
 // of a token whose occurrences count w after column weights, in a document
-// of length tokens.
-func weight(w float64, length uint32, avgLen float64) float32 {
+// of length tokens, where articles have avgLen tokens on average.
+func weight(w float64, length uint32, avgLen float64) float64 {
 	norm := 1.0
 	if avgLen > 0 {
 		norm = 1 - b + b*float64(length)/avgLen
 	}
-	return float32(w * (k1 + 1) / (w + k1*norm))
+	return w * (k1 + 1) / (w + k1*norm)
+}
+
+// avgLen returns the average length of the current documents in tokens.
+func (ix *Index) avgLen() float64 {
+	if ix.live == 0 {
+		return 0
+	}
+	return float64(ix.tokens) / float64(ix.live)
 }
 
 // weighted returns the weighted count of the position keys that fall in
@@ -281,20 +285,6 @@ func (ix *Index) Load(docs []Doc, workers int) {
 	wg.Wait()
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if ix.live == 0 {
-		// Weigh the first batch with its own average length, so that a
-		// build does not start from one article's.
-		var n, tokens int64
-		for i, d := range docs {
-			if d.Article.Status != knowledge.StatusArchived {
-				n++
-				tokens += int64(an[i].length)
-			}
-		}
-		if n > 0 {
-			ix.avgLen = float64(tokens) / float64(n)
-		}
-	}
 	for i, d := range docs {
 		if d.Article.Status != knowledge.StatusArchived {
 			ix.add(d.Seq, d.Article, &an[i])
@@ -319,7 +309,7 @@ func (ix *Index) remove(seq int64, a *analyzed) {
 	ix.alive[d/64] &^= 1 << (d % 64)
 	ix.live--
 	ix.dead++
-	ix.tokens -= int64(ix.docs[d].length)
+	ix.tokens -= int64(ix.lengths[d])
 	ix.docs[d].article = nil
 	for _, t := range a.terms {
 		if p := ix.full.terms[t.term]; p != nil {
@@ -355,7 +345,8 @@ func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
 	kept.Tags = slices.Clone(a.Tags)
 	kept.Metadata = maps.Clone(a.Metadata)
 	d := uint32(len(ix.docs))
-	ix.docs = append(ix.docs, doc{seq: seq, length: an.length, article: &kept})
+	ix.docs = append(ix.docs, doc{seq: seq, article: &kept})
+	ix.lengths = append(ix.lengths, an.length)
 	if int(d/64) >= len(ix.alive) {
 		ix.alive = append(ix.alive, 0)
 	}
@@ -364,11 +355,8 @@ func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
 	ix.byID[a.ID] = d
 	ix.live++
 	ix.tokens += int64(an.length)
-	if ix.avgLen == 0 {
-		ix.avgLen = float64(ix.tokens) / float64(ix.live)
-	}
 	for _, t := range an.terms {
-		ix.full.insert(t.term).append(d, t.keys, weighted(t.keys, colBody), an.length, ix.avgLen)
+		ix.full.insert(t.term).append(d, t.keys, weighted(t.keys, colBody), an.length)
 		if hasHead(t.keys) {
 			keys := t.keys
 			for i, k := range keys {
@@ -377,7 +365,7 @@ func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
 					break
 				}
 			}
-			ix.head.insert(t.term).append(d, keys, weighted(keys, colTags), an.length, ix.avgLen)
+			ix.head.insert(t.term).append(d, keys, weighted(keys, colTags), an.length)
 		}
 	}
 }
@@ -416,17 +404,20 @@ func (f *field) mergeVocab() {
 
 // append adds document d, of length tokens, with its position keys and
 // their weighted count.
-func (p *postings) append(d uint32, keys []uint32, count float64, length uint32, avgLen float64) {
+func (p *postings) append(d uint32, keys []uint32, count float64, length uint32) {
+	if len(p.docs) == 0 {
+		p.minLen = length
+	}
 	if len(p.docs)%posEvery == 0 {
 		p.posAt = append(p.posAt, uint32(len(p.pos)))
 	}
-	w := weight(count, length, avgLen)
+	c := uint16(min(count, math.MaxUint16))
 	p.docs = append(p.docs, d)
-	p.weight = append(p.weight, w)
-	p.count = append(p.count, uint16(min(count, math.MaxUint16)))
+	p.count = append(p.count, c)
+	p.maxCount = max(p.maxCount, c)
+	p.minLen = min(p.minLen, length)
 	p.pos = appendKeys(p.pos, keys)
 	p.df++
-	p.max = max(p.max, w)
 }
 
 // appendKeys appends the count of keys and the keys. The first key is
@@ -493,21 +484,18 @@ func (p *postings) keysAt(i int, dst []uint32) []uint32 {
 func (ix *Index) isAlive(d uint32) bool { return ix.alive[d/64]&(1<<(d%64)) != 0 }
 
 // maybeCompact rebuilds the postings without dead documents once they are
-// as many as the live ones, and reweighs them once the average length has
-// drifted; see the package comment.
+// as many as the live ones.
 func (ix *Index) maybeCompact() {
 	if ix.live == 0 {
 		if ix.dead > 0 {
-			ix.docs, ix.alive, ix.dead, ix.tokens, ix.avgLen = nil, nil, 0, 0, 0
+			ix.docs, ix.lengths, ix.alive, ix.dead, ix.tokens = nil, nil, nil, 0, 0
 			ix.byID = map[string]uint32{}
 			ix.full = field{terms: map[string]*postings{}}
 			ix.head = field{terms: map[string]*postings{}}
 		}
 		return
 	}
-	avg := float64(ix.tokens) / float64(ix.live)
-	drift := math.Abs(avg-ix.avgLen) > driftLimit*ix.avgLen
-	if !drift && (ix.dead < minCompact || ix.dead < ix.live) {
+	if ix.dead < minCompact || ix.dead < ix.live {
 		return
 	}
 	ix.compact()
@@ -526,33 +514,31 @@ func (ix *Index) shrink() {
 	for _, f := range []*field{&ix.full, &ix.head} {
 		for _, p := range f.terms {
 			p.docs = slices.Clone(p.docs)
-			p.weight = slices.Clone(p.weight)
 			p.count = slices.Clone(p.count)
 			p.pos = slices.Clone(p.pos)
 			p.posAt = slices.Clone(p.posAt)
 		}
 	}
 	ix.docs = slices.Clone(ix.docs)
+	ix.lengths = slices.Clone(ix.lengths)
 }
 
-// compact drops the dead documents, renumbers the others in the same
-// order, and recomputes every weight with the current average length.
+// compact drops the dead documents and renumbers the others in the same
+// order.
 func (ix *Index) compact() {
 	renum := make([]uint32, len(ix.docs))
 	docs := make([]doc, 0, ix.live)
+	lengths := make([]uint32, 0, ix.live)
 	for d := range ix.docs {
 		if ix.isAlive(uint32(d)) {
 			renum[d] = uint32(len(docs))
 			docs = append(docs, ix.docs[d])
+			lengths = append(lengths, ix.lengths[d])
 		}
 	}
 	alive := make([]uint64, (len(docs)+63)/64)
 	for d := range docs {
 		alive[d/64] |= 1 << (d % 64)
-	}
-	avg := 0.0
-	if len(docs) > 0 {
-		avg = float64(ix.tokens) / float64(len(docs))
 	}
 	var keys []uint32
 	for _, f := range []*field{&ix.full, &ix.head} {
@@ -570,7 +556,7 @@ func (ix *Index) compact() {
 				}
 				keys = old.keysAt(i, keys[:0])
 				nd := renum[d]
-				p.append(nd, keys, weighted(keys, last), docs[nd].length, avg)
+				p.append(nd, keys, weighted(keys, last), lengths[nd])
 			}
 			if len(p.docs) == 0 {
 				delete(f.terms, term)
@@ -587,6 +573,6 @@ func (ix *Index) compact() {
 	for id, d := range ix.byID {
 		ix.byID[id] = renum[d]
 	}
-	ix.docs, ix.alive, ix.dead, ix.avgLen = docs, alive, 0, avg
+	ix.docs, ix.lengths, ix.alive, ix.dead = docs, lengths, alive, 0
 	ix.shrink()
 }

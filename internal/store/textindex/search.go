@@ -40,24 +40,21 @@ const margin = 1e-9
 
 // list is the postings of one query term, as a cursor.
 type list struct {
-	docs []uint32
-	// weight holds the term's weight in each document, or is nil when
-	// count holds its weighted count instead, for a prefix, whose weights
-	// are computed only for the documents a search visits.
-	weight []float32
-	count  []uint32
-	ix     *Index
-	idf    float64
-	max    float64 // idf times the highest weight
-	i      int
+	docs    []uint32
+	count   []uint16 // weighted counts, by index of docs
+	lengths []uint32 // the index's document lengths
+	// norm0 and norm1 are k1(1-b) and k1*b/avgLen, so that weight's
+	// denominator is w + norm0 + norm1*length, one division per score.
+	norm0, norm1 float64
+	idf          float64
+	max          float64 // no score in the list is higher
+	i            int
 }
 
 // score returns the term's score in the current document.
 func (l *list) score() float64 {
-	if l.weight != nil {
-		return l.idf * float64(l.weight[l.i])
-	}
-	return l.idf * float64(weight(float64(l.count[l.i]), l.ix.docs[l.docs[l.i]].length, l.ix.avgLen))
+	w := float64(l.count[l.i])
+	return l.idf * w * (k1 + 1) / (w + l.norm0 + l.norm1*float64(l.lengths[l.docs[l.i]]))
 }
 
 // end is a document number beyond every real one.
@@ -128,28 +125,46 @@ func (ix *Index) lists(q Query) []*list {
 	return out
 }
 
-// termDocs are the postings of one term, before the term's inverse
-// document frequency is known: with weights or with weighted counts, as
-// in list.
+// termDocs are the postings of one term: the documents and the weighted
+// counts, with bounds as in postings.
 type termDocs struct {
-	docs   []uint32
-	weight []float32
-	count  []uint32
-	max    float32
-	df     int // current documents among docs
+	docs     []uint32
+	count    []uint16
+	maxCount uint16
+	minLen   uint32
+	df       int // current documents among docs
+}
+
+func stored(p *postings) termDocs {
+	return termDocs{docs: p.docs, count: p.count, maxCount: p.maxCount, minLen: p.minLen, df: p.df}
+}
+
+// add appends a computed posting of weighted count c.
+func (td *termDocs) add(d uint32, c float64, length uint32) {
+	cc := uint16(min(c, math.MaxUint16))
+	if len(td.docs) == 0 {
+		td.minLen = length
+	}
+	td.docs = append(td.docs, d)
+	td.count = append(td.count, cc)
+	td.maxCount = max(td.maxCount, cc)
+	td.minLen = min(td.minLen, length)
+	td.df++
 }
 
 // termList returns the postings of a term in field f with their inverse
 // document frequency.
 func (ix *Index) termList(f *field, t *fulltext.Term) *list {
 	td := ix.termDocs(f, t)
-	l := &list{docs: td.docs, weight: td.weight, count: td.count, ix: ix}
+	avg := ix.avgLen()
+	l := &list{docs: td.docs, count: td.count, lengths: ix.lengths, norm0: k1 * (1 - b), norm1: k1 * b / avg}
 	if td.df == 0 {
 		l.docs = nil
 		return l
 	}
 	l.idf = idf(ix.live, td.df)
-	l.max = l.idf * float64(td.max)
+	// The weight grows with the count and falls with the length.
+	l.max = l.idf * weight(float64(td.maxCount), td.minLen, avg)
 	return l
 }
 
@@ -166,7 +181,7 @@ func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
 		if p == nil {
 			return termDocs{}
 		}
-		return termDocs{docs: p.docs, weight: p.weight, max: p.max, df: p.df}
+		return stored(p)
 	}
 	if len(t.Tokens) == 1 {
 		return ix.prefixDocs(f, t.Tokens[0])
@@ -197,7 +212,6 @@ func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
 			c := seekIn(srcs[j].docs, cursors[j], d)
 			cursors[j] = c
 			if c == len(srcs[j].docs) {
-				out.df = len(out.docs)
 				return out
 			}
 			if got := srcs[j].docs[c]; got > d {
@@ -213,10 +227,7 @@ func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
 				keys[j] = srcs[j].keysAt(cursors[j], keys[j][:0])
 			}
 			if w := phraseWeight(keys, last); w > 0 {
-				wt := weight(w, ix.docs[d].length, ix.avgLen)
-				out.docs = append(out.docs, d)
-				out.weight = append(out.weight, wt)
-				out.max = max(out.max, wt)
+				out.add(d, w, ix.lengths[d])
 			}
 		}
 		d++
@@ -239,8 +250,7 @@ func (ix *Index) prefixDocs(f *field, prefix string) termDocs {
 	case 0:
 		return termDocs{}
 	case 1:
-		p := words[0]
-		return termDocs{docs: p.docs, weight: p.weight, max: p.max, df: p.df}
+		return stored(words[0])
 	}
 	// Counts are added in a table by document number; a bit set marks
 	// the documents touched, in order, so the result needs no sort.
@@ -258,24 +268,15 @@ func (ix *Index) prefixDocs(f *field, prefix string) termDocs {
 		}
 	}
 	var out termDocs
-	maxCount, minLen := uint32(0), uint32(math.MaxUint32)
 	for wi, word := range acc.touched {
 		for word != 0 {
 			d := uint32(wi*64 + bits.TrailingZeros64(word))
 			word &= word - 1
-			c := acc.counts[d]
+			out.add(d, float64(acc.counts[d]), ix.lengths[d])
 			acc.counts[d] = 0
-			out.docs = append(out.docs, d)
-			out.count = append(out.count, c)
-			maxCount = max(maxCount, c)
-			minLen = min(minLen, ix.docs[d].length)
 		}
 		acc.touched[wi] = 0
 	}
-	out.df = len(out.docs)
-	// The weight grows with the count and falls with the length, so this
-	// bounds every document's.
-	out.max = weight(float64(maxCount), minLen, ix.avgLen)
 	return out
 }
 
