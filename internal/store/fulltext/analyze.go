@@ -27,7 +27,7 @@ import (
 // AnalyzerVersion numbers the rules of IndexText. A back-end stores the
 // version its index was built with and rebuilds the index when it differs,
 // so changing the rules must increase it.
-const AnalyzerVersion = 1
+const AnalyzerVersion = 2
 
 // token is one word of a text, or one character of a run of CJK text.
 type token struct {
@@ -46,8 +46,14 @@ type token struct {
 // Symbols of those scripts, such as Kangxi radicals, are not letters and
 // separate words like other symbols.
 func isCJK(r rune) bool {
-	return r >= 0x1100 && unicode.IsLetter(r) && unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul)
+	return r >= 0x1100 && unicode.IsLetter(r) &&
+		(unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) || isKanaMark(r))
 }
+
+// isKanaMark reports whether r is the prolonged sound mark of Japanese
+// kana, as in "サーバー", full or half width. Unicode puts it in no script
+// of its own, but it is part of the word it lengthens.
+func isKanaMark(r rune) bool { return r == 0x30FC || r == 0xFF70 }
 
 // isWordRune reports whether r can be part of a word.
 func isWordRune(r rune) bool {

@@ -17,6 +17,7 @@ func TestIndexText(t *testing.T) {
 		{"数据库故障", "数据 据库 库故 故障 障"},
 		{"数 a 据库", "数 a 据库 库"},
 		{"ディスク容量", "ディ ィス スク ク容 容量 量"},
+		{"東京のサーバー", "東京 京の のサ サー ーバ バー ー"},
 		{"🚨 disk 👩‍💻full", "disk full"},
 		{"ÉCOLE Ørsted ǅemal", "ecole orsted dzemal"},
 		{"हिन्दी", "हिन्दी"},

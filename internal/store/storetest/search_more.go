@@ -422,6 +422,10 @@ func testCJK(t *testing.T, s store.Store) {
 	saveBody(t, s, "ja", "ディスク容量", "ディスク容量が不足しています。ログを削除してください。", 1)
 	saveBody(t, s, "ko", "데이터베이스 장애 조치", "데이터베이스 장애가 발생하면 복제본을 승격합니다.", 2)
 	saveBody(t, s, "en", "Database failover", "Promote the replica of the 数据 store.", 3)
+	// The prolonged sound mark ー belongs to the katakana word around it:
+	// サーバー must not fall apart into サ, ー and バ, which バスでサッカー has.
+	saveBody(t, s, "server", "サーバー", "東京のサーバーが停止しました。", 4)
+	saveBody(t, s, "bus", "バス", "バスでサッカーを見に行く。", 5)
 
 	wantIDs(t, s, "故障", "zh")
 	wantIDs(t, s, "数据库", "zh")
@@ -438,6 +442,9 @@ func testCJK(t *testing.T, s store.Store) {
 	wantIDs(t, s, "데이터", "ko")
 	wantIDs(t, s, "数据 replica", "en")
 	wantIDs(t, s, `"切换步骤"`, "zh")
+	wantIDs(t, s, "サーバー", "server")
+	wantIDs(t, s, "サッカー", "bus")
+	wantIDs(t, s, "データ")
 
 	hits := search(t, s, store.SearchQuery{Text: "提升副本"})
 	if len(hits) != 1 || !strings.Contains(hits[0].Snippet, "[提升副本]") {
