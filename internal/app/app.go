@@ -208,7 +208,7 @@ func OpenStore(ctx context.Context, cfg Config) (store.Store, error) {
 		}
 		return st, nil
 	}
-	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "khub.db"), sqlite.Options{NoTextIndex: cfg.NoTextIndex})
+	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "khub.db"), sqlite.Options{NoTextIndex: cfg.NoTextIndex, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 	}

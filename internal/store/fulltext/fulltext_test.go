@@ -335,6 +335,20 @@ func TestHighlightLongBodyMatchesWholeBody(t *testing.T) {
 	}
 }
 
+// A body that names one term many times before the terms meet must
+// still show the place where they meet.
+func TestHighlightFindsLateCluster(t *testing.T) {
+	body := strings.Repeat("alpha is mentioned in this sentence with some filler words around it. ", 20) +
+		strings.Repeat("filler ", 300) + "here alpha beta appear together at last."
+	q := Parse("alpha beta")
+	parts, whole := highlightBoth(q, "t", body)
+	for _, h := range []Highlight{parts, whole} {
+		if !strings.Contains(h.Text, "[alpha beta]") {
+			t.Errorf("snippet %q, want the place where [alpha beta] meet", h.Text)
+		}
+	}
+}
+
 // FuzzHighlight checks that cutting a snippet from part of a long body
 // never panics and finds the same terms as tokenizing the whole body.
 func FuzzHighlight(f *testing.F) {

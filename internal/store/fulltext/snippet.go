@@ -101,8 +101,11 @@ const (
 	// clusterBytes is the span in which places count as one window when
 	// the part is chosen, about SnippetWords words of English.
 	clusterBytes = 120
-	// maxPlaces is the number of places per term that are looked at.
-	maxPlaces = 16
+	// maxPlaces bounds the places per term that are looked at, so that a
+	// body repeating a word thousands of times costs no more than a whole
+	// tokenization. Every place counts, not only the first few: the
+	// window where the terms meet may come after many lone occurrences.
+	maxPlaces = 1024
 )
 
 // wholeBodies makes bodyMatches tokenize every body whole, so that tests

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"runtime"
@@ -40,6 +41,9 @@ type Options struct {
 	// is about the size of the articles' text (270 MiB for 100,000
 	// articles of 2.5 KB).
 	NoTextIndex bool
+	// Logger receives the start and end of the text index's build; nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 // Store is a store.Store on one SQLite database file.
@@ -47,6 +51,7 @@ type Store struct {
 	writer *pool // one connection, BEGIN IMMEDIATE
 	reader *pool // query-only connections
 	text   *textIndex
+	log    *slog.Logger
 }
 
 var _ store.Store = (*Store)(nil)
@@ -114,7 +119,10 @@ func Open(path string, opts Options) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
-	s := &Store{writer: newPool(writer), reader: newPool(reader)}
+	s := &Store{writer: newPool(writer), reader: newPool(reader), log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
 	if !opts.NoTextIndex {
 		if err := s.openTextIndex(ctx); err != nil {
 			s.Close()

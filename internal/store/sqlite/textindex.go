@@ -3,9 +3,11 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store/textindex"
@@ -44,6 +46,8 @@ type textIndex struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // why the build failed, after done
+	// background is set when Open returned before the build ended.
+	background bool
 }
 
 // textUpdate replaces the indexed version prevSeq of an article, with the
@@ -72,6 +76,8 @@ func (s *Store) openTextIndex(ctx context.Context) error {
 		s.buildTextIndex(bctx)
 		return t.err
 	}
+	s.log.Info("building the text index in the background; searches use FTS5 until it is ready", "articles", count)
+	t.background = true
 	go s.buildTextIndex(bctx)
 	return nil
 }
@@ -81,6 +87,7 @@ func (s *Store) openTextIndex(ctx context.Context) error {
 func (s *Store) buildTextIndex(ctx context.Context) {
 	t := s.text
 	defer close(t.done)
+	start := time.Now()
 	workers := max(runtime.GOMAXPROCS(0), 1)
 	last := int64(-1)
 	for {
@@ -108,6 +115,9 @@ func (s *Store) buildTextIndex(ctx context.Context) {
 			t.err = fmt.Errorf("sqlite: build the text index: %w", err)
 			t.building, t.pending = false, nil
 			t.mu.Unlock()
+			if ctx.Err() == nil {
+				s.log.Error("the text index build failed; searches use FTS5 until the next start", "err", err)
+			}
 			return
 		}
 		t.ix.Load(batch, workers)
@@ -124,6 +134,11 @@ func (s *Store) buildTextIndex(ctx context.Context) {
 	}
 	t.building, t.pending = false, nil
 	t.ready.Store(true)
+	level := slog.LevelDebug
+	if t.background {
+		level = slog.LevelInfo
+	}
+	s.log.Log(ctx, level, "text index ready", "articles", t.ix.Len(), "took", time.Since(start).Round(time.Millisecond))
 }
 
 // apply applies the updates of a committed write. The caller holds t.mu.
