@@ -57,11 +57,12 @@ const (
 	// postings.posAt: finding one posting's positions skips at most this
 	// many position lists.
 	posEvery = 4
-	// minCompact is the number of dead article versions below which the
-	// index is never compacted: a few dead postings cost less than a pass
-	// over all of them.
-	minCompact = 1024
 )
+
+// minCompact is the number of dead postings below which the index is
+// never compacted: a few dead postings cost less than a pass over all of
+// them. Tests lower it.
+var minCompact = 1 << 16
 
 // Index is the inverted index of the current articles. It is safe for
 // concurrent use: searches share a read lock, and a write holds the write
@@ -78,6 +79,11 @@ type Index struct {
 	live       int   // current documents
 	tokens     int64 // tokens of the current documents, all columns
 	dead       int   // documents marked dead but still in postings
+	// livePostings and deadPostings count the postings of current and of
+	// dead documents, in both fields. Compaction is due when the dead
+	// ones are half as many as the live ones, which bounds the memory
+	// that superseded versions hold however large they are.
+	livePostings, deadPostings int
 	// lengths holds each document's length in tokens, all columns, by
 	// document number: a search reads it for every posting it scores.
 	lengths []uint32
@@ -310,6 +316,9 @@ func (ix *Index) remove(seq int64, a *analyzed) {
 	ix.live--
 	ix.dead++
 	ix.tokens -= int64(ix.lengths[d])
+	n := a.postings()
+	ix.livePostings -= n
+	ix.deadPostings += n
 	ix.docs[d].article = nil
 	for _, t := range a.terms {
 		if p := ix.full.terms[t.term]; p != nil {
@@ -321,6 +330,18 @@ func (ix *Index) remove(seq int64, a *analyzed) {
 			}
 		}
 	}
+}
+
+// postings returns the number of postings the document has in both
+// fields.
+func (a *analyzed) postings() int {
+	n := len(a.terms)
+	for _, t := range a.terms {
+		if hasHead(t.keys) {
+			n++
+		}
+	}
+	return n
 }
 
 // hasHead reports whether any key is in the title or the tags.
@@ -355,6 +376,7 @@ func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
 	ix.byID[a.ID] = d
 	ix.live++
 	ix.tokens += int64(an.length)
+	ix.livePostings += an.postings()
 	for _, t := range an.terms {
 		ix.full.insert(t.term).append(d, t.keys, weighted(t.keys, colBody), an.length)
 		if hasHead(t.keys) {
@@ -484,18 +506,19 @@ func (p *postings) keysAt(i int, dst []uint32) []uint32 {
 func (ix *Index) isAlive(d uint32) bool { return ix.alive[d/64]&(1<<(d%64)) != 0 }
 
 // maybeCompact rebuilds the postings without dead documents once they are
-// as many as the live ones.
+// half as many as the live ones; see deadPostings.
 func (ix *Index) maybeCompact() {
 	if ix.live == 0 {
 		if ix.dead > 0 {
 			ix.docs, ix.lengths, ix.alive, ix.dead, ix.tokens = nil, nil, nil, 0, 0
+			ix.livePostings, ix.deadPostings = 0, 0
 			ix.byID = map[string]uint32{}
 			ix.full = field{terms: map[string]*postings{}}
 			ix.head = field{terms: map[string]*postings{}}
 		}
 		return
 	}
-	if ix.dead < minCompact || ix.dead < ix.live {
+	if ix.deadPostings < minCompact || 2*ix.deadPostings < ix.livePostings {
 		return
 	}
 	ix.compact()
@@ -573,6 +596,6 @@ func (ix *Index) compact() {
 	for id, d := range ix.byID {
 		ix.byID[id] = renum[d]
 	}
-	ix.docs, ix.lengths, ix.alive, ix.dead = docs, lengths, alive, 0
+	ix.docs, ix.lengths, ix.alive, ix.dead, ix.deadPostings = docs, lengths, alive, 0, 0
 	ix.shrink()
 }

@@ -242,6 +242,8 @@ func TestRankMatchesReference(t *testing.T) {
 // TestUpdatesMatchReference changes, archives and adds articles one at a
 // time, enough for compactions, and checks the ranking after each round.
 func TestUpdatesMatchReference(t *testing.T) {
+	defer func(n int) { minCompact = n }(minCompact)
+	minCompact = 1000
 	r := rand.New(rand.NewPCG(3, 4))
 	ix := New()
 	m := &model{articles: map[string]*knowledge.Article{}, seqs: map[string]int64{}}
@@ -283,9 +285,44 @@ func TestUpdatesMatchReference(t *testing.T) {
 		}
 		checkAll(t, ix, m)
 	}
-	if ix.dead >= len(ix.docs) {
-		t.Errorf("%d of %d documents are dead: compaction never ran", ix.dead, len(ix.docs))
+	if created := int(seq); len(ix.docs) >= created/2 {
+		t.Errorf("the index numbers %d documents after %d writes: compaction never ran", len(ix.docs), created)
 	}
+}
+
+// TestDeadPostingsStayBounded updates one large article many times: the
+// postings of its old versions must not pile up.
+func TestDeadPostingsStayBounded(t *testing.T) {
+	words := make([]string, 20000)
+	for i := range words {
+		words[i] = fmt.Sprintf("w%d", i)
+	}
+	body := strings.Join(words, " ")
+	ix := New()
+	small := &knowledge.Article{ID: "small", Title: "small", Body: "a few words", Status: knowledge.StatusPublished}
+	ix.Update(0, nil, 1, small)
+	var prev *knowledge.Article
+	for i := range 40 {
+		a := &knowledge.Article{ID: "big", Title: "big", Body: body + fmt.Sprintf(" edit%d", i), Status: knowledge.StatusPublished, Version: int64(i + 1)}
+		ix.Update(int64(i+1), prev, int64(i+2), a)
+		prev = a
+		if limit := max(minCompact, ix.livePostings/2); ix.deadPostings > limit {
+			t.Fatalf("after %d updates, %d dead postings beside %d live ones, want at most %d", i+1, ix.deadPostings, ix.livePostings, limit)
+		}
+	}
+	if got, want := countPostings(ix), ix.livePostings+ix.deadPostings; got != want {
+		t.Errorf("the lists hold %d postings, the counts say %d", got, want)
+	}
+}
+
+func countPostings(ix *Index) int {
+	n := 0
+	for _, f := range []*field{&ix.full, &ix.head} {
+		for _, p := range f.terms {
+			n += len(p.docs)
+		}
+	}
+	return n
 }
 
 // TestUpdateReplayChangesNothing applies updates that the index already
