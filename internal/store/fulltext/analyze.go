@@ -182,7 +182,9 @@ func fold(w string) string {
 	}
 	// The compatibility decomposition also turns ligatures, full-width
 	// letters and digraphs such as "ǅ" into their plain letters.
-	d := norm.NFKD.String(strings.ToLower(w))
+	// Lower case again after the decomposition, which turns modifier
+	// letters such as "ᴮ" into capitals.
+	d := strings.ToLower(norm.NFKD.String(strings.ToLower(w)))
 	var b strings.Builder
 	b.Grow(len(d))
 	var base rune

@@ -21,11 +21,13 @@
 package textindex
 
 import (
+	"iter"
 	"maps"
 	"math"
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store/fulltext"
@@ -142,6 +144,19 @@ func (ix *Index) Len() int {
 	return ix.live
 }
 
+// Terms returns every token that a current article holds, in no order.
+func (ix *Index) Terms() []string {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	var out []string
+	for term, p := range ix.full.terms {
+		if p.df > 0 {
+			out = append(out, term)
+		}
+	}
+	return out
+}
+
 // Current returns the indexed version of an article, without its body,
 // and whether the index has one: it has the current version of every
 // article that is not archived.
@@ -178,7 +193,7 @@ func analyze(a *knowledge.Article) analyzed {
 	at := map[string]int{}
 	for col, text := range [3]string{a.Title, strings.Join(a.Tags, " "), a.Body} {
 		pos := uint32(0)
-		for tok := range strings.FieldsSeq(fulltext.IndexText(text)) {
+		for tok := range tokens(fulltext.IndexText(text)) {
 			out.length++
 			if pos >= 1<<posBits {
 				continue
@@ -194,6 +209,63 @@ func analyze(a *knowledge.Article) analyzed {
 		}
 	}
 	return out
+}
+
+// tokens splits analyzed text, as fulltext.IndexText writes it, as the
+// SQLite store's FTS5 tokenizer (unicode61 with remove_diacritics 2) does,
+// so that the index and FTS5 hold the same tokens. A token starts at a
+// letter or digit and runs on over letters, digits and the few combining
+// accents that FTS5 removes (see isFTS5Diacritic), which it leaves out.
+// Every other character separates tokens, including the combining marks
+// that IndexText keeps in scripts such as Devanagari and Arabic. FTS5 also
+// folds the final sigma to σ.
+func tokens(text string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		var b strings.Builder
+		inToken := false
+		flush := func() bool {
+			if !inToken {
+				return true
+			}
+			inToken = false
+			tok := b.String()
+			b.Reset()
+			return yield(tok)
+		}
+		for _, r := range text {
+			switch {
+			case unicode.IsLetter(r) || unicode.IsNumber(r):
+				inToken = true
+				if r == 'ς' {
+					r = 'σ'
+				}
+				b.WriteRune(r)
+			case inToken && isFTS5Diacritic(r):
+				// Part of the token, but removed.
+			default:
+				if !flush() {
+					return
+				}
+			}
+		}
+		flush()
+	}
+}
+
+// isFTS5Diacritic reports whether FTS5's unicode61 tokenizer treats r as
+// an accent to remove inside a token: some of the combining diacritical
+// marks U+0300 to U+0331, by the same bit masks as SQLite's
+// sqlite3Fts5UnicodeIsdiacritic.
+func isFTS5Diacritic(r rune) bool {
+	const mask0, mask1 = 0x08029FDF, 0x000361F8
+	switch {
+	case r < 0x300 || r > 0x331:
+		return false
+	case r < 0x300+32:
+		return mask0&(1<<(r-0x300)) != 0
+	default:
+		return mask1&(1<<(r-0x300-32)) != 0
+	}
 }
 
 // weight returns the BM25 weight, before the inverse document frequency,

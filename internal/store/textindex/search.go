@@ -173,6 +173,7 @@ func (ix *Index) termList(f *field, t *fulltext.Term) *list {
 // word of the phrase at consecutive positions in one column, with the
 // weight of those occurrences.
 func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
+	t = indexTerm(t)
 	if len(t.Tokens) == 0 {
 		return termDocs{}
 	}
@@ -232,6 +233,34 @@ func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
 		}
 		d++
 	}
+}
+
+// indexTerm returns the term with its tokens split as the index splits
+// text (see tokens): a token with a combining mark inside, such as
+// "हिन्दी", becomes a phrase of its parts, as FTS5 reads it.
+func indexTerm(t *fulltext.Term) *fulltext.Term {
+	split := false
+	for _, tok := range t.Tokens {
+		n := 0
+		for range tokens(tok) {
+			n++
+		}
+		if n != 1 || strings.ContainsRune(tok, 'ς') {
+			split = true
+			break
+		}
+	}
+	if !split {
+		return t
+	}
+	out := *t
+	out.Tokens = nil
+	for _, tok := range t.Tokens {
+		for part := range tokens(tok) {
+			out.Tokens = append(out.Tokens, part)
+		}
+	}
+	return &out
 }
 
 // prefixDocs returns the postings of a prefix of one word: in each
