@@ -349,6 +349,20 @@ func TestHighlightFindsLateCluster(t *testing.T) {
 	}
 }
 
+// A phrase whose words stand far apart, as in a Markdown table, is still
+// found in a long body.
+func TestHighlightPhraseAcrossWideGap(t *testing.T) {
+	pad := strings.Repeat("lorem ipsum ", 100)
+	body := pad + "rotate" + strings.Repeat(" ", 40) + "|" + strings.Repeat(" ", 40) + "looping " + pad
+	parts, whole := highlightBoth(Parse(`"rotate looping"`), "title", body)
+	if !slices.Equal(parts.Matched, whole.Matched) || len(parts.Matched) != 1 {
+		t.Errorf("matched %q, tokenizing the whole body gives %q; want the phrase", parts.Matched, whole.Matched)
+	}
+	if !strings.Contains(parts.Text, "[rotate") {
+		t.Errorf("snippet %q does not mark the phrase", parts.Text)
+	}
+}
+
 // FuzzHighlight checks that cutting a snippet from part of a long body
 // never panics and finds the same terms as tokenizing the whole body.
 func FuzzHighlight(f *testing.F) {

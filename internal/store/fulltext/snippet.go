@@ -207,22 +207,24 @@ func (q Query) bodyMatches(body string, found []bool) textPart {
 
 // matchesAt reports whether the term occurs at byte i of an ASCII body:
 // as a whole word or, for a term of one word, as a camel-case part. The
-// words from i on are tokenized, as many as the term has and room for
-// separators between them.
+// words from i on are tokenized until there are as many as the term has,
+// however much space or punctuation lies between them.
 func (t *Term) matchesAt(body string, i int) bool {
 	start := wordEdge(body, i, -1)
 	if start < i && !isASCIIWord(body[start]) {
 		start++
 	}
-	end := wordEdge(body, i+len(t.Text)+8*len(t.units)+8, 1)
-	toks := tokenize(body[start:end], true)
-	for k := range toks {
-		if toks[k].end <= i-start {
-			continue
+	for span := len(t.Text) + 8*len(t.units) + 8; ; span *= 2 {
+		end := wordEdge(body, i+span, 1)
+		toks := tokenize(body[start:end], true)
+		k := 0
+		for k < len(toks) && toks[k].end <= i-start {
+			k++
 		}
-		return t.matchAt(toks, k) > 0
+		if k+len(t.units) <= len(toks) || end == len(body) {
+			return k < len(toks) && t.matchAt(toks, k) > 0
+		}
 	}
-	return false
 }
 
 // isASCIIWord reports whether c is an ASCII letter or digit. Bytes of
