@@ -32,8 +32,8 @@ func TestSalientTerms(t *testing.T) {
 	if terms, _ := SalientTerms("the and of 🚨", 5); len(terms) != 0 {
 		t.Errorf("terms of stop words and emoji = %q, want none", terms)
 	}
-	if terms, _ := SalientTerms("数据库故障 access", 5); !slices.Equal(terms, []string{"数据库故障", "access"}) {
-		t.Errorf("terms = %q, want the CJK run whole and access without a stem", terms)
+	if terms, _ := SalientTerms("数据库故障 access", 5); !slices.Equal(terms, []string{"数据", "据库", "库故", "故障", "access"}) {
+		t.Errorf("terms = %q, want the pairs of the CJK run and access without a stem", terms)
 	}
 }
 
@@ -169,6 +169,23 @@ func TestAttributesRank(t *testing.T) {
 			if !slices.Contains(h.MatchedAttributes, "account=acme (metadata)") {
 				t.Errorf("meta-only = %+v, want account=acme (metadata)", h)
 			}
+		}
+	}
+}
+
+// Ticket text in Chinese or Japanese often has no punctuation for long
+// stretches; the lookup still finds the article whose words it contains.
+func TestLookupCJKRun(t *testing.T) {
+	s := openStore(t,
+		art("db", "数据库", "数据库故障处理流程。先确认主库状态。", knowledge.StatusPublished, nil),
+		art("net", "网络", "网络中断时检查交换机。", knowledge.StatusPublished, nil))
+	for _, text := range []string{strings.Repeat("数据库故障处理流程", 3), strings.Repeat("数据库故障", 20)} {
+		res, err := Run(context.Background(), s, nil, Request{Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(res.Hits); len(got) == 0 || got[0] != "db" {
+			t.Errorf("lookup of %d characters of CJK text = %v, want db first", len([]rune(text)), got)
 		}
 	}
 }

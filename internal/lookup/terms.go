@@ -91,6 +91,16 @@ func SalientTerms(text string, max int) (terms []string, originals map[string]st
 	}
 	count := func(s string, weight int) {
 		for _, w := range fulltext.SplitWords(s) {
+			if pairs := cjkPairs(w.Text); pairs != nil {
+				// A run of CJK text has no spaces between its words, so
+				// searched whole it would have to appear as it is. Each
+				// pair of characters is a term instead, as the index
+				// stores the run.
+				for _, p := range pairs {
+					bump(p, p, weight)
+				}
+				continue
+			}
 			if !salient(w.Text) {
 				continue
 			}
@@ -119,6 +129,20 @@ func SalientTerms(text string, max int) (terms []string, originals map[string]st
 		originals[strings.Trim(strings.TrimSuffix(st.term, "*"), `"`)] = st.original
 	}
 	return terms, originals
+}
+
+// cjkPairs returns the overlapping pairs of characters of a run of CJK
+// text longer than two characters, or nil for other words.
+func cjkPairs(w string) []string {
+	runes := []rune(w)
+	if len(runes) < 3 || !unicode.In(runes[0], unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) {
+		return nil
+	}
+	pairs := make([]string, 0, len(runes)-1)
+	for i := 0; i+1 < len(runes); i++ {
+		pairs = append(pairs, string(runes[i:i+2]))
+	}
+	return pairs
 }
 
 // salient reports whether a word is worth searching.
