@@ -374,6 +374,8 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	run("search", chromedp.SendKeys(chromedp.ID("q"), "failover"), chromedp.Click(chromedp.CSS(`#search-form button`)))
 	waitJS("a search hit", `[...document.querySelectorAll('#search-results li')].some((li) => li.textContent.includes('Database failover'))`)
+	waitJS("the match marked in a snippet", `[...document.querySelectorAll('#search-results .snippet mark')].some((m) => /failover/i.test(m.textContent))`)
+	waitJS("the number of matches", `/result/.test(document.getElementById('search-note').textContent)`)
 
 	// Back to the full table, with push-broken still selected, for the
 	// screenshot.

@@ -667,22 +667,65 @@ function moveChanges(delta) {
 
 // ---- search --------------------------------------------------------------------------
 
+const SEARCH_PAGE = 20;
+
+// search shows the first page of hits for q, with the number of all
+// matches; more() appends the next page.
+const searchState = { q: '', next: '', shown: 0, total: 0 };
+
 async function search(q) {
   const note = $('search-note');
   const list = $('search-results');
   note.textContent = 'Searching…';
+  list.replaceChildren();
+  $('search-more').hidden = true;
+  Object.assign(searchState, { q, next: '', shown: 0, total: 0 });
+  await searchPage(`/v1/search?q=${encodeURIComponent(q)}&limit=${SEARCH_PAGE}&facets=true`);
+}
+
+async function searchMore() {
+  if (!searchState.next) return;
+  const q = searchState.q;
+  await searchPage(`/v1/search?q=${encodeURIComponent(q)}&limit=${SEARCH_PAGE}&cursor=${encodeURIComponent(searchState.next)}`);
+}
+
+async function searchPage(url) {
+  const note = $('search-note');
+  const list = $('search-results');
   try {
-    const res = await api(`/v1/search?q=${encodeURIComponent(q)}&limit=20`);
+    const res = await api(url);
     const hits = res.hits || [];
-    note.textContent = `${plural(hits.length, 'result')} for “${q}”.`;
-    list.replaceChildren(...hits.map((h) => el('li', null,
+    if (res.facets) {
+      // Every match has one class, so the class counts add up to all.
+      searchState.total = (res.facets.classes || []).reduce((n, f) => n + f.count, 0);
+    }
+    searchState.shown += hits.length;
+    searchState.next = res.next || '';
+    list.append(...hits.map((h) => el('li', null,
       el('p', { class: 'hit-title' }, el('strong', null, h.title), ' ', el('code', null, h.id)),
       el('p', { class: 'muted' }, `${h.class}, ${h.status}, version ${h.version}`),
-      h.snippet ? el('p', { class: 'snippet' }, h.snippet) : '')));
+      h.snippet_html ? el('p', { class: 'snippet' }, markedText(h.snippet_html)) : '')));
+    const total = Math.max(searchState.total, searchState.shown);
+    note.textContent = searchState.shown < total
+      ? `Showing ${searchState.shown} of ${plural(total, 'result')} for “${searchState.q}”.`
+      : `${plural(total, 'result')} for “${searchState.q}”.`;
+    $('search-more').hidden = !searchState.next;
   } catch (e) {
     note.textContent = `Search failed: ${e.message}`;
-    list.replaceChildren();
   }
+}
+
+// markedText turns a snippet_html into nodes: its text, with each match
+// in a <mark>. It keeps nothing else of the markup, so a snippet can never
+// add elements or attributes to the page.
+function markedText(html) {
+  const doc = new DOMParser().parseFromString(`<p>${html}</p>`, 'text/html');
+  const out = [];
+  for (const node of doc.body.firstChild.childNodes) {
+    if (node.nodeName === 'MARK') out.push(el('mark', null, node.textContent));
+    else out.push(node.textContent);
+  }
+  return out;
 }
 
 // ---- refresh ---------------------------------------------------------------------------
@@ -795,6 +838,7 @@ function init() {
   $('chg-older').addEventListener('click', () => moveChanges(-CHANGES_PAGE));
   $('chg-newer').addEventListener('click', () => moveChanges(CHANGES_PAGE));
   $('chg-newest').addEventListener('click', () => { state.changesAfter = null; loadChanges(); });
+  $('search-more').addEventListener('click', () => searchMore());
   $('search-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const q = $('q').value.trim();
