@@ -35,6 +35,12 @@ func TestSalientTerms(t *testing.T) {
 	if terms, _ := SalientTerms("数据库故障 access", 5); !slices.Equal(terms, []string{"数据", "据库", "库故", "故障", "access"}) {
 		t.Errorf("terms = %q, want the pairs of the CJK run and access without a stem", terms)
 	}
+	// Pairs are written as the index writes them: a combining dakuten
+	// belongs to its kana, and a run may start with the prolonged sound
+	// mark.
+	if terms, _ := SalientTerms("テ\u3099ータ ーバー障害", 10); !slices.Equal(terms, []string{"テー", "ータ", "ーバ", "バー", "ー障", "障害"}) {
+		t.Errorf("terms = %q, want the pairs the index holds", terms)
+	}
 }
 
 func TestValidate(t *testing.T) {

@@ -91,7 +91,7 @@ func SalientTerms(text string, max int) (terms []string, originals map[string]st
 	}
 	count := func(s string, weight int) {
 		for _, w := range fulltext.SplitWords(s) {
-			if pairs := cjkPairs(w.Text); pairs != nil {
+			if pairs := cjkPairs(w); pairs != nil {
 				// A run of CJK text has no spaces between its words, so
 				// searched whole it would have to appear as it is. Each
 				// pair of characters is a term instead, as the index
@@ -131,16 +131,22 @@ func SalientTerms(text string, max int) (terms []string, originals map[string]st
 	return terms, originals
 }
 
-// cjkPairs returns the overlapping pairs of characters of a run of CJK
-// text longer than two characters, or nil for other words.
-func cjkPairs(w string) []string {
-	runes := []rune(w)
-	if len(runes) < 3 || !unicode.In(runes[0], unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) {
+// cjkPairs returns the overlapping character pairs of a run of CJK text
+// of more than two characters, as the index writes them, or nil for other
+// words.
+func cjkPairs(w fulltext.Word) []string {
+	if !w.CJK {
 		return nil
 	}
-	pairs := make([]string, 0, len(runes)-1)
-	for i := 0; i+1 < len(runes); i++ {
-		pairs = append(pairs, string(runes[i:i+2]))
+	var pairs []string
+	for tok := range strings.FieldsSeq(fulltext.IndexText(w.Text)) {
+		// The index also holds the run's last character alone.
+		if utf8.RuneCountInString(tok) == 2 {
+			pairs = append(pairs, tok)
+		}
+	}
+	if len(pairs) < 2 {
+		return nil
 	}
 	return pairs
 }

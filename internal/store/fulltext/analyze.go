@@ -296,6 +296,9 @@ type Word struct {
 	// and "ready" of "NotReady", which the index also contains. Parts is
 	// nil for other words.
 	Parts []string
+	// CJK marks a run of CJK characters, which the index holds as
+	// overlapping pairs.
+	CJK bool
 }
 
 // SplitWords returns the words of s in order. Callers that build search
@@ -313,7 +316,7 @@ func SplitWords(s string) []Word {
 		for j+1 < len(toks) && toks[j+1].cjk && toks[j+1].start == toks[j].end {
 			j++
 		}
-		out = append(out, Word{Text: s[toks[i].start:toks[j].end]})
+		out = append(out, Word{Text: s[toks[i].start:toks[j].end], CJK: true})
 		i = j
 	}
 	return out

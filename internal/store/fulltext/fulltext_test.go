@@ -363,6 +363,19 @@ func TestHighlightPhraseAcrossWideGap(t *testing.T) {
 	}
 }
 
+// A phrase's first word elsewhere in the body, without the phrase, does
+// not draw the snippet there.
+func TestHighlightPhrasePlacesConfirmed(t *testing.T) {
+	filler := strings.Repeat("filler ", 300)
+	body := "crash looping " + filler + strings.Repeat("crash node ", 200) + filler + "node crash looping " + filler
+	parts, whole := highlightBoth(Parse(`"crash looping" node`), "t", body)
+	for _, h := range []Highlight{parts, whole} {
+		if !strings.Contains(h.Text, "[node crash looping]") {
+			t.Errorf("snippet %q, want the place where [node crash looping] meet", h.Text)
+		}
+	}
+}
+
 // FuzzHighlight checks that cutting a snippet from part of a long body
 // never panics and finds the same terms as tokenizing the whole body.
 func FuzzHighlight(f *testing.F) {

@@ -103,8 +103,8 @@ const (
 	clusterBytes = 120
 	// maxPlaces bounds the places per term that are looked at, so that a
 	// body repeating a word thousands of times costs no more than a whole
-	// tokenization. Every place counts, not only the first few: the
-	// window where the terms meet may come after many lone occurrences.
+	// tokenization. The bound is high because the window where the terms
+	// meet may come after many lone occurrences of one of them.
 	maxPlaces = 1024
 )
 
@@ -163,10 +163,16 @@ func (q Query) bodyMatches(body string, found []bool) textPart {
 			if i > 0 && isASCIIWord(body[i-1]) && !('A' <= body[i] && body[i] <= 'Z') {
 				continue // inside a word, where no token or part starts
 			}
-			// Once one place of the term is confirmed, the others are
-			// taken as they are: they only choose the part, whose own
+			// A phrase is confirmed at every place, because its first
+			// word alone says little. For a single word, once one place
+			// is confirmed, the others need only end where a token or a
+			// camel-case part does: they only choose the part, whose own
 			// tokens then decide the matches.
-			if !found[ti] && !t.matchesAt(body, i) {
+			if len(t.units) > 1 || !found[ti] {
+				if !t.matchesAt(body, i) {
+					continue
+				}
+			} else if end := i + len(u); !t.unitPrefix && end < len(body) && isLowerOrDigit(body[end]) {
 				continue
 			}
 			n++
@@ -226,6 +232,10 @@ func (t *Term) matchesAt(body string, i int) bool {
 		}
 	}
 }
+
+// isLowerOrDigit reports whether c is an ASCII lower-case letter or
+// digit, which continues the word or camel-case part before it.
+func isLowerOrDigit(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
 
 // isASCIIWord reports whether c is an ASCII letter or digit. Bytes of
 // UTF-8 sequences are not.

@@ -33,6 +33,11 @@ func openSeeded(b *testing.B, n int) *Store {
 		b.Logf("seeding %d articles into %s, kept for later runs", n, path)
 		storetest.Seed(b, s, n, 1)
 	}
+	// Searches are measured on the text index, which a store this large
+	// builds in the background.
+	if err := s.WaitTextIndex(ctx); err != nil {
+		b.Fatal(err)
+	}
 	return s
 }
 

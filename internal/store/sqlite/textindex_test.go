@@ -187,3 +187,49 @@ func TestTextIndexBuildsBesideWrites(t *testing.T) {
 		}
 	}
 }
+
+// A word repeated more times than a 16-bit count holds scores as in FTS5.
+func TestTextIndexHugeCounts(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "khub.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, a := range []knowledge.Article{
+		{ID: "y-big", Title: "big", Body: strings.Repeat("spam ", 70000)},
+		{ID: "a-mid", Title: "mid", Body: strings.Repeat("spam ", 66000) + strings.Repeat("eggs ", 4000)},
+		{ID: "small", Title: "small", Body: "spam and eggs"},
+	} {
+		a.Collection, a.Class = "c", knowledge.ClassReference
+		a.Normalize()
+		if _, err := s.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fts, err := Open(path, Options{NoTextIndex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fts.Close()
+	for _, q := range []string{"spam", "spa*", `"spam spam"`, "eggs"} {
+		want, err := fts.Search(ctx, store.SearchQuery{Text: q, NoSnippets: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Search(ctx, store.SearchQuery{Text: q, NoSnippets: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Hits) != len(want.Hits) {
+			t.Fatalf("%q: %d hits, FTS5 gives %d", q, len(got.Hits), len(want.Hits))
+		}
+		for i := range got.Hits {
+			g, w := got.Hits[i], want.Hits[i]
+			if g.ID != w.ID || math.Abs(g.Score-w.Score) > 1e-9*math.Abs(w.Score) {
+				t.Errorf("%q: hit %d is %s with %v, FTS5 has %s with %v", q, i, g.ID, g.Score, w.ID, w.Score)
+			}
+		}
+	}
+}

@@ -137,3 +137,32 @@ func difference(a, b []string) []string {
 }
 
 func head(s []string) []string { return s[:min(len(s), 30)] }
+
+// A query word that only loses a mark at its end or start to the
+// tokenizer still finds what FTS5 finds.
+func TestTextIndexQueryLosesMark(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "khub.db")
+	s := openPath(t, path, Options{})
+	for i, body := range []string{"हिन्दी भाषा", "தமிழ் மொழி", "का खा"} {
+		a := knowledge.Article{ID: fmt.Sprintf("m%d", i), Title: "x", Body: body, Collection: "c", Class: knowledge.ClassReference}
+		a.Normalize()
+		if _, err := s.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fts := openPath(t, path, Options{NoTextIndex: true})
+	for _, q := range []string{"हि", "தமி*", "का", "ि"} {
+		want, err := fts.Search(ctx, store.SearchQuery{Text: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Search(ctx, store.SearchQuery{Text: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids(got.Hits) != ids(want.Hits) {
+			t.Errorf("%q finds %q, FTS5 finds %q", q, ids(got.Hits), ids(want.Hits))
+		}
+	}
+}

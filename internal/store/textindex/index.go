@@ -93,7 +93,11 @@ type Index struct {
 
 // doc is one indexed article version.
 type doc struct {
-	seq     int64
+	seq int64
+	// id is article.ID, kept here because ranking compares the ids of
+	// tied documents, and one pointer less to follow per comparison
+	// shows in a search.
+	id      string
 	article *knowledge.Article
 }
 
@@ -112,9 +116,10 @@ type field struct {
 type postings struct {
 	docs []uint32
 	// count is the weighted count of the token's occurrences in each
-	// document, 10 per title, 5 per tags and 1 per body occurrence, at
-	// most 65535.
+	// document, 10 per title, 5 per tags and 1 per body occurrence. A
+	// count of bigCount or more is bigCount here and sits in big.
 	count []uint16
+	big   map[uint32]uint32 // by document number
 	// pos holds each posting's position keys (column << posBits |
 	// position) as unsigned varints; see appendKeys.
 	pos []byte
@@ -123,8 +128,32 @@ type postings struct {
 	df    int // current documents among docs
 	// maxCount and minLen bound the counts and lengths of the documents
 	// ever added, so that weight(maxCount, minLen) bounds their weights.
-	maxCount uint16
+	maxCount uint32
 	minLen   uint32
+}
+
+// bigCount marks a weighted count too large for postings.count: a token
+// that one article repeats tens of thousands of times.
+const bigCount = math.MaxUint16
+
+// countAt returns the weighted count of posting i.
+func countAt(count []uint16, big map[uint32]uint32, docs []uint32, i int) uint32 {
+	if c := count[i]; c != bigCount {
+		return uint32(c)
+	}
+	return big[docs[i]]
+}
+
+// addCount appends a weighted count for document d to count, or to big.
+func addCount(count []uint16, big *map[uint32]uint32, d uint32, c uint32) []uint16 {
+	if c < bigCount {
+		return append(count, uint16(c))
+	}
+	if *big == nil {
+		*big = map[uint32]uint32{}
+	}
+	(*big)[d] = c
+	return append(count, bigCount)
 }
 
 // New returns an empty index.
@@ -381,7 +410,7 @@ func (ix *Index) remove(seq int64, a *analyzed) {
 		return
 	}
 	delete(ix.bySeq, seq)
-	if id := ix.docs[d].article.ID; ix.byID[id] == d {
+	if id := ix.docs[d].id; ix.byID[id] == d {
 		delete(ix.byID, id)
 	}
 	ix.alive[d/64] &^= 1 << (d % 64)
@@ -438,7 +467,7 @@ func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
 	kept.Tags = slices.Clone(a.Tags)
 	kept.Metadata = maps.Clone(a.Metadata)
 	d := uint32(len(ix.docs))
-	ix.docs = append(ix.docs, doc{seq: seq, article: &kept})
+	ix.docs = append(ix.docs, doc{seq: seq, id: kept.ID, article: &kept})
 	ix.lengths = append(ix.lengths, an.length)
 	if int(d/64) >= len(ix.alive) {
 		ix.alive = append(ix.alive, 0)
@@ -505,9 +534,9 @@ func (p *postings) append(d uint32, keys []uint32, count float64, length uint32)
 	if len(p.docs)%posEvery == 0 {
 		p.posAt = append(p.posAt, uint32(len(p.pos)))
 	}
-	c := uint16(min(count, math.MaxUint16))
+	c := uint32(min(count, math.MaxUint32))
 	p.docs = append(p.docs, d)
-	p.count = append(p.count, c)
+	p.count = addCount(p.count, &p.big, d, c)
 	p.maxCount = max(p.maxCount, c)
 	p.minLen = min(p.minLen, length)
 	p.pos = appendKeys(p.pos, keys)

@@ -110,7 +110,7 @@ func (ix *Index) reference(m *model, q Query) []Hit {
 		for ti := range q.Terms {
 			if s.w[ti] > 0 {
 				matched++
-				score += idf(len(m.articles), df[ti]) * weight(min(s.w[ti], math.MaxUint16), s.len, ix.avgLen())
+				score += idf(len(m.articles), df[ti]) * weight(s.w[ti], s.len, ix.avgLen())
 			}
 		}
 		if matched == 0 || !q.Any && matched < len(q.Terms) {

@@ -41,7 +41,8 @@ const margin = 1e-9
 // list is the postings of one query term, as a cursor.
 type list struct {
 	docs    []uint32
-	count   []uint16 // weighted counts, by index of docs
+	count   []uint16 // weighted counts, by index of docs, as in postings
+	big     map[uint32]uint32
 	lengths []uint32 // the index's document lengths
 	// norm0 and norm1 are k1(1-b) and k1*b/avgLen, so that weight's
 	// denominator is w + norm0 + norm1*length, one division per score.
@@ -53,7 +54,7 @@ type list struct {
 
 // score returns the term's score in the current document.
 func (l *list) score() float64 {
-	w := float64(l.count[l.i])
+	w := float64(countAt(l.count, l.big, l.docs, l.i))
 	return l.idf * w * (k1 + 1) / (w + l.norm0 + l.norm1*float64(l.lengths[l.docs[l.i]]))
 }
 
@@ -130,23 +131,24 @@ func (ix *Index) lists(q Query) []*list {
 type termDocs struct {
 	docs     []uint32
 	count    []uint16
-	maxCount uint16
+	big      map[uint32]uint32
+	maxCount uint32
 	minLen   uint32
 	df       int // current documents among docs
 }
 
 func stored(p *postings) termDocs {
-	return termDocs{docs: p.docs, count: p.count, maxCount: p.maxCount, minLen: p.minLen, df: p.df}
+	return termDocs{docs: p.docs, count: p.count, big: p.big, maxCount: p.maxCount, minLen: p.minLen, df: p.df}
 }
 
 // add appends a computed posting of weighted count c.
 func (td *termDocs) add(d uint32, c float64, length uint32) {
-	cc := uint16(min(c, math.MaxUint16))
+	cc := uint32(min(c, math.MaxUint32))
 	if len(td.docs) == 0 {
 		td.minLen = length
 	}
 	td.docs = append(td.docs, d)
-	td.count = append(td.count, cc)
+	td.count = addCount(td.count, &td.big, d, cc)
 	td.maxCount = max(td.maxCount, cc)
 	td.minLen = min(td.minLen, length)
 	td.df++
@@ -157,7 +159,7 @@ func (td *termDocs) add(d uint32, c float64, length uint32) {
 func (ix *Index) termList(f *field, t *fulltext.Term) *list {
 	td := ix.termDocs(f, t)
 	avg := ix.avgLen()
-	l := &list{docs: td.docs, count: td.count, lengths: ix.lengths, norm0: k1 * (1 - b), norm1: k1 * b / avg}
+	l := &list{docs: td.docs, count: td.count, big: td.big, lengths: ix.lengths, norm0: k1 * (1 - b), norm1: k1 * b / avg}
 	if td.df == 0 {
 		l.docs = nil
 		return l
@@ -241,11 +243,12 @@ func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
 func indexTerm(t *fulltext.Term) *fulltext.Term {
 	split := false
 	for _, tok := range t.Tokens {
-		n := 0
-		for range tokens(tok) {
+		n, same := 0, false
+		for part := range tokens(tok) {
 			n++
+			same = part == tok
 		}
-		if n != 1 || strings.ContainsRune(tok, 'ς') {
+		if n != 1 || !same {
 			split = true
 			break
 		}
@@ -293,7 +296,7 @@ func (ix *Index) prefixDocs(f *field, prefix string) termDocs {
 			if acc.counts[d] == 0 {
 				acc.touched[d/64] |= 1 << (d % 64)
 			}
-			acc.counts[d] += uint32(p.count[i])
+			acc.counts[d] += countAt(p.count, p.big, p.docs, i)
 		}
 	}
 	var out termDocs
@@ -563,17 +566,17 @@ func better(a, b *Hit) bool {
 }
 
 func (t *topN) offer(d uint32, score float64) {
-	if t.full() && score < t.heap[0].Score {
-		return
-	}
 	doc := &t.ix.docs[d]
-	h := Hit{Ranked: fulltext.Ranked{Seq: doc.seq, ID: doc.article.ID, Score: score}, Article: doc.article}
+	if t.full() {
+		w := &t.heap[0]
+		if score < w.Score || score == w.Score && doc.id >= w.ID {
+			return
+		}
+	}
+	h := Hit{Ranked: fulltext.Ranked{Seq: doc.seq, ID: doc.id, Score: score}, Article: doc.article}
 	if !t.full() {
 		t.heap = append(t.heap, h)
 		t.up(len(t.heap) - 1)
-		return
-	}
-	if !better(&h, &t.heap[0]) {
 		return
 	}
 	t.heap[0] = h
