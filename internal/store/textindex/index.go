@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store/fulltext"
@@ -250,35 +251,62 @@ func analyze(a *knowledge.Article) analyzed {
 // folds the final sigma to σ.
 func tokens(text string) iter.Seq[string] {
 	return func(yield func(string) bool) {
-		var b strings.Builder
-		inToken := false
-		flush := func() bool {
-			if !inToken {
-				return true
+		// IndexText separates its tokens with single spaces, and most of
+		// them hold only letters and digits, which FTS5 keeps as they are.
+		for field := range strings.SplitSeq(text, " ") {
+			if field == "" {
+				continue
 			}
-			inToken = false
-			tok := b.String()
-			b.Reset()
-			return yield(tok)
-		}
-		for _, r := range text {
-			switch {
-			case unicode.IsLetter(r) || unicode.IsNumber(r):
-				inToken = true
-				if r == 'ς' {
-					r = 'σ'
-				}
-				b.WriteRune(r)
-			case inToken && isFTS5Diacritic(r):
-				// Part of the token, but removed.
-			default:
-				if !flush() {
+			if plainToken(field) {
+				if !yield(field) {
 					return
 				}
+				continue
+			}
+			if !splitToken(field, yield) {
+				return
 			}
 		}
-		flush()
 	}
+}
+
+// plainToken reports whether tok is one FTS5 token as it stands: letters
+// and digits only, without a final sigma.
+func plainToken(tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		if tok[i] >= utf8.RuneSelf {
+			for _, r := range tok[i:] {
+				if !unicode.IsLetter(r) && !unicode.IsNumber(r) || r == 'ς' {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return true
+}
+
+// splitToken yields the FTS5 tokens of tok, which has marks or a final
+// sigma; see tokens. It returns false when yield does.
+func splitToken(tok string, yield func(string) bool) bool {
+	var b strings.Builder
+	for _, r := range tok {
+		switch {
+		case unicode.IsLetter(r) || unicode.IsNumber(r):
+			if r == 'ς' {
+				r = 'σ'
+			}
+			b.WriteRune(r)
+		case b.Len() > 0 && isFTS5Diacritic(r):
+			// Part of the token, but removed.
+		case b.Len() > 0:
+			if !yield(b.String()) {
+				return false
+			}
+			b.Reset()
+		}
+	}
+	return b.Len() == 0 || yield(b.String())
 }
 
 // isFTS5Diacritic reports whether FTS5's unicode61 tokenizer treats r as
