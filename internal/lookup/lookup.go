@@ -243,19 +243,24 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	// Candidates often share a title, as versions of one runbook for
 	// several clusters do, and analyzing a title costs more than the rest
 	// of the scoring.
-	coverage := map[string]float64{}
+	type titleInfo struct {
+		coverage float64
+		words    string
+	}
+	titles := map[string]titleInfo{}
+	values := attributeWords(req.Attributes)
 	for _, c := range byID {
 		c.score = 0
 		if best > 0 {
 			c.score = c.text / best
 		}
-		cov, ok := coverage[c.hit.Title]
+		ti, ok := titles[c.hit.Title]
 		if !ok {
-			cov = titleCoverage(c.hit.Title, subjectTerms)
-			coverage[c.hit.Title] = cov
+			ti = titleInfo{titleCoverage(c.hit.Title, subjectTerms), " " + strings.Join(fulltext.Words(c.hit.Title), " ") + " "}
+			titles[c.hit.Title] = ti
 		}
-		c.score += titleTermsBonus * cov
-		c.matched, c.score = attributeMatches(&c.hit, req.Attributes, keys, c.score)
+		c.score += titleTermsBonus * ti.coverage
+		c.matched, c.score = attributeMatches(&c.hit, ti.words, req.Attributes, values, keys, c.score)
 		list = append(list, c)
 	}
 	sortCandidates(list)
@@ -311,9 +316,11 @@ func attributeTags(v string) []string {
 // attributeMatches returns the attributes that the hit matches, as
 // "key=value (how)", and score plus their bonuses: equal metadata, a tag
 // equal to the value and, for TopicAttributes, the value in the title.
-func attributeMatches(h *store.SearchHit, attrs map[string]string, keys []string, score float64) ([]string, float64) {
+// titleWords and values are the words of the hit's title and of each
+// value, as attributeWords writes them, with a space on each side of
+// titleWords.
+func attributeMatches(h *store.SearchHit, titleWords string, attrs, values map[string]string, keys []string, score float64) ([]string, float64) {
 	var matched []string
-	titleWords := " " + strings.Join(fulltext.Words(h.Title), " ") + " "
 	for _, k := range keys {
 		v := attrs[k]
 		weak := slices.Contains(WeakAttributes, k)
@@ -332,13 +339,23 @@ func attributeMatches(h *store.SearchHit, attrs map[string]string, keys []string
 			matched = append(matched, k+"="+v+" (tag)")
 			score += tagBonus
 		}
-		if words := fulltext.Words(v); slices.Contains(TopicAttributes, k) && len(words) > 0 &&
-			strings.Contains(titleWords, " "+strings.Join(words, " ")+" ") {
+		if words := values[k]; slices.Contains(TopicAttributes, k) && words != "" &&
+			strings.Contains(titleWords, " "+words+" ") {
 			matched = append(matched, k+"="+v+" (title)")
 			score += titleBonus
 		}
 	}
 	return matched, score
+}
+
+// attributeWords returns each attribute value's words as the index reads
+// them, joined by spaces.
+func attributeWords(attrs map[string]string) map[string]string {
+	out := make(map[string]string, len(attrs))
+	for k, v := range attrs {
+		out[k] = strings.Join(fulltext.Words(v), " ")
+	}
+	return out
 }
 
 // titleCoverage returns the share of terms that the title contains, as
