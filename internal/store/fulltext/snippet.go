@@ -112,7 +112,7 @@ const (
 // can compare the two ways.
 var wholeBodies = false
 
-// place is where a term occurs in a body, by byte offset.
+// place is one occurrence of a term in a body, by byte offset.
 type place struct {
 	at   int
 	term int
@@ -123,14 +123,14 @@ type place struct {
 //
 // Tokenizing a whole body costs more than ranking the article, so a long
 // body is tokenized only where the snippet will be. In a body whose words
-// are all ASCII, a token's index form is its text in lower case, so a
-// term's first word can match only where the lower-case body contains it,
-// at the start of a word or at an upper-case letter that may start a
-// camel-case part. The first such place of each term is confirmed by
-// tokenizing the words there. The places are grouped into windows of clusterBytes, the window
-// with the most distinct terms, then the most places, is tokenized with a
-// few hundred bytes around it, and bestWindow picks the snippet there. A
-// body with other words, or a query with such words, is tokenized whole.
+// are all ASCII, a token's index form is its text in lower case. So a
+// term's first word can match only where the lower-case body contains it:
+// at the start of a word, or at an upper-case letter that may start a
+// camel-case part. Places are confirmed by tokenizing the words there
+// (see the loop) and grouped into windows of clusterBytes. The window with
+// the most distinct terms, then the most places, is tokenized with a few
+// hundred bytes around it, and bestWindow picks the snippet there. A body
+// with other words, or a query with such words, is tokenized whole.
 func (q Query) bodyMatches(body string, found []bool) textPart {
 	whole := func() textPart {
 		toks := tokenize(body, true)
@@ -164,7 +164,7 @@ func (q Query) bodyMatches(body string, found []bool) textPart {
 				continue // inside a word, where no token or part starts
 			}
 			// A phrase is confirmed at every place, because its first
-			// word alone says little. For a single word, once one place
+			// word also occurs without the rest. For a single word, once one place
 			// is confirmed, the others need only end where a token or a
 			// camel-case part does: they only choose the part, whose own
 			// tokens then decide the matches.

@@ -15,8 +15,8 @@ import (
 
 // syncBuildLimit is the number of articles up to which Open builds the
 // in-memory text index before it returns. A larger store opens at once
-// and builds the index in the background; until it is ready, searches
-// rank with FTS5, which gives nearly the same order, only slower.
+// and builds the index in the background. Until it is ready, searches
+// rank with FTS5, which gives the same scores, only slower.
 var syncBuildLimit int64 = 20000
 
 // buildBatch is the number of articles that one read of the index build
@@ -28,8 +28,8 @@ const buildBatch = 1000
 //
 // Every write that changes the search index records a textUpdate in its
 // transaction. The write commits and applies its updates while holding
-// mu, so updates are applied in commit order, and a search never sees an
-// update that did not commit.
+// mu, so updates are applied in commit order, and a search never reads
+// an update that did not commit.
 type textIndex struct {
 	ix    *textindex.Index
 	mu    sync.Mutex
@@ -45,13 +45,14 @@ type textIndex struct {
 	// has ended, built or not.
 	cancel context.CancelFunc
 	done   chan struct{}
-	err    error // why the build failed, after done
+	err    error // the error that ended the build, after done
 	// background is set when Open returned before the build ended.
 	background bool
 }
 
-// textUpdate replaces the indexed version prevSeq of an article, with the
-// text prev, by version seq, next; see textindex.Index.Update.
+// textUpdate is one change to the index: version prevSeq of an article,
+// whose text prev holds, makes way for version seq, next. See
+// textindex.Index.Update.
 type textUpdate struct {
 	prevSeq int64
 	prev    *knowledge.Article
@@ -156,7 +157,7 @@ func (t *textIndex) apply(updates []textUpdate) {
 	}
 }
 
-// textIndexReady returns the index when it is built and may answer
+// textIndexReady returns the index when it is built and may serve
 // searches, or nil.
 func (s *Store) textIndexReady() *textindex.Index {
 	if s.text == nil || !s.text.ready.Load() {

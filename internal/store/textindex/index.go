@@ -1,8 +1,8 @@
 // Package textindex ranks articles by BM25 from an inverted index held in
-// memory. The SQLite store keeps one next to its FTS5 table: FTS5's bm25()
-// scores every article that a query matches, reading each match's row
-// size and position lists from the database, which made a search of
-// common words over 100,000 articles take hundreds of milliseconds. Here a
+// memory. The SQLite store keeps one next to its FTS5 table. FTS5's bm25()
+// scores every article that a query matches and reads each match's row
+// size and position lists from the database, so a search of common words
+// over 100,000 articles took hundreds of milliseconds. Here a
 // match costs a few nanoseconds: each posting carries the term's weighted
 // count in the article, and the article lengths sit in one array. Bounds
 // on each list's scores let a search skip the articles that cannot reach
@@ -374,9 +374,9 @@ func idf(n, df int) float64 {
 // in commit order; an update that the index already reflects changes
 // nothing, so replaying one is safe.
 func (ix *Index) Update(prevSeq int64, prev *knowledge.Article, seq int64, next *knowledge.Article) {
-	var gone, added analyzed
+	var removed, added analyzed
 	if prev != nil {
-		gone = analyze(prev)
+		removed = analyze(prev)
 	}
 	if next != nil && next.Status != knowledge.StatusArchived {
 		added = analyze(next)
@@ -386,7 +386,7 @@ func (ix *Index) Update(prevSeq int64, prev *knowledge.Article, seq int64, next 
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if prev != nil {
-		ix.remove(prevSeq, &gone)
+		ix.remove(prevSeq, &removed)
 	}
 	if next != nil {
 		ix.add(seq, next, &added)
@@ -490,12 +490,12 @@ func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
 	if d, ok := ix.byID[a.ID]; ok && ix.docs[d].seq > seq {
 		return
 	}
-	kept := *a
-	kept.Body = ""
-	kept.Tags = slices.Clone(a.Tags)
-	kept.Metadata = maps.Clone(a.Metadata)
+	stored := *a
+	stored.Body = ""
+	stored.Tags = slices.Clone(a.Tags)
+	stored.Metadata = maps.Clone(a.Metadata)
 	d := uint32(len(ix.docs))
-	ix.docs = append(ix.docs, doc{seq: seq, id: kept.ID, article: &kept})
+	ix.docs = append(ix.docs, doc{seq: seq, id: stored.ID, article: &stored})
 	ix.lengths = append(ix.lengths, an.length)
 	if int(d/64) >= len(ix.alive) {
 		ix.alive = append(ix.alive, 0)
