@@ -100,7 +100,7 @@ sent again after a restart with the same webhook-id) and exits.`,
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20e9, "longest graceful stop before in-flight work is cut off")
 	f.IntVar(&cfg.ResultCache.MaxEntries, "result-cache-entries", resultcache.DefaultMaxEntries, "search and lookup results kept in memory until the next commit; -1 turns the cache off")
 	f.Int64Var(&resultCacheMiB, "result-cache-mib", resultcache.DefaultMaxBytes>>20, "memory for cached search and lookup results, in MiB")
-	f.BoolVar(&cfg.NoTextIndex, "no-text-index", false, "rank SQLite searches with FTS5 instead of the in-memory index: slower searches, but less memory: the index takes about as much as the text of the articles")
+	f.BoolVar(&cfg.NoTextIndex, "no-text-index", false, "rank SQLite searches with FTS5 instead of the in-memory index, which makes searches slower and saves memory about the size of the articles' text; ignored with --db")
 	logs.addFlags(cmd)
 	return cmd
 }

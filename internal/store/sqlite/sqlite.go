@@ -123,11 +123,11 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if !opts.NoTextIndex {
-		if err := s.openTextIndex(ctx); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
-		}
+	if opts.NoTextIndex {
+		s.log.Info("the text index is off; searches rank with FTS5")
+	} else if err := s.openTextIndex(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
 	return s, nil
 }
