@@ -293,12 +293,22 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 	if q.TitleFirst {
 		need = limit
 	}
-	hits := rankIndexed(ix, iq, q.TitleFirst, need)
-	if cur == nil && !iq.Any && len(hits) == 0 && len(query.Terms) > 1 {
-		// No article has every term, so any term may match.
-		iq.Any = true
-		hits = rankIndexed(ix, iq, q.TitleFirst, need)
-	}
+	// The ranking and the facets read one state of the index, as the
+	// FTS5 path reads one snapshot of the database.
+	var hits []textindex.Hit
+	var facets *facetCounter
+	ix.Read(func(snap textindex.Snapshot) {
+		hits = rankIndexed(snap, iq, q.TitleFirst, need)
+		if cur == nil && !iq.Any && len(hits) == 0 && len(query.Terms) > 1 {
+			// No article has every term, so any term may match.
+			iq.Any = true
+			hits = rankIndexed(snap, iq, q.TitleFirst, need)
+		}
+		if q.Facets {
+			facets = &facetCounter{}
+			snap.Each(iq, facets.add)
+		}
+	})
 
 	ranking := make([]fulltext.Ranked, len(hits))
 	articles := make(map[int64]*knowledge.Article, len(hits))
@@ -336,10 +346,8 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 		out.Hits = append(out.Hits, h)
 	}
 
-	if q.Facets {
-		f := facetCounter{}
-		ix.Each(iq, f.add)
-		out.Facets = f.facets()
+	if facets != nil {
+		out.Facets = facets.facets()
 	}
 	return out, nil
 }
@@ -347,15 +355,15 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 // rankIndexed is rankQuery on the in-memory index. The index scores only
 // the articles that can still enter the n best, so leaving out common
 // terms, as rankQuery does for FTS5, gains nothing there.
-func rankIndexed(ix *textindex.Index, q textindex.Query, titleFirst bool, n int) []textindex.Hit {
+func rankIndexed(snap textindex.Snapshot, q textindex.Query, titleFirst bool, n int) []textindex.Hit {
 	if titleFirst {
 		head := q
 		head.Head = true
-		if hits := ix.Rank(head, n); len(hits) >= n {
+		if hits := snap.Rank(head, n); len(hits) >= n {
 			return hits
 		}
 	}
-	return ix.Rank(q, n)
+	return snap.Rank(q, n)
 }
 
 // readBodies reads the body of each version of the page, by seq.

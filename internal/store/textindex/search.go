@@ -90,6 +90,28 @@ func (l *list) seek(d uint32) {
 func (ix *Index) Rank(q Query, n int) []Hit {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
+	return ix.rank(q, n)
+}
+
+// Snapshot is the index locked for reading, for a search that ranks and
+// counts more than once and must see one state of the index throughout.
+type Snapshot struct{ ix *Index }
+
+// Read calls fn with a snapshot of the index, which is valid until fn
+// returns. Writes wait until then.
+func (ix *Index) Read(fn func(Snapshot)) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	fn(Snapshot{ix})
+}
+
+// Rank is Index.Rank on the snapshot.
+func (s Snapshot) Rank(q Query, n int) []Hit { return s.ix.rank(q, n) }
+
+// Each is Index.Each on the snapshot.
+func (s Snapshot) Each(q Query, fn func(a *knowledge.Article)) { s.ix.each(q, fn) }
+
+func (ix *Index) rank(q Query, n int) []Hit {
 	lists := ix.lists(q)
 	if len(lists) == 0 || n <= 0 {
 		return nil
@@ -631,6 +653,10 @@ func (t *topN) sorted() []Hit {
 func (ix *Index) Each(q Query, fn func(a *knowledge.Article)) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
+	ix.each(q, fn)
+}
+
+func (ix *Index) each(q Query, fn func(a *knowledge.Article)) {
 	lists := ix.lists(q)
 	if len(lists) == 0 {
 		return
