@@ -264,6 +264,9 @@ type SearchResult struct {
 	// Facets counts all matches of the search by class, collection and
 	// tag. It is present when the search requested facets.
 	Facets *Facets `json:"facets,omitempty"`
+	// AnyTerm is set when no article has every word of the search, so the
+	// hits match any of them.
+	AnyTerm bool `json:"any_term,omitempty"`
 }
 
 // Facets are counts of the articles that match a search, each list sorted

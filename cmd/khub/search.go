@@ -64,6 +64,9 @@ func newSearchCmd() *cobra.Command {
 			if len(res.Hits) == 0 {
 				fmt.Fprintln(w, "no matches")
 			}
+			if res.AnyTerm {
+				fmt.Fprintln(cmd.ErrOrStderr(), "no article has every word, so these hits match any of them")
+			}
 			for _, h := range res.Hits {
 				fmt.Fprintf(w, "%-40s v%-3d %-10s %s\n    %s\n", h.ID, h.Version, oneLine(h.Class), oneLine(h.Title), oneLine(h.Snippet))
 			}

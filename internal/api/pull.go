@@ -101,7 +101,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, 0, err
 		}
-		out := client.SearchResult{Hits: make([]client.SearchHit, len(res.Hits)), Next: res.Next, Facets: clientFacets(res.Facets)}
+		out := client.SearchResult{Hits: make([]client.SearchHit, len(res.Hits)), Next: res.Next, Facets: clientFacets(res.Facets), AnyTerm: res.AnyTerm}
 		for i, h := range res.Hits {
 			out.Hits[i] = clientSearchHit(&h)
 		}

@@ -47,6 +47,18 @@ func TestPullScopeEnforced(t *testing.T) {
 	if len(res.Hits) != 1 || res.Hits[0].ID != "rb-db" {
 		t.Errorf("scoped search hits = %+v, want only rb-db", res.Hits)
 	}
+	if res.AnyTerm {
+		t.Error("a one-word search reports any_term")
+	}
+	// No article has both words, so the hits match either, and the
+	// response says so.
+	res, err = pc.Search(ctx, "failover nonexistentword", client.SearchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hits) != 1 || !res.AnyTerm {
+		t.Errorf("search of a word no article has = %d hits, any_term %v; want rb-db with any_term", len(res.Hits), res.AnyTerm)
+	}
 	res, err = pc.Search(ctx, "", client.SearchOptions{Metadata: map[string]string{"account": "acme"}})
 	if err != nil {
 		t.Fatal(err)

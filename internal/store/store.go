@@ -282,6 +282,9 @@ type SearchResult struct {
 	// Facets counts every match of the query, not only this page; nil
 	// unless SearchQuery.Facets is set.
 	Facets *Facets
+	// AnyTerm reports that no article had every term, so the hits match
+	// any of them. It stays false when SearchQuery.Any asked for that.
+	AnyTerm bool
 }
 
 // Facets are counts of the articles that match a query, by class,

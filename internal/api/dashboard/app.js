@@ -671,7 +671,7 @@ const SEARCH_PAGE = 20;
 
 // search shows the first page of hits for q, with the number of all
 // matches; more() appends the next page.
-const searchState = { q: '', next: '', shown: 0, total: 0 };
+const searchState = { q: '', next: '', shown: 0, total: 0, anyTerm: false };
 
 async function search(q) {
   const note = $('search-note');
@@ -679,7 +679,7 @@ async function search(q) {
   note.textContent = 'Searching…';
   list.replaceChildren();
   $('search-more').hidden = true;
-  Object.assign(searchState, { q, next: '', shown: 0, total: 0 });
+  Object.assign(searchState, { q, next: '', shown: 0, total: 0, anyTerm: false });
   await searchPage(`/v1/search?q=${encodeURIComponent(q)}&limit=${SEARCH_PAGE}&facets=true`);
 }
 
@@ -706,9 +706,11 @@ async function searchPage(url) {
       el('p', { class: 'muted' }, `${h.class}, ${h.status}, version ${h.version}`),
       h.snippet_html ? el('p', { class: 'snippet' }, markedText(h.snippet_html)) : '')));
     const total = Math.max(searchState.total, searchState.shown);
-    note.textContent = searchState.shown < total
+    if (res.any_term) searchState.anyTerm = true;
+    note.textContent = (searchState.shown < total
       ? `Showing ${searchState.shown} of ${plural(total, 'result')} for “${searchState.q}”.`
-      : `${plural(total, 'result')} for “${searchState.q}”.`;
+      : `${plural(total, 'result')} for “${searchState.q}”.`) +
+      (searchState.anyTerm ? ' No article has every word, so these match any of them.' : '');
     $('search-more').hidden = !searchState.next;
   } catch (e) {
     note.textContent = `Search failed: ${e.message}`;

@@ -167,6 +167,7 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 	if next != nil && !q.TitleFirst {
 		out.Next = next.Encode()
 	}
+	out.AnyTerm = anyTerm && !q.Any
 	if out.Hits, err = s.hitDetails(ctx, page, &query, q.NoSnippets); err != nil {
 		return store.SearchResult{}, err
 	}

@@ -256,6 +256,7 @@ func searchText(ctx context.Context, tx *txn, q store.SearchQuery, query *fullte
 	if next != nil {
 		out.Next = next.Encode()
 	}
+	out.AnyTerm = anyTerm && !q.Any
 	if out.Hits, err = hitDetails(ctx, tx, page, query, q.NoSnippets); err != nil {
 		return out, err
 	}
@@ -320,6 +321,7 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 	if next != nil {
 		out.Next = next.Encode()
 	}
+	out.AnyTerm = iq.Any && !q.Any
 	var bodies map[int64]string
 	if !q.NoSnippets && len(page) > 0 {
 		var err error

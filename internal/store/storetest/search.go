@@ -77,7 +77,18 @@ func testAllTermsThenAny(t *testing.T, s store.Store) {
 		t.Errorf("all terms: hits = %v, want %v", got, want)
 	}
 
-	// No article has both terms, so either term may match.
+	if res := searchPage(t, s, store.SearchQuery{Text: "failover replica"}); res.AnyTerm {
+		t.Error("all terms: AnyTerm is set although an article has both")
+	}
+	if res := searchPage(t, s, store.SearchQuery{Text: "uplink replica", Any: true}); res.AnyTerm {
+		t.Error("any term asked for: AnyTerm is set")
+	}
+
+	// No article has both terms, so either term may match, and the result
+	// says so.
+	if res := searchPage(t, s, store.SearchQuery{Text: "uplink replica"}); !res.AnyTerm {
+		t.Error("no article has both terms: AnyTerm is not set")
+	}
 	hits = search(t, s, store.SearchQuery{Text: "uplink replica"})
 	got := hitIDs(hits)
 	slices.Sort(got)
