@@ -249,6 +249,33 @@ func camelParts(w string) []string {
 // consists of letters, digits and marks only, so the back-end's own
 // tokenizer finds the same tokens again.
 func IndexText(s string) string {
+	text, _ := IndexTextLayout(s)
+	return text
+}
+
+// MarkEvery is the number of tokens between two entries of Layout.Marks.
+const MarkEvery = 32
+
+// Layout tells where the tokens of IndexText come from in the text, so
+// that a snippet can be cut around known token positions without
+// tokenizing the text up to them. It is empty for a text with CJK
+// characters, whose pairs break the order of one token per word.
+type Layout struct {
+	// Tokens is the number of words: IndexText writes one token per word,
+	// in order, and then the camel-case parts.
+	Tokens int
+	// Marks holds the byte offset of words 0, MarkEvery, 2*MarkEvery...
+	Marks []int32
+	// PartOf holds, for each camel-case part after the words, in order,
+	// the word it is part of.
+	PartOf []int32
+	// CJK is set when the text has CJK characters; the other fields are
+	// then empty.
+	CJK bool
+}
+
+// IndexTextLayout returns IndexText(s) and its layout.
+func IndexTextLayout(s string) (string, Layout) {
 	toks := tokenize(s, true)
 	var b, tail strings.Builder
 	b.Grow(len(s) + len(s)/4)
@@ -258,15 +285,22 @@ func IndexText(s string) string {
 		}
 		sb.WriteString(w)
 	}
+	var l Layout
 	for i := 0; i < len(toks); i++ {
 		t := toks[i]
 		if !t.cjk {
+			if l.Tokens%MarkEvery == 0 {
+				l.Marks = append(l.Marks, int32(t.start))
+			}
 			write(&b, t.norm)
 			for _, p := range t.parts {
 				write(&tail, p)
+				l.PartOf = append(l.PartOf, int32(l.Tokens))
 			}
+			l.Tokens++
 			continue
 		}
+		l.CJK = true
 		j := i
 		for j+1 < len(toks) && toks[j+1].cjk && toks[j+1].start == toks[j].end {
 			j++
@@ -284,7 +318,10 @@ func IndexText(s string) string {
 	if tail.Len() > 0 {
 		write(&b, tail.String())
 	}
-	return b.String()
+	if l.CJK {
+		l = Layout{CJK: true}
+	}
+	return b.String(), l
 }
 
 // Word is one word of a text as the index tokenizes it.

@@ -300,10 +300,7 @@ func TestTSQueryWeights(t *testing.T) {
 // highlightBoth returns the highlight of a body found around the places
 // that match and the one found by tokenizing the whole body.
 func highlightBoth(q Query, title, body string) (parts, whole Highlight) {
-	parts = q.Highlight(title, nil, body)
-	wholeBodies = true
-	defer func() { wholeBodies = false }()
-	return parts, q.Highlight(title, nil, body)
+	return q.Highlight(title, nil, body), q.HighlightWhole(title, nil, body)
 }
 
 func TestHighlightLongBodyMatchesWholeBody(t *testing.T) {
@@ -390,4 +387,27 @@ func FuzzHighlight(f *testing.F) {
 			t.Errorf("matched %q, tokenizing the whole body gives %q", parts.Matched, whole.Matched)
 		}
 	})
+}
+
+// A hint that does not fit the body, as one for another version would,
+// is ignored rather than trusted.
+func TestHighlightHintIgnoresMisfit(t *testing.T) {
+	q := Parse("replica")
+	body := strings.Repeat("filler words here ", 100) + "promote the replica now"
+	want := q.HighlightWhole("t", nil, body)
+	_, l := IndexTextLayout(body)
+	for name, h := range map[string]*Hint{
+		"nil":            nil,
+		"no layout":      {Found: []bool{true}},
+		"word past end":  {Layout: &l, Found: []bool{true}, Matches: []HintMatch{{First: l.Tokens, Last: l.Tokens, Term: 0}}},
+		"unknown term":   {Layout: &l, Found: []bool{true}, Matches: []HintMatch{{First: 1, Last: 1, Term: 3}}},
+		"wrong word":     {Layout: &l, Found: []bool{true}, Matches: []HintMatch{{First: 0, Last: 0, Term: 0}}},
+		"too few marks":  {Layout: &Layout{Tokens: l.Tokens, Marks: l.Marks[:1]}, Found: []bool{true}, Matches: []HintMatch{{First: l.Tokens - 2, Last: l.Tokens - 2, Term: 0}}},
+		"found mismatch": {Layout: &l, Found: []bool{true, false}},
+	} {
+		got := q.HighlightHint("t", nil, body, h)
+		if got.Text != want.Text || !slices.Equal(got.Matched, want.Matched) {
+			t.Errorf("%s: snippet %q matched %q, want %q matched %q", name, got.Text, got.Matched, want.Text, want.Matched)
+		}
+	}
 }

@@ -54,10 +54,60 @@ type match struct {
 // finds them: without case and accents, phrases as consecutive words, and
 // a camel-case word through any of its parts.
 func (q Query) Highlight(title string, tags []string, body string) Highlight {
-	var h Highlight
+	return q.highlight(title, tags, body, nil)
+}
+
+// Hint is what an index knows of a query's matches in one body: the
+// body's layout and the words each term matches there, so that a snippet
+// needs only the words around the best window tokenized.
+type Hint struct {
+	Layout *Layout
+	// Matches are the places where a term matches, as word numbers of
+	// the layout, ordered by First. A match in a camel-case part is the
+	// whole word.
+	Matches []HintMatch
+	// Found[i] tells whether term i matches anywhere in the body.
+	Found []bool
+}
+
+// HintMatch is a match of term Term on words First to Last.
+type HintMatch struct {
+	First, Last, Term int
+}
+
+// HighlightWhole is Highlight with the whole body tokenized, whatever its
+// length: the reference that Highlight and HighlightHint approximate, for
+// tests that compare them.
+func (q Query) HighlightWhole(title string, tags []string, body string) Highlight {
+	found := make([]bool, len(q.Terms))
+	toks := tokenize(body, true)
+	part := textPart{toks: toks, matches: q.matches(toks, found), hi: len(body)}
+	return q.finish(title, tags, body, part, found)
+}
+
+// HighlightHint is Highlight for a body whose matches the hint gives. It
+// cuts the same snippet as Highlight but for the rare window that a
+// camel-case part in a phrase would change, at a fraction of the cost. A
+// hint that does not fit the body, such as one for another version, is
+// ignored.
+func (q Query) HighlightHint(title string, tags []string, body string, hint *Hint) Highlight {
+	return q.highlight(title, tags, body, hint)
+}
+
+func (q Query) highlight(title string, tags []string, body string, hint *Hint) Highlight {
 	found := make([]bool, len(q.Terms))
 
-	part := q.bodyMatches(body, found)
+	part, ok := q.hintPart(body, hint, found)
+	if !ok {
+		part = q.bodyMatches(body, found)
+	}
+	return q.finish(title, tags, body, part, found)
+}
+
+// finish adds the title and tags to the matches that found records for
+// the body, and cuts the snippet from part.
+func (q Query) finish(title string, tags []string, body string, part textPart, found []bool) Highlight {
+	var h Highlight
 	titleToks := tokenize(title, true)
 	titleMatches := q.matches(titleToks, found)
 	if len(tags) > 0 {
@@ -70,6 +120,8 @@ func (q Query) Highlight(title string, tags []string, body string) Highlight {
 	}
 
 	switch {
+	case len(part.matches) > 0 && part.window:
+		h.Text, h.HTML = render(body, part, part.first, part.last)
 	case len(part.matches) > 0:
 		s, e, _, _ := bestWindow(part.toks, part.matches, SnippetWords)
 		h.Text, h.HTML = render(body, part, s, e)
@@ -82,11 +134,72 @@ func (q Query) Highlight(title string, tags []string, body string) Highlight {
 	return h
 }
 
+// hintPart returns the part of the body around the best window of the
+// hint's matches and sets found from the hint. It reports false when the
+// hint is missing or does not fit the body.
+func (q Query) hintPart(body string, hint *Hint, found []bool) (textPart, bool) {
+	if hint == nil || hint.Layout == nil || len(hint.Found) != len(q.Terms) || len(hint.Layout.Marks) == 0 {
+		return textPart{}, false
+	}
+	l := hint.Layout
+	ms := make([]match, len(hint.Matches))
+	for i, m := range hint.Matches {
+		if m.First < 0 || m.Last < m.First || m.Last >= l.Tokens || m.Term < 0 || m.Term >= len(q.Terms) {
+			return textPart{}, false
+		}
+		ms[i] = match{first: m.First, last: m.Last, term: m.Term}
+	}
+	if len(ms) == 0 {
+		copy(found, hint.Found)
+		return textPart{}, true
+	}
+	first, last, _, _ := bestWindowOf(l.Tokens, ms, SnippetWords)
+	// Tokenize from the mark before the word ahead of the window to the
+	// mark after the word behind it, so that render sees both neighbors.
+	// From the first mark, the part starts at the start of the body, so
+	// that no ellipsis stands for the text before the first word.
+	from, to := max(0, first-1), min(last+1, l.Tokens-1)
+	if from/MarkEvery >= len(l.Marks) {
+		return textPart{}, false
+	}
+	base := from / MarkEvery * MarkEvery
+	lo, hi := int(l.Marks[from/MarkEvery]), len(body)
+	if base == 0 {
+		lo = 0
+	}
+	if k := to/MarkEvery + 1; k < len(l.Marks) {
+		hi = int(l.Marks[k])
+	}
+	if lo < 0 || lo > hi || hi > len(body) {
+		return textPart{}, false
+	}
+	toks := tokenize(body[lo:hi], true)
+	if len(toks) <= last-base {
+		return textPart{}, false
+	}
+	for i := range toks {
+		toks[i].start += lo
+		toks[i].end += lo
+	}
+	local := q.matches(toks, make([]bool, len(q.Terms)))
+	if len(local) == 0 {
+		return textPart{}, false
+	}
+	copy(found, hint.Found)
+	// The window is renumbered to the tokens of the part; render marks
+	// the matches inside it, camel-case parts included.
+	return textPart{toks: toks, matches: local, lo: lo, hi: hi, first: first - base, last: last - base, window: true}, true
+}
+
 // textPart is the tokens of text[lo:hi] and the matches among them.
 type textPart struct {
 	toks    []token
 	matches []match
 	lo, hi  int
+	// window marks a part whose snippet window is already chosen: tokens
+	// first to last.
+	window      bool
+	first, last int
 }
 
 // Limits of the search for a snippet in part of a body.
@@ -107,10 +220,6 @@ const (
 	// meet may come after many lone occurrences of one of them.
 	maxPlaces = 1024
 )
-
-// wholeBodies makes bodyMatches tokenize every body whole, so that tests
-// can compare the two ways.
-var wholeBodies = false
 
 // place is one occurrence of a term in a body, by byte offset.
 type place struct {
@@ -136,7 +245,7 @@ func (q Query) bodyMatches(body string, found []bool) textPart {
 		toks := tokenize(body, true)
 		return textPart{toks: toks, matches: q.matches(toks, found), hi: len(body)}
 	}
-	if len(body) < partsFrom || wholeBodies || !q.asciiUnits() || hasNonASCIIWord(body) {
+	if len(body) < partsFrom || !q.asciiUnits() || hasNonASCIIWord(body) {
 		return whole()
 	}
 	// The body in lower case, byte for byte, so offsets stay the same.
@@ -368,6 +477,11 @@ func unitMatches(u string, d *token, prefix, parts bool) bool {
 // when they fit, so the snippet shows what leads up to it, and near the
 // end of the text it starts early enough to hold size tokens.
 func bestWindow(toks []token, ms []match, size int) (first, last, distinct, count int) {
+	return bestWindowOf(len(toks), ms, size)
+}
+
+// bestWindowOf is bestWindow for a text of n tokens.
+func bestWindowOf(n int, ms []match, size int) (first, last, distinct, count int) {
 	bestStart, bestDistinct, bestCount, bestEnd := 0, -1, 0, 0
 	for i, m := range ms {
 		// Queries have at most MaxTerms (64) terms, one bit each.
@@ -389,10 +503,10 @@ func bestWindow(toks []token, ms []match, size int) (first, last, distinct, coun
 	lead := max(0, min(3, bestStart, size-1-(bestEnd-bestStart)))
 	first = bestStart - lead
 	last = first + size - 1
-	if over := last - (len(toks) - 1); over > 0 {
+	if over := last - (n - 1); over > 0 {
 		// Near the end of the text, the window takes more tokens before.
 		first = max(0, first-over)
-		last = len(toks) - 1
+		last = n - 1
 	}
 	return first, last, bestDistinct, bestCount
 }

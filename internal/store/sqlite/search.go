@@ -342,7 +342,9 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 			h.Metadata = map[string]string{}
 		}
 		if !q.NoSnippets {
-			hl := query.Highlight(h.Title, h.Tags, bodies[r.Seq])
+			// The index knows where the terms occur, so only the words
+			// around the snippet are tokenized.
+			hl := query.HighlightHint(h.Title, h.Tags, bodies[r.Seq], ix.Hint(r.Seq, query.Terms))
 			h.Snippet, h.SnippetHTML, h.Matched = hl.Text, hl.HTML, hl.Matched
 		}
 		out.Hits = append(out.Hits, h)

@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/khub-dev/khub/internal/importer"
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store"
+	"github.com/khub-dev/khub/internal/store/fulltext"
 )
 
 // generated returns n articles of words drawn from a small vocabulary, so
@@ -232,4 +236,72 @@ func TestTextIndexHugeCounts(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSnippetHintsOnCorpora compares the snippets that the index's hints
+// cut with those of tokenizing each whole body, on the real knowledge
+// bases.
+func TestSnippetHintsOnCorpora(t *testing.T) {
+	root := os.Getenv("KHUB_CORPORA_DIR")
+	if root == "" {
+		t.Skip("KHUB_CORPORA_DIR is not set: point it at the folder of Markdown knowledge bases to compare snippets on them")
+	}
+	ctx := context.Background()
+	s := openTemp(t)
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		res, err := importer.Scan(filepath.Join(root, e.Name()), importer.Options{Collection: e.Name()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range res.Documents {
+			if _, err := s.SaveArticle(ctx, d.Article, store.SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	queries := []string{"pod crash looping", "crash", "certificate rotat*", `"disk full"`, "etcd leader", "kubelet",
+		"alertmanager failed to send", "sql injection", "password storage", "node not ready", "prometheus remote write",
+		"ovn database", "kube api error budget", "persistent volume", "cpu throttling", "token", "cross site scripting",
+		`"crash looping"`, "kube*", "notready"}
+	hinted, differ := 0, 0
+	for _, text := range queries {
+		res, err := s.Search(ctx, store.SearchQuery{Text: text, Limit: 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		query := fulltext.Parse(text)
+		for _, h := range res.Hits {
+			a, err := s.GetArticle(ctx, h.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := query.HighlightWhole(a.Title, a.Tags, a.Body)
+			if !slices.Equal(h.Matched, want.Matched) {
+				t.Errorf("%q, %s: matched %q, the whole body gives %q", text, h.ID, h.Matched, want.Matched)
+			}
+			seq, _ := s.text.ix.Seq(h.ID)
+			if s.text.ix.Hint(seq, query.Terms) == nil {
+				continue
+			}
+			hinted++
+			if h.Snippet != want.Text {
+				differ++
+				t.Logf("%q, %s:\n  hint:  %s\n  whole: %s", text, h.ID, h.Snippet, want.Text)
+			}
+		}
+	}
+	// A hint places a match in a camel-case part at its word, which the
+	// whole body's window counts the same way, so only rare windows of
+	// equal merit may differ.
+	if differ*50 > hinted {
+		t.Errorf("%d of %d snippets cut from hints differ from the whole body's", differ, hinted)
+	}
+	t.Logf("%d of %d snippets cut from hints differ from the whole body's", differ, hinted)
 }

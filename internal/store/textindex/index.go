@@ -94,7 +94,8 @@ type Index struct {
 
 // doc is one indexed article version.
 type doc struct {
-	seq int64
+	seq    int64
+	layout *fulltext.Layout // of the body, for Hint; may be nil
 	// id is article.ID, kept here because ranking compares the ids of
 	// tied documents, and one pointer less to follow per comparison
 	// shows in a search.
@@ -187,6 +188,18 @@ func (ix *Index) Terms() []string {
 	return out
 }
 
+// Seq returns the version of an article that the index holds, and
+// whether it holds one.
+func (ix *Index) Seq(id string) (int64, bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	d, ok := ix.byID[id]
+	if !ok {
+		return 0, false
+	}
+	return ix.docs[d].seq, true
+}
+
 // Current returns the indexed version of an article, without its body,
 // and whether the index has one: it has the current version of every
 // article that is not archived.
@@ -207,6 +220,9 @@ func (ix *Index) Current(id string) (knowledge.Article, bool) {
 type analyzed struct {
 	length uint32
 	terms  []termPositions
+	// layout is the body's, when every token of the body is one index
+	// token in order, which Hint needs; nil otherwise.
+	layout *fulltext.Layout
 }
 
 // termPositions is one token of an article with its position keys, in
@@ -222,8 +238,18 @@ func analyze(a *knowledge.Article) analyzed {
 	var out analyzed
 	at := map[string]int{}
 	for col, text := range [3]string{a.Title, strings.Join(a.Tags, " "), a.Body} {
+		var indexed string
+		if col == colBody {
+			var l fulltext.Layout
+			indexed, l = fulltext.IndexTextLayout(text)
+			if !l.CJK && len(l.Marks) > 0 && allPlain(indexed) {
+				out.layout = &l
+			}
+		} else {
+			indexed = fulltext.IndexText(text)
+		}
 		pos := uint32(0)
-		for tok := range tokens(fulltext.IndexText(text)) {
+		for tok := range tokens(indexed) {
 			out.length++
 			if pos >= 1<<posBits {
 				continue
@@ -239,6 +265,17 @@ func analyze(a *knowledge.Article) analyzed {
 		}
 	}
 	return out
+}
+
+// allPlain reports whether every token of analyzed text is one FTS5
+// token as it stands; see plainToken.
+func allPlain(text string) bool {
+	for field := range strings.SplitSeq(text, " ") {
+		if !plainToken(field) {
+			return false
+		}
+	}
+	return true
 }
 
 // tokens splits analyzed text, as fulltext.IndexText writes it, as the
@@ -495,7 +532,7 @@ func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
 	stored.Tags = slices.Clone(a.Tags)
 	stored.Metadata = maps.Clone(a.Metadata)
 	d := uint32(len(ix.docs))
-	ix.docs = append(ix.docs, doc{seq: seq, id: stored.ID, article: &stored})
+	ix.docs = append(ix.docs, doc{seq: seq, layout: an.layout, id: stored.ID, article: &stored})
 	ix.lengths = append(ix.lengths, an.length)
 	if int(d/64) >= len(ix.alive) {
 		ix.alive = append(ix.alive, 0)

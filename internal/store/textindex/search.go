@@ -259,6 +259,102 @@ func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
 	}
 }
 
+// maxHintWords bounds the words of a prefix that Hint looks up in one
+// article; a broader prefix gets no hint.
+const maxHintWords = 64
+
+// Hint returns where the terms occur in the body of version seq, for
+// fulltext.Query.HighlightHint, or nil when the index cannot tell: the
+// version is not current, its body has CJK text or marks that split
+// words, a term's words are split differently, or a prefix has more than
+// maxHintWords words.
+func (ix *Index) Hint(seq int64, terms []fulltext.Term) *fulltext.Hint {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	d, ok := ix.bySeq[seq]
+	if !ok || ix.docs[d].layout == nil {
+		return nil
+	}
+	l := ix.docs[d].layout
+	h := &fulltext.Hint{Layout: l, Found: make([]bool, len(terms))}
+	var keys []uint32
+	for ti := range terms {
+		t := &terms[ti]
+		if indexTerm(t) != t {
+			return nil
+		}
+		// The body positions of each word of the term in this article.
+		at := make([][]uint32, len(t.Tokens))
+		for j, tok := range t.Tokens {
+			words := ix.full.words(tok, j == len(t.Tokens)-1 && t.Prefix)
+			if len(words) > maxHintWords {
+				return nil
+			}
+			for _, p := range words {
+				i, found := slices.BinarySearch(p.docs, d)
+				if !found {
+					continue
+				}
+				keys = p.keysAt(i, keys[:0])
+				for _, k := range keys {
+					if k>>posBits == colBody {
+						at[j] = append(at[j], k&(1<<posBits-1))
+					}
+				}
+			}
+			slices.Sort(at[j])
+		}
+		n := len(t.Tokens)
+		for _, p := range at[0] {
+			w := int(p)
+			if n == 1 && w >= l.Tokens {
+				// A camel-case part: the match is its word.
+				j := w - l.Tokens
+				if j >= len(l.PartOf) {
+					continue
+				}
+				w = int(l.PartOf[j])
+			} else if w+n-1 >= l.Tokens {
+				// A phrase among the parts, which snippets do not mark.
+				continue
+			}
+			phrase := true
+			for j := 1; j < n && phrase; j++ {
+				_, phrase = slices.BinarySearch(at[j], p+uint32(j))
+			}
+			if phrase {
+				h.Found[ti] = true
+				h.Matches = append(h.Matches, fulltext.HintMatch{First: w, Last: w + n - 1, Term: ti})
+			}
+		}
+	}
+	slices.SortFunc(h.Matches, func(a, b fulltext.HintMatch) int {
+		return cmp.Or(cmp.Compare(a.First, b.First), cmp.Compare(a.Term, b.Term))
+	})
+	h.Matches = slices.Compact(h.Matches)
+	return h
+}
+
+// words returns the postings of the token, or with prefix of every token
+// that starts with it.
+func (f *field) words(tok string, prefix bool) []*postings {
+	if !prefix {
+		if p := f.terms[tok]; p != nil {
+			return []*postings{p}
+		}
+		return nil
+	}
+	lo, _ := slices.BinarySearch(f.vocab, tok)
+	var out []*postings
+	for _, term := range f.vocab[lo:] {
+		if !strings.HasPrefix(term, tok) || len(out) > maxHintWords {
+			break
+		}
+		out = append(out, f.terms[term])
+	}
+	return out
+}
+
 // indexTerm returns the term with its tokens split as the index splits
 // text (see tokens): a token with a combining mark inside, such as
 // "हिन्दी", becomes a phrase of its parts, as FTS5 reads it.
