@@ -256,7 +256,7 @@ func IndexText(s string) string {
 // MarkEvery is the number of tokens between two entries of Layout.Marks.
 const MarkEvery = 32
 
-// Layout tells where the tokens of IndexText come from in the text, so
+// Layout records where the tokens of IndexText come from in the text, so
 // that a snippet can be cut around known token positions without
 // tokenizing the text up to them. It is empty for a text with CJK
 // characters, whose pairs break the order of one token per word.

@@ -57,16 +57,16 @@ func (q Query) Highlight(title string, tags []string, body string) Highlight {
 	return q.highlight(title, tags, body, nil)
 }
 
-// Hint is what an index knows of a query's matches in one body: the
-// body's layout and the words each term matches there, so that a snippet
-// needs only the words around the best window tokenized.
+// Hint is an index's record of a query's matches in one body: the body's
+// layout and the words each term matches there, so that a snippet needs
+// only the words around the best window tokenized.
 type Hint struct {
 	Layout *Layout
 	// Matches are the places where a term matches, as word numbers of
 	// the layout, ordered by First. A match in a camel-case part is the
 	// whole word.
 	Matches []HintMatch
-	// Found[i] tells whether term i matches anywhere in the body.
+	// Found[i] reports whether term i matches anywhere in the body.
 	Found []bool
 }
 
@@ -86,10 +86,10 @@ func (q Query) HighlightWhole(title string, tags []string, body string) Highligh
 }
 
 // HighlightHint is Highlight for a body whose matches the hint gives. It
-// cuts the same snippet as Highlight but for the rare window that a
-// camel-case part in a phrase would change, at a fraction of the cost. A
-// hint that does not fit the body, such as one for another version, is
-// ignored.
+// picks the window from the hint as HighlightWhole picks it from all
+// tokens, so the snippets are the same, and tokenizes only the words
+// around it. A hint that does not fit the body, such as one for another
+// version, is ignored.
 func (q Query) HighlightHint(title string, tags []string, body string, hint *Hint) Highlight {
 	return q.highlight(title, tags, body, hint)
 }
@@ -155,7 +155,7 @@ func (q Query) hintPart(body string, hint *Hint, found []bool) (textPart, bool) 
 	}
 	first, last, _, _ := bestWindowOf(l.Tokens, ms, SnippetWords)
 	// Tokenize from the mark before the word ahead of the window to the
-	// mark after the word behind it, so that render sees both neighbors.
+	// mark after the word behind it, so that render gets both neighbors.
 	// From the first mark, the part starts at the start of the body, so
 	// that no ellipsis stands for the text before the first word.
 	from, to := max(0, first-1), min(last+1, l.Tokens-1)

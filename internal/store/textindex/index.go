@@ -268,7 +268,7 @@ func analyze(a *knowledge.Article) analyzed {
 }
 
 // allPlain reports whether every token of analyzed text is one FTS5
-// token as it stands; see plainToken.
+// token unchanged; see plainToken.
 func allPlain(text string) bool {
 	for field := range strings.SplitSeq(text, " ") {
 		if !plainToken(field) {
@@ -307,7 +307,7 @@ func tokens(text string) iter.Seq[string] {
 	}
 }
 
-// plainToken reports whether tok is one FTS5 token as it stands: letters
+// plainToken reports whether tok is one FTS5 token unchanged: letters
 // and digits only, without a final sigma.
 func plainToken(tok string) bool {
 	for i := 0; i < len(tok); i++ {

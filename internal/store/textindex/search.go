@@ -264,10 +264,10 @@ func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
 const maxHintWords = 64
 
 // Hint returns where the terms occur in the body of version seq, for
-// fulltext.Query.HighlightHint, or nil when the index cannot tell: the
-// version is not current, its body has CJK text or marks that split
-// words, a term's words are split differently, or a prefix has more than
-// maxHintWords words.
+// fulltext.Query.HighlightHint. It returns nil when the index cannot
+// tell: the version is not current, its body has CJK text or marks that
+// split words, a term's words are split differently, or a prefix has more
+// than maxHintWords words.
 func (ix *Index) Hint(seq int64, terms []fulltext.Term) *fulltext.Hint {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
