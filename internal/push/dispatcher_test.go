@@ -319,15 +319,21 @@ func TestAttemptTimeoutRetried(t *testing.T) {
 
 	h.waitCursor("int-a", changes[0].Cursor)
 	stop()
+	// The receiver answers every later attempt at once, but on a loaded
+	// machine one may still miss the 300 ms, so the attempts between the
+	// first and the delivered one may be more timeouts.
 	attempts := h.attempts("int-a")
-	if len(attempts) != 2 {
-		t.Fatalf("recorded %d attempts, want 2", len(attempts))
+	if len(attempts) < 2 {
+		t.Fatalf("recorded %d attempts, want a timeout and then a delivery", len(attempts))
 	}
-	checkAttempt(t, "timed-out attempt", attempts[0], 1, store.OutcomeRetrying, 0)
-	if attempts[0].Error != "timed out after 300ms" {
-		t.Errorf("timed-out attempt error = %q, want %q", attempts[0].Error, "timed out after 300ms")
+	for i, a := range attempts[:len(attempts)-1] {
+		checkAttempt(t, "timed-out attempt", a, i+1, store.OutcomeRetrying, 0)
+		if a.Error != "timed out after 300ms" {
+			t.Errorf("attempt %d error = %q, want %q", i+1, a.Error, "timed out after 300ms")
+		}
 	}
-	checkAttempt(t, "second attempt", attempts[1], 2, store.OutcomeDelivered, http.StatusOK)
+	last := len(attempts) - 1
+	checkAttempt(t, "last attempt", attempts[last], last+1, store.OutcomeDelivered, http.StatusOK)
 }
 
 func TestStopCancelsHangingAttempt(t *testing.T) {
