@@ -441,6 +441,13 @@ func visible(scope []knowledge.Scope, a *knowledge.Article) bool {
 	return true
 }
 
+// highlighter is a store that cuts snippets faster than tokenizing the
+// article, as the SQLite store does from its text index. It returns what
+// fulltext.Query.Highlight returns.
+type highlighter interface {
+	Highlight(a *knowledge.Article, q *fulltext.Query) fulltext.Highlight
+}
+
 // describe reads the article of a candidate and returns its hit with a
 // snippet around the searched words and the reason it fits.
 func describe(ctx context.Context, st store.Store, c *candidate, query *fulltext.Query, originals map[string]string) (Hit, error) {
@@ -451,7 +458,12 @@ func describe(ctx context.Context, st store.Store, c *candidate, query *fulltext
 	if a.Status == knowledge.StatusArchived {
 		return Hit{}, fmt.Errorf("article %q is archived: %w", a.ID, store.ErrNotFound)
 	}
-	hl := query.Highlight(a.Title, a.Tags, a.Body)
+	var hl fulltext.Highlight
+	if hs, ok := st.(highlighter); ok {
+		hl = hs.Highlight(&a, query)
+	} else {
+		hl = query.Highlight(a.Title, a.Tags, a.Body)
+	}
 	if len(query.Terms) == 0 {
 		hl = fulltext.Leading(a.Body, fulltext.SnippetWords)
 	}

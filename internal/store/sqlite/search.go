@@ -356,6 +356,19 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 	return out, nil
 }
 
+// Highlight cuts the snippet of an article for a query, from the text
+// index's positions when the index holds that version of the article, as
+// searches do, and otherwise by reading the body. Lookups call it for
+// their hits.
+func (s *Store) Highlight(a *knowledge.Article, q *fulltext.Query) fulltext.Highlight {
+	if ix := s.textIndexReady(); ix != nil {
+		if seq, version, ok := ix.Seq(a.ID); ok && version == a.Version {
+			return q.HighlightHint(a.Title, a.Tags, a.Body, ix.Hint(seq, q.Terms))
+		}
+	}
+	return q.Highlight(a.Title, a.Tags, a.Body)
+}
+
 // rankIndexed is rankQuery on the in-memory index. The index scores only
 // the articles that can still enter the n best, so leaving out common
 // terms, as rankQuery does for FTS5, gains nothing there.

@@ -286,7 +286,11 @@ func TestSnippetHintsOnCorpora(t *testing.T) {
 			if !slices.Equal(h.Matched, want.Matched) {
 				t.Errorf("%q, %s: matched %q, the whole body gives %q", text, h.ID, h.Matched, want.Matched)
 			}
-			seq, _ := s.text.ix.Seq(h.ID)
+			// Lookups cut their hits' snippets through Store.Highlight.
+			if got := s.Highlight(&a, &query); got.Text != h.Snippet || !slices.Equal(got.Matched, h.Matched) {
+				t.Errorf("%q, %s: Highlight gives %q, the search %q", text, h.ID, got.Text, h.Snippet)
+			}
+			seq, _, _ := s.text.ix.Seq(h.ID)
 			if s.text.ix.Hint(seq, query.Terms) == nil {
 				continue
 			}

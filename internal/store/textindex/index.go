@@ -188,16 +188,16 @@ func (ix *Index) Terms() []string {
 	return out
 }
 
-// Seq returns the version of an article that the index holds, and
-// whether it holds one.
-func (ix *Index) Seq(id string) (int64, bool) {
+// Seq returns the store's row and the version number of the article
+// version that the index holds, and whether it holds one.
+func (ix *Index) Seq(id string) (seq, version int64, ok bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	d, ok := ix.byID[id]
 	if !ok {
-		return 0, false
+		return 0, 0, false
 	}
-	return ix.docs[d].seq, true
+	return ix.docs[d].seq, ix.docs[d].article.Version, true
 }
 
 // Current returns the indexed version of an article, without its body,
