@@ -42,6 +42,30 @@ func (l *logSink) String() string {
 	return l.buf.String()
 }
 
+// waitFor waits up to five seconds for the log to contain every key, and
+// fails the test with the missing ones.
+func (l *logSink) waitFor(t *testing.T, keys ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out := l.String()
+		var missing []string
+		for _, key := range keys {
+			if !strings.Contains(out, key) {
+				missing = append(missing, key)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("logs lack %q", missing)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // alertEvents returns the alert events about one integration among the
 // events an alerts channel received, oldest first.
 func alertEvents(evs []client.Event, integrationID string) []client.Event {
@@ -105,12 +129,9 @@ func TestFreshnessAlertRaisedAndCleared(t *testing.T) {
 	if in.SLO.WorstHourSeconds <= 0.3 || in.SLO.WorstDaySeconds < in.SLO.WorstHourSeconds {
 		t.Errorf("slo worst hour %v and day %v, want above the 0.3s window and day >= hour", in.SLO.WorstHourSeconds, in.SLO.WorstDaySeconds)
 	}
-	out := logs.String()
-	for _, key := range []string{"level=WARN", `msg="freshness alert raised"`, "integration_id=" + board.ID, "name=safety-board", "staleness="} {
-		if !strings.Contains(out, key) {
-			t.Errorf("logs lack %s", key)
-		}
-	}
+	// The recorder logs the alert after writing it, so the event may
+	// reach the channel before the line reaches the log.
+	logs.waitFor(t, "level=WARN", `msg="freshness alert raised"`, "integration_id="+board.ID, "name=safety-board", "staleness=")
 
 	// The tool comes back, receives the change and the alert clears.
 	tool.up()
