@@ -51,7 +51,7 @@ func TestPullScopeEnforced(t *testing.T) {
 		t.Error("a one-word search reports any_term")
 	}
 	// No article has both words, so the hits match either, and the
-	// response says so.
+	// response reports it.
 	res, err = pc.Search(ctx, "failover nonexistentword", client.SearchOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -319,7 +319,7 @@ func TestAttemptTimeoutRetried(t *testing.T) {
 
 	h.waitCursor("int-a", changes[0].Cursor)
 	stop()
-	// The receiver answers every later attempt at once, but on a loaded
+	// The receiver responds to every later attempt at once, but on a loaded
 	// machine one may still miss the 300 ms, so the attempts between the
 	// first and the delivered one may be more timeouts.
 	attempts := h.attempts("int-a")

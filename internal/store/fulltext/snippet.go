@@ -149,6 +149,7 @@ func (q Query) hintPart(body string, hint *Hint, found []bool) (textPart, bool) 
 		}
 		ms[i] = match{first: m.First, last: m.Last, term: m.Term}
 	}
+
 	if len(ms) == 0 {
 		copy(found, hint.Found)
 		return textPart{}, true
@@ -173,6 +174,7 @@ func (q Query) hintPart(body string, hint *Hint, found []bool) (textPart, bool) 
 	if lo < 0 || lo > hi || hi > len(body) {
 		return textPart{}, false
 	}
+
 	toks := tokenize(body[lo:hi], true)
 	if len(toks) <= last-base {
 		return textPart{}, false
@@ -257,6 +259,7 @@ func (q Query) bodyMatches(body string, found []bool) textPart {
 		}
 		lower[i] = c
 	}
+
 	var places []place
 	for ti := range q.Terms {
 		t := &q.Terms[ti]
@@ -292,6 +295,7 @@ func (q Query) bodyMatches(body string, found []bool) textPart {
 	if len(places) == 0 {
 		return textPart{}
 	}
+
 	slices.SortFunc(places, func(a, b place) int { return a.at - b.at })
 	bestFirst, bestLast, bestDistinct, bestCount := 0, 0, 0, 0
 	for i, p := range places {
@@ -306,6 +310,7 @@ func (q Query) bodyMatches(body string, found []bool) textPart {
 			bestFirst, bestLast, bestDistinct, bestCount = i, last, distinct, count
 		}
 	}
+
 	lo := wordEdge(body, places[bestFirst].at-partBefore, -1)
 	hi := wordEdge(body, places[bestLast].at+clusterBytes+partAfter, 1)
 	toks := tokenize(body[lo:hi], true)

@@ -342,7 +342,7 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 			h.Metadata = map[string]string{}
 		}
 		if !q.NoSnippets {
-			// The index knows where the terms occur, so only the words
+			// The index records where the terms occur, so only the words
 			// around the snippet are tokenized.
 			hl := query.HighlightHint(h.Title, h.Tags, bodies[r.Seq], ix.Hint(r.Seq, query.Terms))
 			h.Snippet, h.SnippetHTML, h.Matched = hl.Text, hl.HTML, hl.Matched

@@ -92,25 +92,7 @@ func (s *Store) buildTextIndex(ctx context.Context) {
 	workers := max(runtime.GOMAXPROCS(0), 1)
 	last := int64(-1)
 	for {
-		var batch []textindex.Doc
-		err := s.read(ctx, func(tx *txn) error {
-			rows, err := tx.QueryContext(ctx, `SELECT `+versionColumns+`, v.seq
-				FROM articles a JOIN article_versions v ON v.seq = a.current_seq
-				WHERE a.status <> 'archived' AND v.seq > ? ORDER BY v.seq LIMIT ?`, last, buildBatch)
-			if err != nil {
-				return mapError(err)
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var seq int64
-				a, err := scanVersion(rows, &seq)
-				if err != nil {
-					return err
-				}
-				batch = append(batch, textindex.Doc{Seq: seq, Article: &a})
-			}
-			return mapError(rows.Err())
-		})
+		batch, err := s.readBuildBatch(ctx, last)
 		if err != nil {
 			t.mu.Lock()
 			t.err = fmt.Errorf("sqlite: build the text index: %w", err)
@@ -128,6 +110,7 @@ func (s *Store) buildTextIndex(ctx context.Context) {
 		last = batch[len(batch)-1].Seq
 	}
 	t.ix.Shrink()
+
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, u := range t.pending {
@@ -135,11 +118,37 @@ func (s *Store) buildTextIndex(ctx context.Context) {
 	}
 	t.building, t.pending = false, nil
 	t.ready.Store(true)
+
 	level := slog.LevelDebug
 	if t.background {
 		level = slog.LevelInfo
 	}
 	s.log.Log(ctx, level, "text index ready", "articles", t.ix.Len(), "took", time.Since(start).Round(time.Millisecond))
+}
+
+// readBuildBatch reads up to buildBatch current, non-archived article
+// versions with a seq above after, in seq order.
+func (s *Store) readBuildBatch(ctx context.Context, after int64) ([]textindex.Doc, error) {
+	var batch []textindex.Doc
+	err := s.read(ctx, func(tx *txn) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+versionColumns+`, v.seq
+			FROM articles a JOIN article_versions v ON v.seq = a.current_seq
+			WHERE a.status <> 'archived' AND v.seq > ? ORDER BY v.seq LIMIT ?`, after, buildBatch)
+		if err != nil {
+			return mapError(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var seq int64
+			a, err := scanVersion(rows, &seq)
+			if err != nil {
+				return err
+			}
+			batch = append(batch, textindex.Doc{Seq: seq, Article: &a})
+		}
+		return mapError(rows.Err())
+	})
+	return batch, err
 }
 
 // apply applies the updates of a committed write. The caller holds t.mu.

@@ -40,6 +40,25 @@ func generated(n int, seed uint64) []knowledge.Article {
 	return out
 }
 
+// searchBoth runs a search on the store with the text index and on one
+// without it, and fails the test unless both find as many hits.
+func searchBoth(t *testing.T, mem, fts *Store, q store.SearchQuery) (got, want store.SearchResult) {
+	t.Helper()
+	ctx := context.Background()
+	want, err := fts.Search(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = mem.Search(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Hits) != len(want.Hits) {
+		t.Fatalf("%q: %d hits, FTS5 gives %d", q.Text, len(got.Hits), len(want.Hits))
+	}
+	return got, want
+}
+
 var indexQueries = []store.SearchQuery{
 	{Text: "node disk"}, {Text: "crash looping"}, {Text: `"crash looping"`}, {Text: "rota*"},
 	{Text: "etcd leader failover", Any: true}, {Text: "securite"}, {Text: "kubepodcrashlooping"},
@@ -73,17 +92,7 @@ func TestTextIndexRanksAsFTS5(t *testing.T) {
 	}
 	for _, q := range indexQueries {
 		q.Facets = true
-		want, err := fts.Search(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := mem.Search(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got.Hits) != len(want.Hits) {
-			t.Fatalf("%q: %d hits, FTS5 gives %d", q.Text, len(got.Hits), len(want.Hits))
-		}
+		got, want := searchBoth(t, mem, fts, q)
 		for i := range got.Hits {
 			g, w := got.Hits[i], want.Hits[i]
 			if math.Abs(g.Score-w.Score) > 1e-9*math.Abs(w.Score) {
@@ -173,17 +182,7 @@ func TestTextIndexBuildsBesideWrites(t *testing.T) {
 	}
 	defer fts.Close()
 	for _, q := range []store.SearchQuery{{Text: "failover", Limit: 100}, {Text: "node*", Limit: 100, Any: true}} {
-		want, err := fts.Search(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.Search(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got.Hits) != len(want.Hits) {
-			t.Fatalf("%q: %d hits, FTS5 gives %d", q.Text, len(got.Hits), len(want.Hits))
-		}
+		got, want := searchBoth(t, s, fts, q)
 		for i := range got.Hits {
 			if got.Hits[i].ID != want.Hits[i].ID && math.Abs(got.Hits[i].Score-want.Hits[i].Score) > 1e-3*math.Abs(want.Hits[i].Score) {
 				t.Fatalf("%q: hit %d is %s, FTS5 has %s", q.Text, i, got.Hits[i].ID, want.Hits[i].ID)
@@ -218,17 +217,7 @@ func TestTextIndexHugeCounts(t *testing.T) {
 	}
 	defer fts.Close()
 	for _, q := range []string{"spam", "spa*", `"spam spam"`, "eggs"} {
-		want, err := fts.Search(ctx, store.SearchQuery{Text: q, NoSnippets: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.Search(ctx, store.SearchQuery{Text: q, NoSnippets: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got.Hits) != len(want.Hits) {
-			t.Fatalf("%q: %d hits, FTS5 gives %d", q, len(got.Hits), len(want.Hits))
-		}
+		got, want := searchBoth(t, s, fts, store.SearchQuery{Text: q, NoSnippets: true})
 		for i := range got.Hits {
 			g, w := got.Hits[i], want.Hits[i]
 			if g.ID != w.ID || math.Abs(g.Score-w.Score) > 1e-9*math.Abs(w.Score) {
@@ -248,6 +237,7 @@ func TestSnippetHintsOnCorpora(t *testing.T) {
 	}
 	ctx := context.Background()
 	s := openTemp(t)
+
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		t.Fatal(err)
@@ -266,6 +256,7 @@ func TestSnippetHintsOnCorpora(t *testing.T) {
 			}
 		}
 	}
+
 	queries := []string{"pod crash looping", "crash", "certificate rotat*", `"disk full"`, "etcd leader", "kubelet",
 		"alertmanager failed to send", "sql injection", "password storage", "node not ready", "prometheus remote write",
 		"ovn database", "kube api error budget", "persistent volume", "cpu throttling", "token", "cross site scripting",
@@ -301,6 +292,7 @@ func TestSnippetHintsOnCorpora(t *testing.T) {
 			}
 		}
 	}
+
 	// A hint places a match in a camel-case part at its word, which the
 	// whole body's window counts the same way, so only rare windows of
 	// equal merit may differ.

@@ -67,14 +67,7 @@ func TestTextIndexTokensAsFTS5(t *testing.T) {
 	// Queries in those scripts find the same articles both ways.
 	fts := openPath(t, path, Options{NoTextIndex: true})
 	for _, q := range []string{"हिन", "हिन्दी", "ΣΙΣΥΦΟΣ", "σισυφος", "م", "مرحبا", "שלום", "cafe", "zurich", "ﬁre", "full", "ǆemal"} {
-		want, err := fts.Search(ctx, store.SearchQuery{Text: q, Limit: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.Search(ctx, store.SearchQuery{Text: q, Limit: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
+		got, want := searchBoth(t, s, fts, store.SearchQuery{Text: q, Limit: 100})
 		if ids(got.Hits) != ids(want.Hits) {
 			t.Errorf("%q finds %s, FTS5 finds %s", q, ids(got.Hits), ids(want.Hits))
 		}
@@ -153,14 +146,7 @@ func TestTextIndexQueryLosesMark(t *testing.T) {
 	}
 	fts := openPath(t, path, Options{NoTextIndex: true})
 	for _, q := range []string{"हि", "தமி*", "का", "ि"} {
-		want, err := fts.Search(ctx, store.SearchQuery{Text: q})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.Search(ctx, store.SearchQuery{Text: q})
-		if err != nil {
-			t.Fatal(err)
-		}
+		got, want := searchBoth(t, s, fts, store.SearchQuery{Text: q})
 		if ids(got.Hits) != ids(want.Hits) {
 			t.Errorf("%q finds %q, FTS5 finds %q", q, ids(got.Hits), ids(want.Hits))
 		}

@@ -85,7 +85,7 @@ func testAllTermsThenAny(t *testing.T, s store.Store) {
 	}
 
 	// No article has both terms, so either term may match, and the result
-	// says so.
+	// reports it.
 	if res := searchPage(t, s, store.SearchQuery{Text: "uplink replica"}); !res.AnyTerm {
 		t.Error("no article has both terms: AnyTerm is not set")
 	}

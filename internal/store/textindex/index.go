@@ -14,9 +14,9 @@
 // body, so hits that show a snippet read the body from the store.
 //
 // Scores are FTS5's bm25(10.0, 5.0, 1.0), which the store used before and
-// still uses while the index builds: a term's weight in an article grows
+// still uses while the index builds. A term's weight in an article grows
 // with its occurrences, ten times for the title, five for the tags and
-// once for the body, and shrinks with the article's length against the
+// once for the body. It shrinks with the article's length against the
 // average length of the current articles.
 package textindex
 
@@ -68,8 +68,9 @@ const (
 var minCompact = 1 << 16
 
 // Index is the inverted index of the current articles. It is safe for
-// concurrent use: searches share a read lock, and a write holds the write
-// lock only to insert or mark postings, after analyzing the text outside.
+// concurrent use: searches share a read lock. A write analyzes its text
+// first and then holds the write lock to insert or mark postings, and now
+// and then to compact them.
 type Index struct {
 	mu    sync.RWMutex
 	docs  []doc             // by document number
@@ -531,6 +532,7 @@ func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
 	stored.Body = ""
 	stored.Tags = slices.Clone(a.Tags)
 	stored.Metadata = maps.Clone(a.Metadata)
+
 	d := uint32(len(ix.docs))
 	ix.docs = append(ix.docs, doc{seq: seq, layout: an.layout, id: stored.ID, article: &stored})
 	ix.lengths = append(ix.lengths, an.length)
@@ -543,6 +545,7 @@ func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
 	ix.live++
 	ix.tokens += int64(an.length)
 	ix.livePostings += an.postings()
+
 	for _, t := range an.terms {
 		ix.full.insert(t.term).append(d, t.keys, weighted(t.keys, colBody), an.length)
 		if hasHead(t.keys) {
@@ -690,9 +693,9 @@ func (ix *Index) maybeCompact() {
 	ix.compact()
 }
 
-// Shrink copies every postings list into memory of its exact size.
-// Lists grow by doubling, so after a bulk load about a third of their
-// memory is unused capacity; a store calls Shrink once its build is done.
+// Shrink copies every postings list into memory of its exact size. A list
+// grows by appending, which leaves spare capacity behind, so a store
+// calls Shrink once its build is done.
 func (ix *Index) Shrink() {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -729,6 +732,7 @@ func (ix *Index) compact() {
 	for d := range docs {
 		alive[d/64] |= 1 << (d % 64)
 	}
+
 	var keys []uint32
 	for _, f := range []*field{&ix.full, &ix.head} {
 		last := colBody
@@ -756,6 +760,7 @@ func (ix *Index) compact() {
 		}
 		f.vocab = vocab
 	}
+
 	for seq, d := range ix.bySeq {
 		ix.bySeq[seq] = renum[d]
 	}

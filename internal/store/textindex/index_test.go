@@ -167,16 +167,16 @@ func checkRank(t *testing.T, ix *Index, m *model, q Query, n int) {
 			t.Fatalf("%s: hit %q has version %d and article %q, want %d", describe(q), h.ID, h.Seq, h.Article.ID, m.seqs[h.ID])
 		}
 	}
-	var each []string
-	ix.Each(q, func(a *knowledge.Article) { each = append(each, a.ID) })
-	slices.Sort(each)
+	var visited []string
+	ix.Each(q, func(a *knowledge.Article) { visited = append(visited, a.ID) })
+	slices.Sort(visited)
 	var ids []string
 	for _, w := range want {
 		ids = append(ids, w.ID)
 	}
 	slices.Sort(ids)
-	if !slices.Equal(each, ids) {
-		t.Fatalf("%s: Each visits %d articles, want %d", describe(q), len(each), len(ids))
+	if !slices.Equal(visited, ids) {
+		t.Fatalf("%s: Each visits %d articles, want %d", describe(q), len(visited), len(ids))
 	}
 }
 

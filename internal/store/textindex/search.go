@@ -211,6 +211,7 @@ func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
 	if len(t.Tokens) == 1 {
 		return ix.prefixDocs(f, t.Tokens[0])
 	}
+
 	last := colBody
 	if f == &ix.head {
 		last = colTags
@@ -226,30 +227,27 @@ func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
 			return termDocs{}
 		}
 	}
+
+	// Walk the documents that every word's list has, as align finds them.
 	var out termDocs
-	cursors := make([]int, len(srcs))
+	lists := make([]*list, len(srcs))
+	for j := range srcs {
+		lists[j] = &list{docs: srcs[j].docs}
+	}
 	keys := make([][]uint32, len(srcs))
 	d := uint32(0)
 	for {
-		// Find the next document that every word's list has.
-		match := true
-		for j := range srcs {
-			c := seekIn(srcs[j].docs, cursors[j], d)
-			cursors[j] = c
-			if c == len(srcs[j].docs) {
-				return out
-			}
-			if got := srcs[j].docs[c]; got > d {
-				d, match = got, false
-				break
-			}
+		next, ok := align(lists, d)
+		if next == end {
+			return out
 		}
-		if !match {
+		if !ok {
+			d = next
 			continue
 		}
 		if ix.isAlive(d) {
 			for j := range srcs {
-				keys[j] = srcs[j].keysAt(cursors[j], keys[j][:0])
+				keys[j] = srcs[j].keysAt(lists[j].i, keys[j][:0])
 			}
 			if w := phraseWeight(keys, last); w > 0 {
 				out.add(d, w, ix.lengths[d])
@@ -449,12 +447,6 @@ func getAccumulator(docs int) *accumulator {
 
 func putAccumulator(a *accumulator) { accumulators.Put(a) }
 
-// seekIn returns the index of the first of docs, from i on, that is d or
-// after it.
-func seekIn(docs []uint32, i int, d uint32) int {
-	return i + sort.Search(len(docs)-i, func(k int) bool { return docs[i+k] >= d })
-}
-
 // phraseWeight returns the weighted count of the places where the words
 // of keys follow each other in one column and the column is at most
 // last. keys[j] holds the position keys of word j, in order.
@@ -570,19 +562,12 @@ func (ix *Index) rankAll(lists []*list, top *topN, accept func(uint32) bool) {
 				continue
 			}
 		}
-		match := true
-		for _, l := range lists[1:] {
-			l.seek(d)
-			c := l.cur()
-			if c == end {
-				return
-			}
-			if c > d {
-				d, match = c, false
-				break
-			}
+		next, ok := align(lists[1:], d)
+		if next == end {
+			return
 		}
-		if !match {
+		if !ok {
+			d = next
 			continue
 		}
 		if ix.isAlive(d) && (accept == nil || accept(d)) {
@@ -605,11 +590,11 @@ func sum(v []float64, n int) float64 {
 	return s
 }
 
-// rankAny ranks the documents that contain any term, by MaxScore: the
-// lists are ordered by their highest score, and once the n-th best score
+// rankAny ranks the documents that contain any term, by MaxScore. The
+// lists are ordered by their highest score. Once the n-th best score
 // exceeds what the lowest lists can add together, a document found only
-// in those cannot enter, so only the others propose documents and the
-// low lists are just probed for them.
+// in those cannot enter. So only the other lists propose documents, and
+// the low lists are probed for them.
 func (ix *Index) rankAny(lists []*list, top *topN, accept func(uint32) bool) {
 	slices.SortStableFunc(lists, func(a, b *list) int { return cmp.Compare(a.max, b.max) })
 	// below[i] is the most that lists[:i] add to a score.
@@ -778,21 +763,27 @@ func (ix *Index) each(q Query, fn func(a *knowledge.Article)) {
 	slices.SortFunc(lists, func(a, b *list) int { return cmp.Compare(len(a.docs), len(b.docs)) })
 	d := uint32(0)
 	for {
-		match := true
-		for _, l := range lists {
-			l.seek(d)
-			c := l.cur()
-			if c == end {
-				return
-			}
-			if c > d {
-				d, match = c, false
-				break
-			}
+		next, ok := align(lists, d)
+		if next == end {
+			return
 		}
-		if match {
+		if ok {
 			visit(d)
-			d++
+			next++
+		}
+		d = next
+	}
+}
+
+// align moves every list to document d or past it. It returns d and true
+// when all of them are at d. Otherwise it returns the document to try
+// next and false, or end when a list has no more documents.
+func align(lists []*list, d uint32) (uint32, bool) {
+	for _, l := range lists {
+		l.seek(d)
+		if c := l.cur(); c != d {
+			return c, false
 		}
 	}
+	return d, true
 }
