@@ -17,6 +17,12 @@ type Scope struct {
 	Metadata    map[string]string `json:"metadata"`
 }
 
+// Empty reports whether the scope names nothing, so that it matches every
+// article.
+func (s Scope) Empty() bool {
+	return len(s.Collections) == 0 && len(s.Classes) == 0 && len(s.Tags) == 0 && len(s.Metadata) == 0
+}
+
 // Matches reports whether the article is inside the scope.
 func (s Scope) Matches(a *Article) bool {
 	if len(s.Collections) > 0 && !slices.Contains(s.Collections, a.Collection) {

@@ -100,3 +100,23 @@ func TestScopeMetadataNeedsKey(t *testing.T) {
 		t.Error("scope flag=\"\" does not match an article with flag=\"\"")
 	}
 }
+
+// TestScopeEmpty checks that only a scope that names nothing is empty: a
+// metadata key with an empty value still selects.
+func TestScopeEmpty(t *testing.T) {
+	for _, c := range []struct {
+		s    Scope
+		want bool
+	}{
+		{Scope{}, true},
+		{Scope{Collections: []string{}, Tags: []string{}, Classes: []Class{}, Metadata: map[string]string{}}, true},
+		{Scope{Metadata: map[string]string{"flag": ""}}, false},
+		{Scope{Tags: []string{"a"}}, false},
+		{Scope{Classes: []Class{ClassPolicy}}, false},
+		{Scope{Collections: []string{"c"}}, false},
+	} {
+		if got := c.s.Empty(); got != c.want {
+			t.Errorf("%+v.Empty() = %v, want %v", c.s, got, c.want)
+		}
+	}
+}

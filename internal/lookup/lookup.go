@@ -441,31 +441,21 @@ func visible(scope []knowledge.Scope, a *knowledge.Article) bool {
 	return true
 }
 
-// highlighter is a store that cuts snippets faster than tokenizing the
-// article, as the SQLite store does from its text index. It returns what
-// fulltext.Query.Highlight returns.
-type highlighter interface {
-	Highlight(a *knowledge.Article, q *fulltext.Query) fulltext.Highlight
+// hitHighlighter is a store that keeps its current articles' text in
+// memory, as the SQLite store's text index does, and cuts a hit's snippet
+// from it without reading the article. It returns what
+// fulltext.Query.Highlight returns, or fulltext.Leading when the query has
+// no terms, and false when the hit is no longer the current version.
+type hitHighlighter interface {
+	HighlightHit(ctx context.Context, h *store.SearchHit, q *fulltext.Query) (fulltext.Highlight, bool, error)
 }
 
-// describe reads the article of a candidate and returns its hit with a
-// snippet around the searched words and the reason it fits.
+// describe returns the hit of a candidate with a snippet around the
+// searched words and the reason it fits.
 func describe(ctx context.Context, st store.Store, c *candidate, query *fulltext.Query, originals map[string]string) (Hit, error) {
-	a, err := st.GetArticle(ctx, c.hit.ID)
+	a, hl, err := current(ctx, st, &c.hit, query)
 	if err != nil {
 		return Hit{}, err
-	}
-	if a.Status == knowledge.StatusArchived {
-		return Hit{}, fmt.Errorf("article %q is archived: %w", a.ID, store.ErrNotFound)
-	}
-	var hl fulltext.Highlight
-	if hs, ok := st.(highlighter); ok {
-		hl = hs.Highlight(&a, query)
-	} else {
-		hl = query.Highlight(a.Title, a.Tags, a.Body)
-	}
-	if len(query.Terms) == 0 {
-		hl = fulltext.Leading(a.Body, fulltext.SnippetWords)
 	}
 	h := Hit{
 		ID: a.ID, Title: a.Title, Collection: a.Collection, Class: a.Class, Status: a.Status, Version: a.Version,
@@ -483,6 +473,34 @@ func describe(ctx context.Context, st store.Store, c *candidate, query *fulltext
 	}
 	h.Reason = reason(&h, c)
 	return h, nil
+}
+
+// current returns the current version of a candidate's article and its
+// snippet. When the store cuts the snippet of a hit that is still current,
+// the article is the hit's fields, without the body. Otherwise the article
+// is read; an archived one is store.ErrNotFound.
+func current(ctx context.Context, st store.Store, hit *store.SearchHit, query *fulltext.Query) (knowledge.Article, fulltext.Highlight, error) {
+	if hs, ok := st.(hitHighlighter); ok {
+		hl, ok, err := hs.HighlightHit(ctx, hit, query)
+		if err != nil {
+			return knowledge.Article{}, fulltext.Highlight{}, err
+		}
+		if ok {
+			return knowledge.Article{ID: hit.ID, Title: hit.Title, Collection: hit.Collection, Class: hit.Class,
+				Tags: hit.Tags, Metadata: hit.Metadata, Status: hit.Status, Version: hit.Version}, hl, nil
+		}
+	}
+	a, err := st.GetArticle(ctx, hit.ID)
+	if err != nil {
+		return knowledge.Article{}, fulltext.Highlight{}, err
+	}
+	if a.Status == knowledge.StatusArchived {
+		return knowledge.Article{}, fulltext.Highlight{}, fmt.Errorf("article %q is archived: %w", a.ID, store.ErrNotFound)
+	}
+	if len(query.Terms) == 0 {
+		return a, fulltext.Leading(a.Body, fulltext.SnippetWords), nil
+	}
+	return a, query.Highlight(a.Title, a.Tags, a.Body), nil
 }
 
 // reason writes why a hit fits, in one line.

@@ -65,8 +65,16 @@ func isWordRune(r rune) bool {
 // and an ASCII word is lower-cased without folding: the same result as
 // fold, several times faster, which matters because snippets tokenize
 // whole bodies.
-func tokenize(s string, parts bool) []token {
-	out := make([]token, 0, len(s)/6)
+func tokenize(s string, parts bool) []token { return tokenizeN(s, parts, -1) }
+
+// tokenizeN is tokenize that stops after n tokens, or at the end of s when
+// n is negative.
+func tokenizeN(s string, parts bool, n int) []token {
+	capacity := len(s) / 6
+	if n >= 0 {
+		capacity = min(capacity, n)
+	}
+	out := make([]token, 0, capacity)
 	wordStart := -1
 	ascii := true // the current word has only ASCII bytes so far
 	flush := func(end int) {
@@ -91,7 +99,7 @@ func tokenize(s string, parts bool) []token {
 		}
 		wordStart = -1
 	}
-	for i := 0; i < len(s); {
+	for i := 0; i < len(s) && len(out) != n; {
 		if c := s[i]; c < utf8.RuneSelf {
 			if asciiWord[c] {
 				if wordStart < 0 {
@@ -121,7 +129,9 @@ func tokenize(s string, parts bool) []token {
 		}
 		i += size
 	}
-	flush(len(s))
+	if len(out) != n {
+		flush(len(s))
+	}
 	return out
 }
 

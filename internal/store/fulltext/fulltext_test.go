@@ -411,3 +411,25 @@ func TestHighlightHintIgnoresMisfit(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenizeNStopsEarly checks that tokenizeN returns the first n tokens
+// of tokenize, camel-case parts included, and all of them for n < 0.
+func TestTokenizeNStopsEarly(t *testing.T) {
+	text := "KubePodCrashLooping: the pod's café — restarts (x42) again 日本語 end"
+	all := tokenize(text, true)
+	for n := -1; n <= len(all)+1; n++ {
+		got := tokenizeN(text, true, n)
+		want := all
+		if n >= 0 && n < len(all) {
+			want = all[:n]
+		}
+		if len(got) != len(want) {
+			t.Fatalf("tokenizeN(%d) gives %d tokens, want %d", n, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].norm != want[i].norm || got[i].start != want[i].start || got[i].end != want[i].end || !slices.Equal(got[i].parts, want[i].parts) {
+				t.Errorf("tokenizeN(%d) token %d = %+v, want %+v", n, i, got[i], want[i])
+			}
+		}
+	}
+}

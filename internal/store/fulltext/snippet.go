@@ -175,7 +175,8 @@ func (q Query) hintPart(body string, hint *Hint, found []bool) (textPart, bool) 
 		return textPart{}, false
 	}
 
-	toks := tokenize(body[lo:hi], true)
+	// Tokens after the one behind the window are not needed.
+	toks := tokenizeN(body[lo:hi], true, to-base+1)
 	if len(toks) <= last-base {
 		return textPart{}, false
 	}

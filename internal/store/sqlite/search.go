@@ -323,13 +323,19 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 	}
 	out.AnyTerm = iq.Any && !q.Any
 	var bodies map[int64]string
+	var hints []*fulltext.Hint
 	if !q.NoSnippets && len(page) > 0 {
 		var err error
 		if bodies, err = s.readBodies(ctx, page); err != nil {
 			return out, err
 		}
+		seqs := make([]int64, len(page))
+		for i, r := range page {
+			seqs[i] = r.Seq
+		}
+		hints = ix.Hints(seqs, query.Terms)
 	}
-	for _, r := range page {
+	for i, r := range page {
 		a := articles[r.Seq]
 		// The index's own tags and metadata, which it never changes; see
 		// store.SearchHit.
@@ -344,7 +350,7 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 		if !q.NoSnippets {
 			// The index records where the terms occur, so only the words
 			// around the snippet are tokenized.
-			hl := query.HighlightHint(h.Title, h.Tags, bodies[r.Seq], ix.Hint(r.Seq, query.Terms))
+			hl := query.HighlightHint(h.Title, h.Tags, bodies[r.Seq], hints[i])
 			h.Snippet, h.SnippetHTML, h.Matched = hl.Text, hl.HTML, hl.Matched
 		}
 		out.Hits = append(out.Hits, h)
@@ -356,17 +362,32 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 	return out, nil
 }
 
-// Highlight cuts the snippet of an article for a query, from the text
-// index's positions when the index holds that version of the article, as
-// searches do, and otherwise by reading the body. Lookups call it for
-// their hits.
-func (s *Store) Highlight(a *knowledge.Article, q *fulltext.Query) fulltext.Highlight {
-	if ix := s.textIndexReady(); ix != nil {
-		if seq, version, ok := ix.Seq(a.ID); ok && version == a.Version {
-			return q.HighlightHint(a.Title, a.Tags, a.Body, ix.Hint(seq, q.Terms))
-		}
+// HighlightHit cuts the snippet of a search hit for q as a search cuts
+// it, or returns the body's first words when q has no terms. It does so
+// only when the hit is the current version in the text index, from the
+// index's positions and the body cache; otherwise it returns false, and
+// the caller reads the article. Lookups call it for their hits.
+func (s *Store) HighlightHit(ctx context.Context, h *store.SearchHit, q *fulltext.Query) (fulltext.Highlight, bool, error) {
+	ix := s.textIndexReady()
+	if ix == nil {
+		return fulltext.Highlight{}, false, nil
 	}
-	return q.Highlight(a.Title, a.Tags, a.Body)
+	seq, version, ok := ix.Seq(h.ID)
+	if !ok || version != h.Version {
+		return fulltext.Highlight{}, false, nil
+	}
+	bodies, err := s.readBodies(ctx, []fulltext.Ranked{{Seq: seq, ID: h.ID}})
+	if err != nil {
+		return fulltext.Highlight{}, false, err
+	}
+	body, ok := bodies[seq]
+	if !ok {
+		return fulltext.Highlight{}, false, nil
+	}
+	if len(q.Terms) == 0 {
+		return fulltext.Leading(body, fulltext.SnippetWords), true, nil
+	}
+	return q.HighlightHint(h.Title, h.Tags, body, ix.Hint(seq, q.Terms)), true, nil
 }
 
 // rankIndexed is rankQuery on the in-memory index. The index scores only
@@ -381,32 +402,6 @@ func rankIndexed(snap textindex.Snapshot, q textindex.Query, titleFirst bool, n 
 		}
 	}
 	return snap.Rank(q, n)
-}
-
-// readBodies reads the body of each version of the page, by seq.
-func (s *Store) readBodies(ctx context.Context, page []fulltext.Ranked) (map[int64]string, error) {
-	args := make([]any, len(page))
-	for i, r := range page {
-		args[i] = r.Seq
-	}
-	bodies := make(map[int64]string, len(page))
-	err := s.read(ctx, func(tx *txn) error {
-		rows, err := tx.QueryContext(ctx, `SELECT seq, body FROM article_versions WHERE seq IN (`+placeholders(len(page))+`)`, args...)
-		if err != nil {
-			return mapError(err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var seq int64
-			var body string
-			if err := rows.Scan(&seq, &body); err != nil {
-				return mapError(err)
-			}
-			bodies[seq] = body
-		}
-		return mapError(rows.Err())
-	})
-	return bodies, err
 }
 
 // facetCounter counts articles by class, collection and tag.

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maypok86/otter/v2"
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -41,6 +42,11 @@ type Options struct {
 	// is about the size of the articles' text (260 MiB for 100,000
 	// articles of 2.5 KB).
 	NoTextIndex bool
+	// BodyCacheBytes bounds the memory that keeps the bodies of the
+	// articles that searches and lookups showed last, for their snippets.
+	// 0 means DefaultBodyCacheBytes; a negative value turns the cache off,
+	// so every snippet reads its body from the database.
+	BodyCacheBytes int64
 	// Logger receives the start and end of the text index's build; nil
 	// discards them.
 	Logger *slog.Logger
@@ -51,6 +57,7 @@ type Store struct {
 	writer *pool // one connection, BEGIN IMMEDIATE
 	reader *pool // query-only connections
 	text   *textIndex
+	bodies *otter.Cache[int64, string] // by seq; nil when off
 	log    *slog.Logger
 }
 
@@ -119,7 +126,7 @@ func Open(path string, opts Options) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
-	s := &Store{writer: newPool(writer), reader: newPool(reader), log: opts.Logger}
+	s := &Store{writer: newPool(writer), reader: newPool(reader), bodies: newBodyCache(opts.BodyCacheBytes), log: opts.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -181,6 +188,9 @@ func connString(path string, busy time.Duration, params map[string]string) strin
 // Close closes both connection pools.
 func (s *Store) Close() error {
 	s.closeTextIndex()
+	if s.bodies != nil {
+		s.bodies.StopAllGoroutines()
+	}
 	return errors.Join(s.reader.close(), s.writer.close())
 }
 

@@ -277,9 +277,9 @@ func TestSnippetHintsOnCorpora(t *testing.T) {
 			if !slices.Equal(h.Matched, want.Matched) {
 				t.Errorf("%q, %s: matched %q, the whole body gives %q", text, h.ID, h.Matched, want.Matched)
 			}
-			// Lookups cut their hits' snippets through Store.Highlight.
-			if got := s.Highlight(&a, &query); got.Text != h.Snippet || !slices.Equal(got.Matched, h.Matched) {
-				t.Errorf("%q, %s: Highlight gives %q, the search %q", text, h.ID, got.Text, h.Snippet)
+			// Lookups cut their hits' snippets through Store.HighlightHit.
+			if got, ok, err := s.HighlightHit(ctx, &h, &query); err != nil || !ok || got.Text != h.Snippet || !slices.Equal(got.Matched, h.Matched) {
+				t.Errorf("%q, %s: HighlightHit gives %q, %v, %v; the search %q", text, h.ID, got.Text, ok, err, h.Snippet)
 			}
 			seq, _, _ := s.text.ix.Seq(h.ID)
 			if s.text.ix.Hint(seq, query.Terms) == nil {
@@ -300,4 +300,56 @@ func TestSnippetHintsOnCorpora(t *testing.T) {
 		t.Errorf("%d of %d snippets cut from hints differ from the whole body's", differ, hinted)
 	}
 	t.Logf("%d of %d snippets cut from hints differ from the whole body's", differ, hinted)
+}
+
+// TestSnippetsFollowNewVersions checks the body cache and HighlightHit
+// across a change: a search after the change shows the new body's words,
+// and HighlightHit refuses the hit of the old version, whose snippet the
+// caller must cut from the article it reads. With the cache off, the
+// snippets are the same.
+func TestSnippetsFollowNewVersions(t *testing.T) {
+	for _, cacheBytes := range []int64{0, -1} {
+		t.Run(fmt.Sprintf("cache=%d", cacheBytes), func(t *testing.T) {
+			ctx := context.Background()
+			s, err := Open(filepath.Join(t.TempDir(), "khub.db"), Options{BodyCacheBytes: cacheBytes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			save := func(body string) {
+				t.Helper()
+				a := knowledge.Article{ID: "rb", Title: "Disk runbook", Body: body, Collection: "c", Class: knowledge.ClassRunbook}
+				a.Normalize()
+				if _, err := s.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			search := func() store.SearchHit {
+				t.Helper()
+				res, err := s.Search(ctx, store.SearchQuery{Text: "disk"})
+				if err != nil || len(res.Hits) != 1 {
+					t.Fatalf("search disk: %d hits, %v", len(res.Hits), err)
+				}
+				return res.Hits[0]
+			}
+			query := fulltext.Parse("disk")
+
+			save("Free the disk with the cleanup job.")
+			old := search()
+			if !strings.Contains(old.Snippet, "cleanup") {
+				t.Fatalf("first snippet %q lacks the body's words", old.Snippet)
+			}
+			if hl, ok, err := s.HighlightHit(ctx, &old, &query); err != nil || !ok || hl.Text != old.Snippet {
+				t.Errorf("HighlightHit of the current hit = %q, %v, %v; want the search's %q", hl.Text, ok, err, old.Snippet)
+			}
+
+			save("Grow the disk volume instead.")
+			if got := search(); !strings.Contains(got.Snippet, "volume") || got.Version != old.Version+1 {
+				t.Errorf("after the change: version %d, snippet %q; want version %d with the new body", got.Version, got.Snippet, old.Version+1)
+			}
+			if hl, ok, err := s.HighlightHit(ctx, &old, &query); err != nil || ok {
+				t.Errorf("HighlightHit of the replaced version = %q, %v, %v; want false", hl.Text, ok, err)
+			}
+		})
+	}
 }

@@ -267,28 +267,53 @@ const maxHintWords = 64
 // split words, a term's words are split differently, or a prefix has more
 // than maxHintWords words.
 func (ix *Index) Hint(seq int64, terms []fulltext.Term) *fulltext.Hint {
+	return ix.Hints([]int64{seq}, terms)[0]
+}
+
+// Hints is Hint for several versions, such as the hits of a page, which
+// looks up the terms' words once.
+func (ix *Index) Hints(seqs []int64, terms []fulltext.Term) []*fulltext.Hint {
+	out := make([]*fulltext.Hint, len(seqs))
+	for _, t := range terms {
+		if indexTerm(&t) != &t {
+			return out
+		}
+	}
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	d, ok := ix.bySeq[seq]
-	if !ok || ix.docs[d].layout == nil {
-		return nil
-	}
-	l := ix.docs[d].layout
-	h := &fulltext.Hint{Layout: l, Found: make([]bool, len(terms))}
-	var keys []uint32
+	// words[ti][j] are the postings that word j of term ti matches.
+	words := make([][][]*postings, len(terms))
 	for ti := range terms {
 		t := &terms[ti]
-		if indexTerm(t) != t {
-			return nil
-		}
-		// The body positions of each word of the term in this article.
-		at := make([][]uint32, len(t.Tokens))
+		words[ti] = make([][]*postings, len(t.Tokens))
 		for j, tok := range t.Tokens {
-			words := ix.full.words(tok, j == len(t.Tokens)-1 && t.Prefix)
-			if len(words) > maxHintWords {
-				return nil
+			words[ti][j] = ix.full.words(tok, j == len(t.Tokens)-1 && t.Prefix)
+			if len(words[ti][j]) > maxHintWords {
+				return out
 			}
-			for _, p := range words {
+		}
+	}
+	var keys []uint32
+	for i, seq := range seqs {
+		d, ok := ix.bySeq[seq]
+		if !ok || ix.docs[d].layout == nil {
+			continue
+		}
+		out[i], keys = ix.hint(d, terms, words, keys)
+	}
+	return out
+}
+
+// hint is Hints for document d; keys is scratch space, returned for reuse.
+func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, keys []uint32) (*fulltext.Hint, []uint32) {
+	l := ix.docs[d].layout
+	h := &fulltext.Hint{Layout: l, Found: make([]bool, len(terms))}
+	for ti := range terms {
+		n := len(terms[ti].Tokens)
+		// The body positions of each word of the term in this article.
+		at := make([][]uint32, n)
+		for j := range n {
+			for _, p := range words[ti][j] {
 				i, found := slices.BinarySearch(p.docs, d)
 				if !found {
 					continue
@@ -300,9 +325,10 @@ func (ix *Index) Hint(seq int64, terms []fulltext.Term) *fulltext.Hint {
 					}
 				}
 			}
-			slices.Sort(at[j])
+			if len(words[ti][j]) > 1 {
+				slices.Sort(at[j])
+			}
 		}
-		n := len(t.Tokens)
 		for _, p := range at[0] {
 			w := int(p)
 			if n == 1 && w >= l.Tokens {
@@ -330,7 +356,7 @@ func (ix *Index) Hint(seq int64, terms []fulltext.Term) *fulltext.Hint {
 		return cmp.Or(cmp.Compare(a.First, b.First), cmp.Compare(a.Term, b.Term))
 	})
 	h.Matches = slices.Compact(h.Matches)
-	return h
+	return h, keys
 }
 
 // words returns the postings of the token, or with prefix of every token
@@ -401,29 +427,41 @@ func (ix *Index) prefixDocs(f *field, prefix string) termDocs {
 		return stored(words[0])
 	}
 	// Counts are added in a table by document number; a bit set marks
-	// the documents touched, in order, so the result needs no sort.
+	// the documents touched, in order, so the result needs no sort. Dead
+	// documents are dropped once each at the end, not once per word.
 	acc := getAccumulator(len(ix.docs))
 	defer putAccumulator(acc)
 	for _, p := range words {
 		for i, d := range p.docs {
-			if !ix.isAlive(d) {
-				continue
-			}
 			if acc.counts[d] == 0 {
 				acc.touched[d/64] |= 1 << (d % 64)
 			}
 			acc.counts[d] += countAt(p.count, p.big, p.docs, i)
 		}
 	}
-	var out termDocs
-	for wi, word := range acc.touched {
+	touched := acc.touched[:(len(ix.docs)+63)/64]
+	n := 0
+	for wi, word := range touched {
+		n += bits.OnesCount64(word & ix.alive[wi])
+	}
+	out := termDocs{docs: make([]uint32, 0, n), count: make([]uint16, 0, n), minLen: math.MaxUint32, df: n}
+	for wi, word := range touched {
+		alive := ix.alive[wi]
 		for word != 0 {
-			d := uint32(wi*64 + bits.TrailingZeros64(word))
-			word &= word - 1
-			out.add(d, float64(acc.counts[d]), ix.lengths[d])
+			bit := word & -word
+			word &^= bit
+			d := uint32(wi*64 + bits.TrailingZeros64(bit))
+			c := acc.counts[d]
 			acc.counts[d] = 0
+			if alive&bit == 0 {
+				continue
+			}
+			out.docs = append(out.docs, d)
+			out.count = addCount(out.count, &out.big, d, c)
+			out.maxCount = max(out.maxCount, c)
+			out.minLen = min(out.minLen, ix.lengths[d])
 		}
-		acc.touched[wi] = 0
+		touched[wi] = 0
 	}
 	return out
 }
@@ -517,8 +555,10 @@ func (ix *Index) prefixSource(f *field, prefix string) source {
 }
 
 // acceptor returns whether a document passes every filter, or nil when
-// there are none.
+// every document does. Empty filters are left out: testing one costs a
+// read of the document's article, a cache miss per candidate.
 func (ix *Index) acceptor(filters []knowledge.Scope) func(d uint32) bool {
+	filters = slices.DeleteFunc(slices.Clone(filters), knowledge.Scope.Empty)
 	if len(filters) == 0 {
 		return nil
 	}
