@@ -35,8 +35,19 @@ type token struct {
 	norm       string // lower-case form without accents
 	cjk        bool
 	// parts are the lower-case camel-case parts of a word such as
-	// "NodeDiskFull", or nil when the word has fewer than two.
+	// "NodeDiskFull", or nil when the word has fewer than two. Read them
+	// with wordParts: an ASCII word is split on first use, because most
+	// words of a snippet are never compared with a term's parts.
 	parts []string
+	camel string // the ASCII word to split, until wordParts does
+}
+
+// wordParts returns the token's camel-case parts.
+func (t *token) wordParts() []string {
+	if t.camel != "" {
+		t.parts, t.camel = camelParts(t.camel), ""
+	}
+	return t.parts
 }
 
 // isCJK reports whether r belongs to a script written without spaces
@@ -86,7 +97,7 @@ func tokenizeN(s string, parts bool, n int) []token {
 		if ascii {
 			t = token{start: wordStart, end: end, norm: lowerASCII(w)}
 			if parts && innerUpper(w) {
-				t.parts = camelParts(w)
+				t.camel = w
 			}
 		} else {
 			t = token{start: wordStart, end: end, norm: fold(w)}
@@ -303,7 +314,7 @@ func IndexTextLayout(s string) (string, Layout) {
 				l.Marks = append(l.Marks, int32(t.start))
 			}
 			write(&b, t.norm)
-			for _, p := range t.parts {
+			for _, p := range t.wordParts() {
 				write(&tail, p)
 				l.PartOf = append(l.PartOf, int32(l.Tokens))
 			}
@@ -356,7 +367,7 @@ func SplitWords(s string) []Word {
 	var out []Word
 	for i := 0; i < len(toks); i++ {
 		if !toks[i].cjk {
-			out = append(out, Word{Text: toks[i].norm, Parts: toks[i].parts})
+			out = append(out, Word{Text: toks[i].norm, Parts: toks[i].wordParts()})
 			continue
 		}
 		j := i

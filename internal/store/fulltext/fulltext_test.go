@@ -427,7 +427,7 @@ func TestTokenizeNStopsEarly(t *testing.T) {
 			t.Fatalf("tokenizeN(%d) gives %d tokens, want %d", n, len(got), len(want))
 		}
 		for i := range got {
-			if got[i].norm != want[i].norm || got[i].start != want[i].start || got[i].end != want[i].end || !slices.Equal(got[i].parts, want[i].parts) {
+			if got[i].norm != want[i].norm || got[i].start != want[i].start || got[i].end != want[i].end || !slices.Equal(got[i].wordParts(), want[i].wordParts()) {
 				t.Errorf("tokenizeN(%d) token %d = %+v, want %+v", n, i, got[i], want[i])
 			}
 		}

@@ -474,7 +474,11 @@ func unitMatches(u string, d *token, prefix, parts bool) bool {
 	if eq(d.norm) {
 		return true
 	}
-	return parts && slices.ContainsFunc(d.parts, eq)
+	if !parts || d.camel != "" && !strings.Contains(d.norm, u) {
+		// The parts of an ASCII word are pieces of its lower-case form.
+		return false
+	}
+	return slices.ContainsFunc(d.wordParts(), eq)
 }
 
 // bestWindow returns the first and last token of the window of at most

@@ -369,3 +369,28 @@ func TestRemoveAllEmptiesIndex(t *testing.T) {
 		t.Errorf("Rank found %d hits in an empty index", len(hits))
 	}
 }
+
+// TestSeekFindsFirstAtOrAfter checks list.seek against a linear scan, for
+// short and long skips from every starting posting.
+func TestSeekFindsFirstAtOrAfter(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	docs := []uint32{}
+	for d := uint32(0); len(docs) < 300; d += 1 + uint32(r.IntN(5)) {
+		docs = append(docs, d)
+	}
+	last := docs[len(docs)-1]
+	for start := range docs {
+		for range 20 {
+			d := docs[start] + uint32(r.IntN(int(last)+3)) - uint32(r.IntN(3))
+			l := &list{docs: docs, i: start}
+			l.seek(d)
+			want := start
+			for want < len(docs) && docs[want] < d {
+				want++
+			}
+			if l.i != want {
+				t.Fatalf("seek(%d) from posting %d stops at %d, want %d", d, start, l.i, want)
+			}
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/bits"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
@@ -68,22 +67,42 @@ func (l *list) cur() uint32 {
 	return end
 }
 
-// seek moves to the first posting at or after document d, galloping from
-// the current one, so that a list that is walked in order costs about
-// one step per posting and a skip over many costs a logarithm.
+// seek moves to the first posting at or after document d. It steps a few
+// postings first, since in a list much longer than the one that leads a
+// search the next match is near, then gallops and bisects, so that a
+// skip over many postings costs a logarithm.
 func (l *list) seek(d uint32) {
-	n := len(l.docs)
-	if l.i >= n || l.docs[l.i] >= d {
+	docs, i := l.docs, l.i
+	if i >= len(docs) || docs[i] >= d {
 		return
 	}
+	for range seekSteps {
+		if i++; i >= len(docs) || docs[i] >= d {
+			l.i = i
+			return
+		}
+	}
+	// docs[i] < d.
 	bound := 1
-	for l.i+bound < n && l.docs[l.i+bound] < d {
+	for i+bound < len(docs) && docs[i+bound] < d {
 		bound *= 2
 	}
-	lo, hi := l.i+bound/2, min(l.i+bound, n)
-	// docs[lo] < d, and docs[hi] >= d or hi == n.
-	l.i = lo + 1 + sort.Search(hi-lo-1, func(k int) bool { return l.docs[lo+1+k] >= d })
+	// docs[lo] < d, and docs[hi] >= d or hi == len(docs).
+	lo, hi := i+bound/2, min(i+bound, len(docs))
+	for hi-lo > 1 {
+		m := int(uint(lo+hi) >> 1)
+		if docs[m] < d {
+			lo = m
+		} else {
+			hi = m
+		}
+	}
+	l.i = hi
 }
+
+// seekSteps is the number of postings that seek steps over one by one
+// before it gallops.
+const seekSteps = 4
 
 // Rank returns the n best matches of q, by score and then by id, best
 // first. With no terms nothing matches.
