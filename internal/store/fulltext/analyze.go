@@ -234,6 +234,14 @@ func fold(w string) string {
 // Digits stay with the part before them. It returns nil for a word with
 // fewer than two parts, and leaves out parts of one letter.
 func camelParts(w string) []string {
+	if isASCII(w) {
+		return camelPartsASCII(w)
+	}
+	return camelPartsRunes(w)
+}
+
+// camelPartsRunes is camelParts for any word.
+func camelPartsRunes(w string) []string {
 	runes := []rune(w)
 	var parts []string
 	start := 0
@@ -260,6 +268,49 @@ func camelParts(w string) []string {
 		return nil
 	}
 	return parts
+}
+
+// camelPartsASCII is camelParts for an ASCII word, without decoding runes
+// or folding: a lower-case copy of the word is cut into parts.
+func camelPartsASCII(w string) []string {
+	upper := func(c byte) bool { return 'A' <= c && c <= 'Z' }
+	lower := func(c byte) bool { return 'a' <= c && c <= 'z' }
+	digit := func(c byte) bool { return '0' <= c && c <= '9' }
+	var cuts [16]int
+	cutAt := cuts[:0]
+	for i := 1; i < len(w); i++ {
+		prev, cur := w[i-1], w[i]
+		if upper(cur) && (lower(prev) || digit(prev)) ||
+			upper(prev) && upper(cur) && i+1 < len(w) && lower(w[i+1]) {
+			cutAt = append(cutAt, i)
+		}
+	}
+	if len(cutAt) == 0 {
+		return nil
+	}
+	low := lowerASCII(w)
+	parts := make([]string, 0, len(cutAt)+1)
+	start := 0
+	for _, end := range append(cutAt, len(w)) {
+		if end-start > 1 {
+			parts = append(parts, low[start:end])
+		}
+		start = end
+	}
+	if len(parts) < 2 {
+		return nil
+	}
+	return parts
+}
+
+// isASCII reports whether s has only ASCII bytes.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // IndexText returns the text that a back-end indexes for s: its tokens in

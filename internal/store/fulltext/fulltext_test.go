@@ -2,6 +2,7 @@ package fulltext
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -430,6 +431,27 @@ func TestTokenizeNStopsEarly(t *testing.T) {
 			if got[i].norm != want[i].norm || got[i].start != want[i].start || got[i].end != want[i].end || !slices.Equal(got[i].wordParts(), want[i].wordParts()) {
 				t.Errorf("tokenizeN(%d) token %d = %+v, want %+v", n, i, got[i], want[i])
 			}
+		}
+	}
+}
+
+// TestCamelPartsASCII checks that the ASCII path of camelParts cuts as
+// the path for any word does.
+func TestCamelPartsASCII(t *testing.T) {
+	words := []string{"KubePodCrashLooping", "HTTPServer", "v2Beta", "NodeNotReady", "ABC", "aB", "Ab", "iPhone",
+		"ETCDNoLeader", "x509CertExpiry", "getHTTP2Response", "already", "KubeAPIErrorBudgetBurn", "AbC", "A1B2c3D"}
+	r := rand.New(rand.NewPCG(1, 2))
+	const letters = "aAbB0zZ9"
+	for range 2000 {
+		b := make([]byte, 1+r.IntN(10))
+		for i := range b {
+			b[i] = letters[r.IntN(len(letters))]
+		}
+		words = append(words, string(b))
+	}
+	for _, w := range words {
+		if got, want := camelPartsASCII(w), camelPartsRunes(w); !slices.Equal(got, want) {
+			t.Errorf("camelPartsASCII(%q) = %q, want %q", w, got, want)
 		}
 	}
 }

@@ -184,7 +184,20 @@ func (q Query) hintPart(body string, hint *Hint, found []bool) (textPart, bool) 
 		toks[i].start += lo
 		toks[i].end += lo
 	}
-	local := q.matches(toks, make([]bool, len(q.Terms)))
+	// The hint's matches in the part are its matches. Each is confirmed
+	// on its tokens, so that a hint that does not fit the body is
+	// dropped.
+	var local []match
+	for _, m := range ms {
+		if m.first < base || m.last-base >= len(toks) {
+			continue
+		}
+		lm := match{first: m.first - base, last: m.last - base, term: m.term}
+		if q.Terms[m.term].matchAt(toks, lm.first) != lm.last-lm.first+1 {
+			return textPart{}, false
+		}
+		local = append(local, lm)
+	}
 	if len(local) == 0 {
 		return textPart{}, false
 	}

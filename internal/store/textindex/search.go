@@ -327,6 +327,9 @@ func (ix *Index) Hints(seqs []int64, terms []fulltext.Term) []*fulltext.Hint {
 func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, keys []uint32) (*fulltext.Hint, []uint32) {
 	l := ix.docs[d].layout
 	h := &fulltext.Hint{Layout: l, Found: make([]bool, len(terms))}
+	// Matches are collected as word<<8 | term, which sort as numbers;
+	// queries have at most fulltext.MaxTerms (64) terms.
+	var found []uint64
 	for ti := range terms {
 		n := len(terms[ti].Tokens)
 		// The body positions of each word of the term in this article.
@@ -367,14 +370,17 @@ func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, ke
 			}
 			if phrase {
 				h.Found[ti] = true
-				h.Matches = append(h.Matches, fulltext.HintMatch{First: w, Last: w + n - 1, Term: ti})
+				found = append(found, uint64(w)<<8|uint64(ti))
 			}
 		}
 	}
-	slices.SortFunc(h.Matches, func(a, b fulltext.HintMatch) int {
-		return cmp.Or(cmp.Compare(a.First, b.First), cmp.Compare(a.Term, b.Term))
-	})
-	h.Matches = slices.Compact(h.Matches)
+	slices.Sort(found)
+	found = slices.Compact(found)
+	h.Matches = make([]fulltext.HintMatch, len(found))
+	for i, k := range found {
+		w, ti := int(k>>8), int(k&0xff)
+		h.Matches[i] = fulltext.HintMatch{First: w, Last: w + len(terms[ti].Tokens) - 1, Term: ti}
+	}
 	return h, keys
 }
 
@@ -593,46 +599,55 @@ func (ix *Index) acceptor(filters []knowledge.Scope) func(d uint32) bool {
 }
 
 // rankAll ranks the documents that contain every term. The rarest list
-// leads; the others seek to its documents. Once n documents are kept, a
-// document of the lead is skipped without a seek when its weight there
-// plus the most the other terms can add cannot beat the n-th best, and the
-// search stops when no document can.
+// leads; the others seek to its documents, rarest first. Once n documents
+// are kept, a document of the lead is skipped without a seek when its
+// weight there plus the most the other terms can add cannot beat the n-th
+// best, and the same test after each seek, with the weights found so far,
+// spares the seeks in the longer lists. The search stops when no
+// document can enter.
 func (ix *Index) rankAll(lists []*list, top *topN, accept func(uint32) bool) {
 	slices.SortFunc(lists, func(a, b *list) int { return cmp.Compare(len(a.docs), len(b.docs)) })
 	lead := lists[0]
-	rest := 0.0
-	for _, l := range lists[1:] {
-		rest += l.max
+	// rest[j] is the most that lists[j:] add to a score.
+	rest := make([]float64, len(lists)+1)
+	for j := len(lists) - 1; j >= 1; j-- {
+		rest[j] = rest[j+1] + lists[j].max
 	}
 	contrib := make([]float64, len(lists))
 	d := uint32(0)
+next:
 	for {
 		lead.seek(d)
 		if d = lead.cur(); d == end {
 			return
 		}
+		worst := math.Inf(-1)
 		if top.full() {
-			worst := top.worst().Score
-			if (lead.max+rest)*(1+margin) < worst {
+			worst = top.worst().Score
+			if (lead.max+rest[1])*(1+margin) < worst {
 				return
 			}
-			if (lead.score()+rest)*(1+margin) < worst {
+		}
+		contrib[0] = lead.score()
+		partial := contrib[0]
+		for j := 1; j < len(lists); j++ {
+			if (partial+rest[j])*(1+margin) < worst {
 				d++
-				continue
+				continue next
 			}
-		}
-		next, ok := align(lists[1:], d)
-		if next == end {
-			return
-		}
-		if !ok {
-			d = next
-			continue
+			l := lists[j]
+			l.seek(d)
+			if c := l.cur(); c != d {
+				if c == end {
+					return
+				}
+				d = c
+				continue next
+			}
+			contrib[j] = l.score()
+			partial += contrib[j]
 		}
 		if ix.isAlive(d) && (accept == nil || accept(d)) {
-			for j, l := range lists {
-				contrib[j] = l.score()
-			}
 			top.offer(d, sum(contrib, len(lists)))
 		}
 		d++
