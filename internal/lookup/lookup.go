@@ -271,8 +271,16 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	list = list[:min(limit, len(list))]
 
 	query := fulltext.Parse(text)
-	for _, c := range list {
-		h, err := describe(ctx, st, c, &query, originals)
+	hls, cut, err := highlightHits(ctx, st, list, &query)
+	if err != nil {
+		return Result{}, err
+	}
+	for i, c := range list {
+		var hl *fulltext.Highlight
+		if cut[i] {
+			hl = &hls[i]
+		}
+		h, err := describe(ctx, st, c, hl, &query, originals)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // archived or deleted since the search
 		}
@@ -442,20 +450,49 @@ func visible(scope []knowledge.Scope, a *knowledge.Article) bool {
 }
 
 // hitHighlighter is a store that keeps its current articles' text in
-// memory, as the SQLite store's text index does, and cuts a hit's snippet
-// from it without reading the article. It returns what
-// fulltext.Query.Highlight returns, or fulltext.Leading when the query has
-// no terms, and false when the hit is no longer the current version.
+// memory, as the SQLite store's text index does, and cuts hits' snippets
+// from it without reading the articles. For each hit it returns what
+// fulltext.Query.Highlight returns, or fulltext.Leading when the query
+// has no terms, and whether it cut one: not for a hit that is no longer
+// the current version.
 type hitHighlighter interface {
-	HighlightHit(ctx context.Context, h *store.SearchHit, q *fulltext.Query) (fulltext.Highlight, bool, error)
+	HighlightHits(ctx context.Context, hits []*store.SearchHit, q *fulltext.Query) ([]fulltext.Highlight, []bool, error)
+}
+
+// highlightHits returns the snippets that the store cuts for the
+// candidates, and which it cut; see hitHighlighter.
+func highlightHits(ctx context.Context, st store.Store, list []*candidate, query *fulltext.Query) ([]fulltext.Highlight, []bool, error) {
+	hs, ok := st.(hitHighlighter)
+	if !ok {
+		return make([]fulltext.Highlight, len(list)), make([]bool, len(list)), nil
+	}
+	hits := make([]*store.SearchHit, len(list))
+	for i, c := range list {
+		hits[i] = &c.hit
+	}
+	return hs.HighlightHits(ctx, hits, query)
 }
 
 // describe returns the hit of a candidate with a snippet around the
-// searched words and the reason it fits.
-func describe(ctx context.Context, st store.Store, c *candidate, query *fulltext.Query, originals map[string]string) (Hit, error) {
-	a, hl, err := current(ctx, st, &c.hit, query)
-	if err != nil {
-		return Hit{}, err
+// searched words and the reason it fits. hl is the snippet that the store
+// cut from the hit, which is then the current version; when hl is nil the
+// article is read, and an archived one is store.ErrNotFound.
+func describe(ctx context.Context, st store.Store, c *candidate, hl *fulltext.Highlight, query *fulltext.Query, originals map[string]string) (Hit, error) {
+	a := knowledge.Article{ID: c.hit.ID, Title: c.hit.Title, Collection: c.hit.Collection, Class: c.hit.Class,
+		Tags: c.hit.Tags, Metadata: c.hit.Metadata, Status: c.hit.Status, Version: c.hit.Version}
+	if hl == nil {
+		var err error
+		if a, err = st.GetArticle(ctx, c.hit.ID); err != nil {
+			return Hit{}, err
+		}
+		if a.Status == knowledge.StatusArchived {
+			return Hit{}, fmt.Errorf("article %q is archived: %w", a.ID, store.ErrNotFound)
+		}
+		h := query.Highlight(a.Title, a.Tags, a.Body)
+		if len(query.Terms) == 0 {
+			h = fulltext.Leading(a.Body, fulltext.SnippetWords)
+		}
+		hl = &h
 	}
 	h := Hit{
 		ID: a.ID, Title: a.Title, Collection: a.Collection, Class: a.Class, Status: a.Status, Version: a.Version,
@@ -473,34 +510,6 @@ func describe(ctx context.Context, st store.Store, c *candidate, query *fulltext
 	}
 	h.Reason = reason(&h, c)
 	return h, nil
-}
-
-// current returns the current version of a candidate's article and its
-// snippet. When the store cuts the snippet of a hit that is still current,
-// the article is the hit's fields, without the body. Otherwise the article
-// is read; an archived one is store.ErrNotFound.
-func current(ctx context.Context, st store.Store, hit *store.SearchHit, query *fulltext.Query) (knowledge.Article, fulltext.Highlight, error) {
-	if hs, ok := st.(hitHighlighter); ok {
-		hl, ok, err := hs.HighlightHit(ctx, hit, query)
-		if err != nil {
-			return knowledge.Article{}, fulltext.Highlight{}, err
-		}
-		if ok {
-			return knowledge.Article{ID: hit.ID, Title: hit.Title, Collection: hit.Collection, Class: hit.Class,
-				Tags: hit.Tags, Metadata: hit.Metadata, Status: hit.Status, Version: hit.Version}, hl, nil
-		}
-	}
-	a, err := st.GetArticle(ctx, hit.ID)
-	if err != nil {
-		return knowledge.Article{}, fulltext.Highlight{}, err
-	}
-	if a.Status == knowledge.StatusArchived {
-		return knowledge.Article{}, fulltext.Highlight{}, fmt.Errorf("article %q is archived: %w", a.ID, store.ErrNotFound)
-	}
-	if len(query.Terms) == 0 {
-		return a, fulltext.Leading(a.Body, fulltext.SnippetWords), nil
-	}
-	return a, query.Highlight(a.Title, a.Tags, a.Body), nil
 }
 
 // reason writes why a hit fits, in one line.

@@ -362,32 +362,55 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 	return out, nil
 }
 
-// HighlightHit cuts the snippet of a search hit for q as a search cuts
-// it, or returns the body's first words when q has no terms. It does so
-// only when the hit is the current version in the text index, from the
-// index's positions and the body cache; otherwise it returns false, and
-// the caller reads the article. Lookups call it for their hits.
-func (s *Store) HighlightHit(ctx context.Context, h *store.SearchHit, q *fulltext.Query) (fulltext.Highlight, bool, error) {
+// HighlightHits cuts the snippets of search hits for q as a search cuts
+// them, or returns each body's first words when q has no terms. It cuts
+// one only for a hit that is the current version in the text index, from
+// the index's positions and the body cache, and reports which: for the
+// others the caller reads the article. Lookups call it for their hits.
+func (s *Store) HighlightHits(ctx context.Context, hits []*store.SearchHit, q *fulltext.Query) ([]fulltext.Highlight, []bool, error) {
+	out := make([]fulltext.Highlight, len(hits))
+	cut := make([]bool, len(hits))
 	ix := s.textIndexReady()
 	if ix == nil {
-		return fulltext.Highlight{}, false, nil
+		return out, cut, nil
 	}
-	seq, version, ok := ix.Seq(h.ID)
-	if !ok || version != h.Version {
-		return fulltext.Highlight{}, false, nil
+	page := make([]fulltext.Ranked, 0, len(hits))
+	at := make([]int, 0, len(hits)) // index in hits of each page entry
+	for i, h := range hits {
+		if seq, version, ok := ix.Seq(h.ID); ok && version == h.Version {
+			page = append(page, fulltext.Ranked{Seq: seq, ID: h.ID})
+			at = append(at, i)
+		}
 	}
-	bodies, err := s.readBodies(ctx, []fulltext.Ranked{{Seq: seq, ID: h.ID}})
+	if len(page) == 0 {
+		return out, cut, nil
+	}
+	bodies, err := s.readBodies(ctx, page)
 	if err != nil {
-		return fulltext.Highlight{}, false, err
+		return nil, nil, err
 	}
-	body, ok := bodies[seq]
-	if !ok {
-		return fulltext.Highlight{}, false, nil
+	var hints []*fulltext.Hint
+	if len(q.Terms) > 0 {
+		seqs := make([]int64, len(page))
+		for k, r := range page {
+			seqs[k] = r.Seq
+		}
+		hints = ix.Hints(seqs, q.Terms)
 	}
-	if len(q.Terms) == 0 {
-		return fulltext.Leading(body, fulltext.SnippetWords), true, nil
+	for k, r := range page {
+		body, ok := bodies[r.Seq]
+		if !ok {
+			continue
+		}
+		h := hits[at[k]]
+		if hints == nil {
+			out[at[k]] = fulltext.Leading(body, fulltext.SnippetWords)
+		} else {
+			out[at[k]] = q.HighlightHint(h.Title, h.Tags, body, hints[k])
+		}
+		cut[at[k]] = true
 	}
-	return q.HighlightHint(h.Title, h.Tags, body, ix.Hint(seq, q.Terms)), true, nil
+	return out, cut, nil
 }
 
 // rankIndexed is rankQuery on the in-memory index. The index scores only

@@ -277,9 +277,9 @@ func TestSnippetHintsOnCorpora(t *testing.T) {
 			if !slices.Equal(h.Matched, want.Matched) {
 				t.Errorf("%q, %s: matched %q, the whole body gives %q", text, h.ID, h.Matched, want.Matched)
 			}
-			// Lookups cut their hits' snippets through Store.HighlightHit.
-			if got, ok, err := s.HighlightHit(ctx, &h, &query); err != nil || !ok || got.Text != h.Snippet || !slices.Equal(got.Matched, h.Matched) {
-				t.Errorf("%q, %s: HighlightHit gives %q, %v, %v; the search %q", text, h.ID, got.Text, ok, err, h.Snippet)
+			// Lookups cut their hits' snippets through Store.HighlightHits.
+			if got, ok, err := s.HighlightHits(ctx, []*store.SearchHit{&h}, &query); err != nil || !ok[0] || got[0].Text != h.Snippet || !slices.Equal(got[0].Matched, h.Matched) {
+				t.Errorf("%q, %s: HighlightHits gives %v, %v, %v; the search %q", text, h.ID, got, ok, err, h.Snippet)
 			}
 			seq, _, _ := s.text.ix.Seq(h.ID)
 			if s.text.ix.Hint(seq, query.Terms) == nil {
@@ -302,9 +302,9 @@ func TestSnippetHintsOnCorpora(t *testing.T) {
 	t.Logf("%d of %d snippets cut from hints differ from the whole body's", differ, hinted)
 }
 
-// TestSnippetsFollowNewVersions checks the body cache and HighlightHit
+// TestSnippetsFollowNewVersions checks the body cache and HighlightHits
 // across a change: a search after the change shows the new body's words,
-// and HighlightHit refuses the hit of the old version, whose snippet the
+// and HighlightHits refuses the hit of the old version, whose snippet the
 // caller must cut from the article it reads. With the cache off, the
 // snippets are the same.
 func TestSnippetsFollowNewVersions(t *testing.T) {
@@ -339,16 +339,18 @@ func TestSnippetsFollowNewVersions(t *testing.T) {
 			if !strings.Contains(old.Snippet, "cleanup") {
 				t.Fatalf("first snippet %q lacks the body's words", old.Snippet)
 			}
-			if hl, ok, err := s.HighlightHit(ctx, &old, &query); err != nil || !ok || hl.Text != old.Snippet {
-				t.Errorf("HighlightHit of the current hit = %q, %v, %v; want the search's %q", hl.Text, ok, err, old.Snippet)
+			if hl, ok, err := s.HighlightHits(ctx, []*store.SearchHit{&old}, &query); err != nil || !ok[0] || hl[0].Text != old.Snippet {
+				t.Errorf("HighlightHits of the current hit = %v, %v, %v; want the search's %q", hl, ok, err, old.Snippet)
 			}
 
 			save("Grow the disk volume instead.")
-			if got := search(); !strings.Contains(got.Snippet, "volume") || got.Version != old.Version+1 {
-				t.Errorf("after the change: version %d, snippet %q; want version %d with the new body", got.Version, got.Snippet, old.Version+1)
+			cur := search()
+			if !strings.Contains(cur.Snippet, "volume") || cur.Version != old.Version+1 {
+				t.Errorf("after the change: version %d, snippet %q; want version %d with the new body", cur.Version, cur.Snippet, old.Version+1)
 			}
-			if hl, ok, err := s.HighlightHit(ctx, &old, &query); err != nil || ok {
-				t.Errorf("HighlightHit of the replaced version = %q, %v, %v; want false", hl.Text, ok, err)
+			hl, ok, err := s.HighlightHits(ctx, []*store.SearchHit{&old, &cur}, &query)
+			if err != nil || ok[0] || !ok[1] || hl[1].Text != cur.Snippet {
+				t.Errorf("HighlightHits of the replaced and the current version = %v, %v, %v; want only the current one, %q", hl, ok, err, cur.Snippet)
 			}
 		})
 	}

@@ -109,10 +109,27 @@ type field struct {
 	terms map[string]*postings
 	// vocab holds the keys of terms in order, for prefix terms. Terms whose
 	// postings are all dead stay until the next compaction.
-	vocab []string
+	vocab []vocabEntry
 	// added are the terms of the current write that vocab lacks yet;
 	// mergeVocab sorts them in before the write lock is released.
 	added []string
+}
+
+// vocabEntry is one term of field.vocab with its postings, so that a
+// prefix's words need no lookup in the terms map.
+type vocabEntry struct {
+	term string
+	p    *postings
+}
+
+// prefixed returns the entries of vocab whose terms start with prefix.
+func prefixed(vocab []vocabEntry, prefix string) []vocabEntry {
+	lo, _ := slices.BinarySearchFunc(vocab, prefix, func(e vocabEntry, t string) int { return strings.Compare(e.term, t) })
+	hi := lo
+	for hi < len(vocab) && strings.HasPrefix(vocab[hi].term, prefix) {
+		hi++
+	}
+	return vocab[lo:hi]
 }
 
 // postings are the documents that contain one token, by document number.
@@ -579,14 +596,14 @@ func (f *field) mergeVocab() {
 		return
 	}
 	slices.Sort(f.added)
-	merged := make([]string, 0, len(f.vocab)+len(f.added))
+	merged := make([]vocabEntry, 0, len(f.vocab)+len(f.added))
 	i, j := 0, 0
 	for i < len(f.vocab) || j < len(f.added) {
-		if j == len(f.added) || i < len(f.vocab) && f.vocab[i] < f.added[j] {
+		if j == len(f.added) || i < len(f.vocab) && f.vocab[i].term < f.added[j] {
 			merged = append(merged, f.vocab[i])
 			i++
 		} else {
-			merged = append(merged, f.added[j])
+			merged = append(merged, vocabEntry{f.added[j], f.terms[f.added[j]]})
 			j++
 		}
 	}
@@ -740,8 +757,8 @@ func (ix *Index) compact() {
 			last = colTags
 		}
 		vocab := f.vocab[:0]
-		for _, term := range f.vocab {
-			old := f.terms[term]
+		for _, e := range f.vocab {
+			term, old := e.term, e.p
 			p := &postings{}
 			for i, d := range old.docs {
 				if !ix.isAlive(d) {
@@ -756,7 +773,7 @@ func (ix *Index) compact() {
 				continue
 			}
 			f.terms[term] = p
-			vocab = append(vocab, term)
+			vocab = append(vocab, vocabEntry{term, p})
 		}
 		f.vocab = vocab
 	}

@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/bits"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/khub-dev/khub/internal/knowledge"
@@ -393,13 +392,12 @@ func (f *field) words(tok string, prefix bool) []*postings {
 		}
 		return nil
 	}
-	lo, _ := slices.BinarySearch(f.vocab, tok)
 	var out []*postings
-	for _, term := range f.vocab[lo:] {
-		if !strings.HasPrefix(term, tok) || len(out) > maxHintWords {
+	for _, e := range prefixed(f.vocab, tok) {
+		if len(out) > maxHintWords {
 			break
 		}
-		out = append(out, f.terms[term])
+		out = append(out, e.p)
 	}
 	return out
 }
@@ -437,26 +435,20 @@ func indexTerm(t *fulltext.Term) *fulltext.Term {
 // document, the weight of the counts of every word with the prefix added
 // together, as FTS5 counts a prefix's instances.
 func (ix *Index) prefixDocs(f *field, prefix string) termDocs {
-	lo, _ := slices.BinarySearch(f.vocab, prefix)
-	var words []*postings
-	for _, term := range f.vocab[lo:] {
-		if !strings.HasPrefix(term, prefix) {
-			break
-		}
-		words = append(words, f.terms[term])
-	}
+	words := prefixed(f.vocab, prefix)
 	switch len(words) {
 	case 0:
 		return termDocs{}
 	case 1:
-		return stored(words[0])
+		return stored(words[0].p)
 	}
 	// Counts are added in a table by document number; a bit set marks
 	// the documents touched, in order, so the result needs no sort. Dead
 	// documents are dropped once each at the end, not once per word.
 	acc := getAccumulator(len(ix.docs))
 	defer putAccumulator(acc)
-	for _, p := range words {
+	for _, w := range words {
+		p := w.p
 		for i, d := range p.docs {
 			if acc.counts[d] == 0 {
 				acc.touched[d/64] |= 1 << (d % 64)
@@ -549,14 +541,10 @@ func (s *source) keysAt(i int, dst []uint32) []uint32 {
 // prefixSource merges the postings of every word that starts with prefix.
 // Only current documents are kept.
 func (ix *Index) prefixSource(f *field, prefix string) source {
-	lo, _ := slices.BinarySearch(f.vocab, prefix)
 	byDoc := map[uint32][]uint32{}
 	var buf []uint32
-	for _, term := range f.vocab[lo:] {
-		if !strings.HasPrefix(term, prefix) {
-			break
-		}
-		p := f.terms[term]
+	for _, e := range prefixed(f.vocab, prefix) {
+		p := e.p
 		for i, d := range p.docs {
 			if !ix.isAlive(d) {
 				continue
