@@ -625,6 +625,51 @@ func rankRows(ctx context.Context, tx *txn, query string, args []any) ([]fulltex
 	return out, mapError(rows.Err())
 }
 
+// hitColumns are the columns of article_search, aliased v, that scanHit
+// reads, followed by the body for the snippet: none with noSnippets, the
+// whole body for a query and its start for a listing.
+func hitColumns(query *fulltext.Query, noSnippets bool) string {
+	body := "(SELECT b.body FROM article_versions b WHERE b.seq = v.seq)"
+	switch {
+	case noSnippets:
+		body = "''"
+	case query == nil:
+		body = fmt.Sprintf("(SELECT substr(b.body, 1, %d) FROM article_versions b WHERE b.seq = v.seq)", listPrefix)
+	}
+	return `v.seq, v.article_id, v.title, v.collection, v.class, v.tags, v.metadata, v.status, v.version, ` + body
+}
+
+// scanHit reads a row of hitColumns and then extra, and cuts the hit's
+// snippet as hitColumns describes.
+func scanHit(rows *sql.Rows, query *fulltext.Query, noSnippets bool, extra ...any) (int64, store.SearchHit, error) {
+	var (
+		h                               store.SearchHit
+		seq                             int64
+		class, status, tags, meta, text string
+	)
+	if err := rows.Scan(append([]any{&seq, &h.ID, &h.Title, &h.Collection, &class, &tags, &meta, &status, &h.Version, &text}, extra...)...); err != nil {
+		return 0, h, mapError(err)
+	}
+	h.Class = knowledge.Class(class)
+	h.Status = knowledge.Status(status)
+	if err := json.Unmarshal([]byte(tags), &h.Tags); err != nil {
+		return 0, h, fmt.Errorf("sqlite: article %q version %d: stored tags are invalid: %w", h.ID, h.Version, err)
+	}
+	if err := json.Unmarshal([]byte(meta), &h.Metadata); err != nil {
+		return 0, h, fmt.Errorf("sqlite: article %q version %d: stored metadata is invalid: %w", h.ID, h.Version, err)
+	}
+	if !noSnippets {
+		var hl fulltext.Highlight
+		if query == nil {
+			hl = fulltext.Leading(text, fulltext.SnippetWords)
+		} else {
+			hl = query.Highlight(h.Title, h.Tags, text)
+		}
+		h.Snippet, h.SnippetHTML, h.Matched = hl.Text, hl.HTML, hl.Matched
+	}
+	return seq, h, nil
+}
+
 // hitDetails reads the hits of a page from article_search, and each body
 // from article_versions for the snippet, and returns them in page order.
 // With a query, snippets are cut around its matches; without, they are the
@@ -634,19 +679,11 @@ func hitDetails(ctx context.Context, tx *txn, page []fulltext.Ranked, query *ful
 	if len(page) == 0 {
 		return hits, nil
 	}
-	body := "(SELECT b.body FROM article_versions b WHERE b.seq = v.seq)"
-	switch {
-	case noSnippets:
-		body = "''"
-	case query == nil:
-		body = fmt.Sprintf("(SELECT substr(b.body, 1, %d) FROM article_versions b WHERE b.seq = v.seq)", listPrefix)
-	}
 	args := make([]any, len(page))
 	for i, r := range page {
 		args[i] = r.Seq
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT v.seq, v.article_id, v.title, v.collection, v.class, v.tags,
-		v.metadata, v.status, v.version, `+body+`
+	rows, err := tx.QueryContext(ctx, `SELECT `+hitColumns(query, noSnippets)+`
 		FROM article_search v WHERE v.seq IN (`+placeholders(len(page))+`)`, args...)
 	if err != nil {
 		return nil, mapError(err)
@@ -654,30 +691,9 @@ func hitDetails(ctx context.Context, tx *txn, page []fulltext.Ranked, query *ful
 	defer rows.Close()
 	bySeq := make(map[int64]store.SearchHit, len(page))
 	for rows.Next() {
-		var (
-			h                               store.SearchHit
-			seq                             int64
-			class, status, tags, meta, text string
-		)
-		if err := rows.Scan(&seq, &h.ID, &h.Title, &h.Collection, &class, &tags, &meta, &status, &h.Version, &text); err != nil {
-			return nil, mapError(err)
-		}
-		h.Class = knowledge.Class(class)
-		h.Status = knowledge.Status(status)
-		if err := json.Unmarshal([]byte(tags), &h.Tags); err != nil {
-			return nil, fmt.Errorf("sqlite: article %q version %d: stored tags are invalid: %w", h.ID, h.Version, err)
-		}
-		if err := json.Unmarshal([]byte(meta), &h.Metadata); err != nil {
-			return nil, fmt.Errorf("sqlite: article %q version %d: stored metadata is invalid: %w", h.ID, h.Version, err)
-		}
-		if !noSnippets {
-			var hl fulltext.Highlight
-			if query == nil {
-				hl = fulltext.Leading(text, fulltext.SnippetWords)
-			} else {
-				hl = query.Highlight(h.Title, h.Tags, text)
-			}
-			h.Snippet, h.SnippetHTML, h.Matched = hl.Text, hl.HTML, hl.Matched
+		seq, h, err := scanHit(rows, query, noSnippets)
+		if err != nil {
+			return nil, err
 		}
 		bySeq[seq] = h
 	}
@@ -703,7 +719,7 @@ func hitDetails(ctx context.Context, tx *txn, page []fulltext.Ranked, query *ful
 // repeated nor skipped.
 func listNewest(ctx context.Context, tx *txn, q store.SearchQuery, cur *fulltext.Cursor, key uint64, limit int) (store.SearchResult, error) {
 	where, args := searchFilter([]string{"1"}, nil, q.Filters...)
-	var out store.SearchResult
+	out := store.SearchResult{Hits: []store.SearchHit{}}
 	var err error
 	if q.Facets {
 		if out.Facets, err = facets(ctx, tx, `article_search v`, where, args); err != nil {
@@ -719,42 +735,35 @@ func listNewest(ctx context.Context, tx *txn, q store.SearchQuery, cur *fulltext
 		args = append(args, at, at, cur.ID)
 	}
 
+	// One query reads the page and its hits.
 	args = append(args, limit+1)
-	rows, err := tx.QueryContext(ctx, `SELECT v.seq, v.article_id, v.updated_at FROM article_search v
+	rows, err := tx.QueryContext(ctx, `SELECT `+hitColumns(nil, q.NoSnippets)+`, v.updated_at FROM article_search v
 		WHERE `+strings.Join(where, " AND ")+`
 		ORDER BY v.updated_at DESC, v.article_id LIMIT ?`, args...)
 	if err != nil {
 		return out, mapError(err)
 	}
-	var page []fulltext.Ranked
-	var updated []time.Time
+	defer rows.Close()
+	var last sql.NullString
 	for rows.Next() {
-		var r fulltext.Ranked
-		var at sql.NullString
-		if err := rows.Scan(&r.Seq, &r.ID, &at); err != nil {
-			rows.Close()
-			return out, mapError(err)
+		if len(out.Hits) == limit {
+			// A row after the page: there is a next page.
+			next := fulltext.Cursor{Key: key, List: true, ID: out.Hits[limit-1].ID}
+			t, err := parseTime(last)
+			if err != nil {
+				return out, err
+			}
+			next.Updated = t.UnixNano()
+			out.Next = next.Encode()
+			break
 		}
-		t, err := parseTime(at)
+		_, h, err := scanHit(rows, nil, q.NoSnippets, &last)
 		if err != nil {
-			rows.Close()
 			return out, err
 		}
-		page = append(page, r)
-		updated = append(updated, t)
+		out.Hits = append(out.Hits, h)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return out, mapError(err)
-	}
-
-	if len(page) > limit {
-		page = page[:limit]
-		next := fulltext.Cursor{Key: key, List: true, Updated: updated[limit-1].UnixNano(), ID: page[limit-1].ID}
-		out.Next = next.Encode()
-	}
-	out.Hits, err = hitDetails(ctx, tx, page, nil, q.NoSnippets)
-	return out, err
+	return out, mapError(rows.Err())
 }
 
 // facets counts the articles that a query matches by class, collection and

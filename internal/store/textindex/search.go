@@ -731,10 +731,14 @@ func better(a, b *Hit) bool {
 }
 
 func (t *topN) offer(d uint32, score float64) {
+	// The score decides most offers, without a read of the document.
+	if t.full() && score < t.heap[0].Score {
+		return
+	}
 	doc := &t.ix.docs[d]
 	if t.full() {
 		w := &t.heap[0]
-		if score < w.Score || score == w.Score && doc.id >= w.ID {
+		if score == w.Score && doc.id >= w.ID {
 			return
 		}
 	}
