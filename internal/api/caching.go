@@ -124,8 +124,23 @@ func resultETag(r *http.Request, position int64, reviews string) string {
 // position's tag, and a later request reads the newer position and gets a
 // different tag, so no client keeps a stale copy through a 304. Reading
 // the head after the result would do the opposite.
+//
+// A store with an in-memory search index, as the SQLite store has, commits
+// a change before its index holds it. Its HeadCursor then names the change
+// while searches still miss it, and a result computed in that moment would
+// be cached and tagged as if it held the change. Such a store reports a
+// head that moves only once its index holds the change (knownHead).
 func (s *Server) logPosition(r *http.Request) (int64, error) {
+	if k, ok := s.hub.Store.(knownHead); ok {
+		return k.KnownHead(), nil
+	}
 	return s.hub.Store.HeadCursor(r.Context())
+}
+
+// knownHead is a store whose searches read an index that it updates after
+// each commit; see logPosition and sqlite.Store.KnownHead.
+type knownHead interface {
+	KnownHead() int64
 }
 
 // hitReviews returns the review state of search hits for resultETag: the

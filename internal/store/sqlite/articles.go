@@ -194,6 +194,7 @@ func (s *Store) SaveArticle(ctx context.Context, a knowledge.Article, opts store
 		if err != nil {
 			return mapError(err)
 		}
+		tx.head = change.Cursor
 		res = store.SaveResult{Article: next, Created: prev == nil, Changed: true, Change: change}
 		return nil
 	})

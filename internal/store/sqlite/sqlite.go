@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -58,6 +59,7 @@ type Store struct {
 	reader *pool // query-only connections
 	text   *textIndex
 	bodies *otter.Cache[int64, string] // by seq; nil when off
+	head   atomic.Int64                // see KnownHead
 	log    *slog.Logger
 }
 
@@ -126,7 +128,14 @@ func Open(path string, opts Options) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
+	head, err := headCursor(ctx, writer)
+	if err != nil {
+		reader.Close()
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
 	s := &Store{writer: newPool(writer), reader: newPool(reader), bodies: newBodyCache(opts.BodyCacheBytes), log: opts.Logger}
+	s.head.Store(head)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -207,7 +216,11 @@ func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 		return err
 	}
 	if len(t.updates) == 0 || s.text == nil {
-		return mapError(tx.Commit())
+		if err := tx.Commit(); err != nil {
+			return mapError(err)
+		}
+		s.advanceHead(t.head)
+		return nil
 	}
 	// Committing under the text index's lock applies the updates in
 	// commit order; see textIndex.
@@ -217,8 +230,31 @@ func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 		return mapError(err)
 	}
 	s.text.apply(t.updates)
+	// The head moves after the index, so that a reader that sees the new
+	// head also finds the change in the index.
+	s.advanceHead(t.head)
 	return nil
 }
+
+// advanceHead records that the change at cursor committed. Two writes may
+// record theirs in either order, so the head only grows.
+func (s *Store) advanceHead(cursor int64) {
+	for {
+		old := s.head.Load()
+		if cursor <= old || s.head.CompareAndSwap(old, cursor) {
+			return
+		}
+	}
+}
+
+// KnownHead returns the cursor of the newest change that this Store
+// committed, or that the log held when it opened, without a query. It may
+// trail HeadCursor for the moment between a commit and its return, and it
+// does not see another process's writes to the file, which the text index
+// does not see either; the hub's lock on its data directory keeps other
+// hubs out. The API reads it for the log position of search results,
+// where a position that trails a commit is safe; see api.logPosition.
+func (s *Store) KnownHead() int64 { return s.head.Load() }
 
 // read runs fn in one read transaction, so every query in fn reads the same
 // snapshot of the database.

@@ -152,6 +152,8 @@ type txn struct {
 	// updates are the changes to the in-memory text index that the
 	// transaction makes once it commits.
 	updates []textUpdate
+	// head is the cursor of the change the transaction logged, or 0.
+	head int64
 }
 
 func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {

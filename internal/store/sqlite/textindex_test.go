@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -353,5 +354,51 @@ func TestSnippetsFollowNewVersions(t *testing.T) {
 				t.Errorf("HighlightHits of the replaced and the current version = %v, %v, %v; want only the current one, %q", hl, ok, err, cur.Snippet)
 			}
 		})
+	}
+}
+
+// TestKnownHeadWaitsForTheIndex checks the order that cached search
+// results rely on: once KnownHead names a change, searches find it. The
+// bodies are large, so that the index takes a while to analyze each one
+// after its commit, while a reader polls the head.
+func TestKnownHeadWaitsForTheIndex(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "khub.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	filler := strings.Repeat("filler words of a long runbook ", 20000)
+	save := func(v int) store.SaveResult {
+		a := knowledge.Article{ID: "big", Title: "Big runbook", Body: fmt.Sprintf("stamp%d %s", v, filler),
+			Collection: "c", Class: knowledge.ClassRunbook}
+		a.Normalize()
+		res, err := s.SaveArticle(ctx, a, store.SaveOptions{})
+		if err != nil {
+			t.Error(err)
+		}
+		return res
+	}
+	save(0)
+	for v := 1; v <= 5; v++ {
+		before := s.KnownHead()
+		done := make(chan store.SaveResult)
+		go func() { done <- save(v) }()
+		for s.KnownHead() == before {
+			runtime.Gosched()
+		}
+		res, err := s.Search(ctx, store.SearchQuery{Text: fmt.Sprintf("stamp%d", v), NoSnippets: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Hits) != 1 {
+			t.Errorf("version %d: KnownHead moved to %d, but a search finds %d hits for its stamp", v+1, s.KnownHead(), len(res.Hits))
+		}
+		if r := <-done; r.Change.Cursor != s.KnownHead() {
+			t.Errorf("KnownHead = %d after the write of change %d", s.KnownHead(), r.Change.Cursor)
+		}
+	}
+	if h, err := s.HeadCursor(ctx); err != nil || h != s.KnownHead() {
+		t.Errorf("HeadCursor = %d, %v; KnownHead = %d", h, err, s.KnownHead())
 	}
 }
