@@ -280,9 +280,9 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 		if cut[i] {
 			hl = &hls[i]
 		}
-		h, err := describe(ctx, st, c, hl, &query, originals)
+		h, err := describe(ctx, st, scope, c, hl, &query, originals)
 		if errors.Is(err, store.ErrNotFound) {
-			continue // archived or deleted since the search
+			continue // archived, deleted or moved out of scope since the search
 		}
 		if err != nil {
 			return Result{}, err
@@ -476,8 +476,9 @@ func highlightHits(ctx context.Context, st store.Store, list []*candidate, query
 // describe returns the hit of a candidate with a snippet around the
 // searched words and the reason it fits. hl is the snippet that the store
 // cut from the hit, which is then the current version; when hl is nil the
-// article is read, and an archived one is store.ErrNotFound.
-func describe(ctx context.Context, st store.Store, c *candidate, hl *fulltext.Highlight, query *fulltext.Query, originals map[string]string) (Hit, error) {
+// article is read, and one that is archived or that the scope no longer
+// admits, because it changed since the search, is store.ErrNotFound.
+func describe(ctx context.Context, st store.Store, scope []knowledge.Scope, c *candidate, hl *fulltext.Highlight, query *fulltext.Query, originals map[string]string) (Hit, error) {
 	a := knowledge.Article{ID: c.hit.ID, Title: c.hit.Title, Collection: c.hit.Collection, Class: c.hit.Class,
 		Tags: c.hit.Tags, Metadata: c.hit.Metadata, Status: c.hit.Status, Version: c.hit.Version}
 	if hl == nil {
@@ -487,6 +488,9 @@ func describe(ctx context.Context, st store.Store, c *candidate, hl *fulltext.Hi
 		}
 		if a.Status == knowledge.StatusArchived {
 			return Hit{}, fmt.Errorf("article %q is archived: %w", a.ID, store.ErrNotFound)
+		}
+		if !visible(scope, &a) {
+			return Hit{}, fmt.Errorf("article %q left the scope: %w", a.ID, store.ErrNotFound)
 		}
 		h := query.Highlight(a.Title, a.Tags, a.Body)
 		if len(query.Terms) == 0 {

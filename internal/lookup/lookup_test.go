@@ -195,3 +195,44 @@ func TestLookupCJKRun(t *testing.T) {
 		}
 	}
 }
+
+// movedStore moves every article it reads to collection to, as a write
+// between a lookup's search and its read of the hits would.
+type movedStore struct {
+	store.Store
+	to string
+}
+
+func (m movedStore) GetArticle(ctx context.Context, id string) (knowledge.Article, error) {
+	a, err := m.Store.GetArticle(ctx, id)
+	a.Collection = m.to
+	return a, err
+}
+
+// TestLookupDropsHitsThatLeftTheScope checks that a hit whose article
+// moved out of the caller's scope after the search is left out, not shown
+// with its new collection and text.
+func TestLookupDropsHitsThatLeftTheScope(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "khub.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a := knowledge.Article{ID: "note", Title: "Platypus note", Body: "platypus venom public note", Collection: "inscope", Class: knowledge.ClassReference}
+	if _, err := st.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	scope := []knowledge.Scope{{Collections: []string{"inscope"}}}
+	req := Request{Text: "platypus venom"}
+	if res, err := Run(ctx, movedStore{st, "inscope"}, scope, req); err != nil || len(res.Hits) != 1 {
+		t.Fatalf("lookup in scope: %d hits, %v; want the note", len(res.Hits), err)
+	}
+	res, err := Run(ctx, movedStore{st, "secret"}, scope, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range res.Hits {
+		t.Errorf("hit %s of collection %q is outside the scope", h.ID, h.Collection)
+	}
+}
