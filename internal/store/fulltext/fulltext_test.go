@@ -455,3 +455,29 @@ func TestCamelPartsASCII(t *testing.T) {
 		}
 	}
 }
+
+// TestSnippetClipsLongWords checks that a run of text without white space,
+// such as a pasted blob, is cut in snippets, marked or not, and in the
+// leading words of a listing.
+func TestSnippetClipsLongWords(t *testing.T) {
+	blob := strings.Repeat("x", 200000)
+	for _, c := range []struct {
+		name string
+		h    Highlight
+	}{
+		{"beside a match", Parse("wallaby").Highlight("t", nil, "wallaby "+blob+" wallaby end")},
+		{"in a match", Parse("xxx*").Highlight("t", nil, "see "+blob+" end")},
+		{"leading words", Leading(blob+" end", SnippetWords)},
+		{"whole body", Parse("wallaby").HighlightWhole("t", nil, "wallaby "+blob)},
+	} {
+		if len(c.h.Text) > 400 || len(c.h.HTML) > 500 {
+			t.Errorf("%s: snippet of %d bytes, HTML of %d; want a few lines", c.name, len(c.h.Text), len(c.h.HTML))
+		}
+		if !strings.Contains(c.h.Text, strings.Repeat("x", MaxSnippetWord)+Ellipsis) {
+			t.Errorf("%s: snippet %.120q does not show the blob's start cut with an ellipsis", c.name, c.h.Text)
+		}
+	}
+	if h := Parse("xxx*").Highlight("t", nil, "see "+blob); !strings.Contains(h.HTML, "<mark>x") || !strings.Contains(h.HTML, Ellipsis+"</mark>") {
+		t.Errorf("a cut match keeps its mark: HTML %.200q", h.HTML)
+	}
+}

@@ -438,7 +438,51 @@ func Leading(body string, n int) Highlight {
 	if len(words) > n {
 		text = strings.Join(words[:n], " ") + Ellipsis
 	}
+	text = clipWords(text)
 	return Highlight{Text: text, HTML: html.EscapeString(text)}
+}
+
+// MaxSnippetWord is the longest run of text without white space that a
+// snippet shows, in bytes; a longer one, such as a pasted blob, is cut
+// and ends in Ellipsis, so that a snippet stays a few lines long.
+const MaxSnippetWord = 80
+
+// clipWords cuts each run of s without white space that is longer than
+// MaxSnippetWord.
+func clipWords(s string) string {
+	run := 0
+	long := false
+	for _, r := range s {
+		if unicode.IsSpace(r) {
+			run = 0
+			continue
+		}
+		if run += utf8.RuneLen(r); run > MaxSnippetWord {
+			long = true
+			break
+		}
+	}
+	if !long {
+		return s
+	}
+	var b strings.Builder
+	run = 0
+	for _, r := range s {
+		switch {
+		case unicode.IsSpace(r):
+			run = 0
+			b.WriteRune(r)
+		case run < 0:
+			// The rest of a run already cut.
+		case run+utf8.RuneLen(r) > MaxSnippetWord:
+			b.WriteString(Ellipsis)
+			run = -1
+		default:
+			run += utf8.RuneLen(r)
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // matches returns every occurrence of every term in toks, ordered by first
@@ -587,8 +631,8 @@ func render(text string, part textPart, first, last int) (plain, htm string) {
 		if start < pos {
 			continue
 		}
-		between := collapseSpace(text[pos:start])
-		marked := collapseSpace(text[start:stop])
+		between := clipWords(collapseSpace(text[pos:start]))
+		marked := clipWords(collapseSpace(text[start:stop]))
 		p.WriteString(between)
 		p.WriteString(MarkOpen + marked + MarkClose)
 		h.WriteString(html.EscapeString(between))
@@ -596,7 +640,7 @@ func render(text string, part textPart, first, last int) (plain, htm string) {
 		pos = stop
 	}
 
-	rest := collapseSpace(text[pos:end])
+	rest := clipWords(collapseSpace(text[pos:end]))
 	p.WriteString(rest)
 	h.WriteString(html.EscapeString(rest))
 	if after {
