@@ -139,7 +139,9 @@ type Hit struct {
 	MatchedTerms      []string
 	MatchedAttributes []string
 	// Deprecated marks an article with status deprecated; ReplacedBy is
-	// its replaced_by metadata, the id of the article to use instead.
+	// its replaced_by metadata, the id of the article to use instead, when
+	// that names another article that the caller may read and that is not
+	// archived.
 	Deprecated bool
 	ReplacedBy string
 }
@@ -509,11 +511,30 @@ func describe(ctx context.Context, st store.Store, scope []knowledge.Scope, c *c
 			h.MatchedTerms = append(h.MatchedTerms, o)
 		}
 	}
-	if h.Deprecated {
-		h.ReplacedBy = a.Metadata[ReplacedByKey]
+	if id := a.Metadata[ReplacedByKey]; h.Deprecated && id != "" && id != a.ID {
+		ok, err := readable(ctx, st, scope, id)
+		if err != nil {
+			return Hit{}, err
+		}
+		if ok {
+			h.ReplacedBy = id
+		}
 	}
 	h.Reason = reason(&h, c)
 	return h, nil
+}
+
+// readable reports whether the article exists, is not archived and is in
+// the scope: whether a hit may point the caller to it.
+func readable(ctx context.Context, st store.Store, scope []knowledge.Scope, id string) (bool, error) {
+	a, err := st.GetArticle(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return a.Status != knowledge.StatusArchived && visible(scope, &a), nil
 }
 
 // reason writes why a hit fits, in one line.

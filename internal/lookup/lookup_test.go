@@ -134,15 +134,29 @@ func TestDeprecatedNeverFirstUnmarked(t *testing.T) {
 	if got := ids(res.Hits); !slices.Equal(got, []string{"other", "old"}) {
 		t.Errorf("hits = %v, want [other old]: the replacement is out of scope", got)
 	}
-
-	// When every hit is deprecated, the first is marked deprecated.
-	s = openStore(t, old)
-	res, err = Run(ctx, s, nil, Request{Text: "laptop encryption"})
-	if err != nil {
-		t.Fatal(err)
+	if h := res.Hits[len(res.Hits)-1]; h.ReplacedBy != "" || strings.Contains(h.Reason, "use new") {
+		t.Errorf("old = %+v, want its replacement out of scope left unnamed", h)
 	}
-	if len(res.Hits) != 1 || !res.Hits[0].Deprecated || !strings.Contains(res.Hits[0].Reason, "deprecated: use new instead") {
-		t.Errorf("hits = %+v, want old, marked deprecated with its replacement named", res.Hits)
+
+	// When every hit is deprecated, the first is marked deprecated. A
+	// replacement that does not exist, is archived or is the article
+	// itself is not named.
+	self := art("self", "Laptop encryption rules", "Laptop encryption laptop.", knowledge.StatusDeprecated, map[string]string{ReplacedByKey: "self"})
+	for _, c := range []struct {
+		name string
+		arts []knowledge.Article
+	}{
+		{"missing", []knowledge.Article{old}},
+		{"archived", []knowledge.Article{old, art("new", "Device security policy", "Managed.", knowledge.StatusArchived, nil)}},
+		{"itself", []knowledge.Article{self}},
+	} {
+		res, err = Run(ctx, openStore(t, c.arts...), nil, Request{Text: "laptop encryption"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Hits) != 1 || !res.Hits[0].Deprecated || res.Hits[0].ReplacedBy != "" || strings.Contains(res.Hits[0].Reason, "instead") {
+			t.Errorf("%s replacement: hits = %+v, want one deprecated hit with no replacement named", c.name, res.Hits)
+		}
 	}
 }
 
