@@ -177,9 +177,13 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	text := searchText(terms, req.Attributes)
 	subject, _, _ := strings.Cut(strings.TrimSpace(req.Text), "\n")
 	subjectTerms, _ := SalientTerms(subject, MaxTerms)
-	res := Result{Terms: make([]string, len(terms)), Hits: []Hit{}}
-	for i, t := range terms {
-		res.Terms[i] = originals[strings.Trim(strings.TrimSuffix(t, "*"), `"`)]
+	res := Result{Terms: []string{}, Hits: []Hit{}}
+	for _, t := range terms {
+		// A camel-case word and the phrase of its parts, or the pairs of a
+		// CJK run, share their original.
+		if o := originals[strings.Trim(strings.TrimSuffix(t, "*"), `"`)]; !slices.Contains(res.Terms, o) {
+			res.Terms = append(res.Terms, o)
+		}
 	}
 
 	// One full-text search ranks the text. Attributes add candidates by
@@ -507,7 +511,7 @@ func describe(ctx context.Context, st store.Store, scope []knowledge.Scope, c *c
 		Deprecated:        a.Status == knowledge.StatusDeprecated,
 	}
 	for _, t := range hl.Matched {
-		if o, ok := originals[t]; ok {
+		if o, ok := originals[t]; ok && !slices.Contains(h.MatchedTerms, o) {
 			h.MatchedTerms = append(h.MatchedTerms, o)
 		}
 	}

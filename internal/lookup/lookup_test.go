@@ -21,8 +21,13 @@ func TestSalientTerms(t *testing.T) {
 	if !slices.Equal(terms, want) {
 		t.Errorf("terms = %q, want %q", terms, want)
 	}
-	if originals["restart"] != "restarting" || originals["crash loop back off"] != "crash loop back off" {
-		t.Errorf("originals = %q, want restart → restarting", originals)
+	// Originals keep the text's case and accents; a phrase of camel-case
+	// parts and a CJK pair map to the word they come from.
+	if originals["restart"] != "restarting" || originals["pod"] != "Pods" || originals["crash loop back off"] != "CrashLoopBackOff" {
+		t.Errorf("originals = %q, want restart → restarting, pod → Pods, crash loop back off → CrashLoopBackOff", originals)
+	}
+	if _, originals := SalientTerms("Zürich 数据库故障", 5); originals["zurich"] != "Zürich" || originals["据库"] != "数据库故障" {
+		t.Errorf("originals = %q, want zurich → Zürich and each pair → 数据库故障", originals)
 	}
 	for _, stop := range []string{"hi", "team", "since", "please", "thanks", "regards", "48213", "10", "30"} {
 		if slices.Contains(terms, stop) {

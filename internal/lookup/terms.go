@@ -65,7 +65,9 @@ const minStem = fulltext.MinPrefixRunes
 // times; then words are ranked by how often they occur, and by first
 // occurrence among equals. A word with an English ending becomes a prefix
 // of its stem, as in "rotat*". It returns the search terms, best first, and
-// for each term without its '*' the word as the text first wrote it.
+// for each term without its '*' or quotes the word as the text first wrote
+// it: a camel-case word for the phrase of its parts, and a run of CJK text
+// for each of its pairs.
 func SalientTerms(text string, max int) (terms []string, originals map[string]string) {
 	subject, _, _ := strings.Cut(strings.TrimSpace(text), "\n")
 	type stat struct {
@@ -97,20 +99,20 @@ func SalientTerms(text string, max int) (terms []string, originals map[string]st
 				// pair of characters is a term instead, as the index
 				// stores the run.
 				for _, p := range pairs {
-					bump(p, p, weight)
+					bump(p, w.Raw, weight)
 				}
 				continue
 			}
 			if !salient(w.Text) {
 				continue
 			}
-			bump(stemTerm(w.Text), w.Text, weight)
+			bump(stemTerm(w.Text), w.Raw, weight)
 			// A camel-case word such as "NotReady" is also searched as the
 			// phrase of its parts, which is how titles like "Kube Node Not
 			// Ready" write it.
 			if len(w.Parts) > 1 {
 				phrase := strings.Join(w.Parts, " ")
-				bump(`"`+phrase+`"`, phrase, weight)
+				bump(`"`+phrase+`"`, w.Raw, weight)
 			}
 		}
 	}

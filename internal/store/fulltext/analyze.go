@@ -408,6 +408,8 @@ type Word struct {
 	// CJK marks a run of CJK characters, which the index holds as
 	// overlapping pairs.
 	CJK bool
+	// Raw is the word as s writes it, case and accents kept.
+	Raw string
 }
 
 // SplitWords returns the words of s in order. Callers that build search
@@ -418,14 +420,15 @@ func SplitWords(s string) []Word {
 	var out []Word
 	for i := 0; i < len(toks); i++ {
 		if !toks[i].cjk {
-			out = append(out, Word{Text: toks[i].norm, Parts: toks[i].wordParts()})
+			out = append(out, Word{Text: toks[i].norm, Parts: toks[i].wordParts(), Raw: s[toks[i].start:toks[i].end]})
 			continue
 		}
 		j := i
 		for j+1 < len(toks) && toks[j+1].cjk && toks[j+1].start == toks[j].end {
 			j++
 		}
-		out = append(out, Word{Text: s[toks[i].start:toks[j].end], CJK: true})
+		run := s[toks[i].start:toks[j].end]
+		out = append(out, Word{Text: run, CJK: true, Raw: run})
 		i = j
 	}
 	return out
