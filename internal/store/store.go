@@ -177,7 +177,8 @@ type Store interface {
 	// DescribeVersions returns, for each key that names a stored version,
 	// that version and its article's current version, both without their
 	// bodies. Keys that name no version are left out of the map. It takes
-	// at most MaxReceipts keys.
+	// at most MaxReceipts keys. The articles' tags and metadata may be
+	// shared with the store: callers must not change them.
 	DescribeVersions(ctx context.Context, keys []VersionKey) (map[VersionKey]VersionInfo, error)
 	// RecordReceipts records at the given time that the integration's tool
 	// applied the given versions, at most MaxReceipts of them. For each

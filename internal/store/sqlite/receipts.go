@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -127,9 +125,7 @@ func describeCurrent(ix *textindex.Index, keys []store.VersionKey, out map[store
 		if !ok || a.Version != k.Version {
 			return false
 		}
-		cur := a
-		cur.Tags, cur.Metadata = slices.Clone(a.Tags), maps.Clone(a.Metadata)
-		out[k] = store.VersionInfo{Version: a, Current: cur}
+		out[k] = store.VersionInfo{Version: *a, Current: *a}
 	}
 	return true
 }

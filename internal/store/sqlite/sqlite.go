@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+	"golang.org/x/sync/semaphore"
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -60,7 +61,12 @@ type Store struct {
 	text   *textIndex
 	bodies *otter.Cache[int64, string] // by seq; nil when off
 	head   atomic.Int64                // see KnownHead
-	log    *slog.Logger
+	// readGate admits read transactions in the order they arrive, as many
+	// at once as the read pool has connections. database/sql hands a freed
+	// connection to a random waiter, so under load some reads waited many
+	// times longer than others.
+	readGate *semaphore.Weighted
+	log      *slog.Logger
 }
 
 var _ store.Store = (*Store)(nil)
@@ -136,6 +142,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{writer: newPool(writer), reader: newPool(reader), bodies: newBodyCache(opts.BodyCacheBytes), log: opts.Logger}
 	s.head.Store(head)
+	s.readGate = semaphore.NewWeighted(int64(readConns))
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -259,6 +266,10 @@ func (s *Store) KnownHead() int64 { return s.head.Load() }
 // read runs fn in one read transaction, so every query in fn reads the same
 // snapshot of the database.
 func (s *Store) read(ctx context.Context, fn func(tx *txn) error) error {
+	if err := s.readGate.Acquire(ctx, 1); err != nil {
+		return err
+	}
+	defer s.readGate.Release(1)
 	tx, err := s.reader.db.BeginTx(ctx, nil)
 	if err != nil {
 		return mapError(err)

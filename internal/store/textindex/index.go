@@ -220,18 +220,17 @@ func (ix *Index) Seq(id string) (seq, version int64, ok bool) {
 
 // Current returns the indexed version of an article, without its body,
 // and whether the index has one: it has the current version of every
-// article that is not archived.
-func (ix *Index) Current(id string) (knowledge.Article, bool) {
+// article that is not archived. The article is the index's own, which
+// callers must not change; the index replaces an article on each write
+// and never changes one in place, so it stays valid after the call.
+func (ix *Index) Current(id string) (*knowledge.Article, bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	d, ok := ix.byID[id]
 	if !ok {
-		return knowledge.Article{}, false
+		return nil, false
 	}
-	a := *ix.docs[d].article
-	a.Tags = slices.Clone(a.Tags)
-	a.Metadata = maps.Clone(a.Metadata)
-	return a, true
+	return ix.docs[d].article, true
 }
 
 // analyzed is an article's text as the index stores it.

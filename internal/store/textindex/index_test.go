@@ -341,9 +341,8 @@ func TestUpdateReplayChangesNothing(t *testing.T) {
 	if ix.Len() != 1 {
 		t.Fatalf("index holds %d articles, want 1", ix.Len())
 	}
-	got, ok := ix.Current("a")
-	if !ok || got.Version != 2 || got.Body != "" {
-		t.Errorf("Current = version %d, body %q, found %v; want version 2 without the body", got.Version, got.Body, ok)
+	if got, ok := ix.Current("a"); !ok || got.Version != 2 || got.Body != "" {
+		t.Errorf("Current = %+v, %v; want version 2 without the body", got, ok)
 	}
 	m := &model{articles: map[string]*knowledge.Article{"a": b}, seqs: map[string]int64{"a": 2}}
 	checkAll(t, ix, m)
