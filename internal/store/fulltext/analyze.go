@@ -85,7 +85,15 @@ func tokenizeN(s string, parts bool, n int) []token {
 	if n >= 0 {
 		capacity = min(capacity, n)
 	}
-	out := make([]token, 0, capacity)
+	return appendTokens(make([]token, 0, capacity), s, parts, n)
+}
+
+// appendTokens is tokenizeN that appends to out, so that a caller may
+// reuse its space.
+func appendTokens(out []token, s string, parts bool, n int) []token {
+	if n >= 0 {
+		n += len(out)
+	}
 	wordStart := -1
 	ascii := true // the current word has only ASCII bytes so far
 	flush := func(end int) {

@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -41,11 +42,9 @@ type Highlight struct {
 	Matched []string
 }
 
-// match is one occurrence of a term: tokens first to last of a text.
-type match struct {
-	first, last int
-	term        int
-}
+// match is one occurrence of a term: tokens First to Last of a text. It is
+// HintMatch, so that a hint's matches need no copy.
+type match = HintMatch
 
 // Highlight cuts the snippet of an article. It is SnippetWords tokens of
 // the body around the place where the most distinct terms match. When only
@@ -101,7 +100,31 @@ func (q Query) highlight(title string, tags []string, body string, hint *Hint) H
 	if !ok {
 		part = q.bodyMatches(body, found)
 	}
-	return q.finish(title, tags, body, part, found)
+	h := q.finish(title, tags, body, part, found)
+	if ok {
+		// The snippet holds no token; the next hint's part reuses them.
+		putTokens(part.toks)
+	}
+	return h
+}
+
+// tokenPool holds the token slices of hinted parts, which every hit of a
+// search needs once.
+var tokenPool sync.Pool
+
+func getTokens() []token {
+	if p, ok := tokenPool.Get().(*[]token); ok {
+		return (*p)[:0]
+	}
+	return make([]token, 0, 3*MarkEvery)
+}
+
+func putTokens(toks []token) {
+	if cap(toks) == 0 {
+		return
+	}
+	clear(toks)
+	tokenPool.Put(&toks)
 }
 
 // finish adds the title and tags to the matches that found records for
@@ -142,12 +165,11 @@ func (q Query) hintPart(body string, hint *Hint, found []bool) (textPart, bool) 
 		return textPart{}, false
 	}
 	l := hint.Layout
-	ms := make([]match, len(hint.Matches))
-	for i, m := range hint.Matches {
+	ms := hint.Matches
+	for _, m := range ms {
 		if m.First < 0 || m.Last < m.First || m.Last >= l.Tokens || m.Term < 0 || m.Term >= len(q.Terms) {
 			return textPart{}, false
 		}
-		ms[i] = match{first: m.First, last: m.Last, term: m.Term}
 	}
 
 	if len(ms) == 0 {
@@ -176,7 +198,7 @@ func (q Query) hintPart(body string, hint *Hint, found []bool) (textPart, bool) 
 	}
 
 	// Tokens after the one behind the window are not needed.
-	toks := tokenizeN(body[lo:hi], true, to-base+1)
+	toks := appendTokens(getTokens(), body[lo:hi], true, to-base+1)
 	if len(toks) <= last-base {
 		return textPart{}, false
 	}
@@ -189,11 +211,11 @@ func (q Query) hintPart(body string, hint *Hint, found []bool) (textPart, bool) 
 	// dropped.
 	var local []match
 	for _, m := range ms {
-		if m.first < base || m.last-base >= len(toks) {
+		if m.First < base || m.Last-base >= len(toks) {
 			continue
 		}
-		lm := match{first: m.first - base, last: m.last - base, term: m.term}
-		if q.Terms[m.term].matchAt(toks, lm.first) != lm.last-lm.first+1 {
+		lm := match{First: m.First - base, Last: m.Last - base, Term: m.Term}
+		if q.Terms[m.Term].matchAt(toks, lm.First) != lm.Last-lm.First+1 {
 			return textPart{}, false
 		}
 		local = append(local, lm)
@@ -492,7 +514,7 @@ func (q Query) matches(toks []token, found []bool) []match {
 	for i := range toks {
 		for ti := range q.Terms {
 			if n := q.Terms[ti].matchAt(toks, i); n > 0 {
-				out = append(out, match{first: i, last: i + n - 1, term: ti})
+				out = append(out, match{First: i, Last: i + n - 1, Term: ti})
 				found[ti] = true
 			}
 		}
@@ -553,18 +575,18 @@ func bestWindowOf(n int, ms []match, size int) (first, last, distinct, count int
 	for i, m := range ms {
 		// Queries have at most MaxTerms (64) terms, one bit each.
 		var seen uint64
-		count, end := 0, m.last
+		count, end := 0, m.Last
 		for _, n := range ms[i:] {
-			if n.last >= m.first+size {
+			if n.Last >= m.First+size {
 				break
 			}
-			seen |= 1 << uint(n.term)
+			seen |= 1 << uint(n.Term)
 			count++
-			end = max(end, n.last)
+			end = max(end, n.Last)
 		}
 		distinct := bits.OnesCount64(seen)
 		if distinct > bestDistinct || distinct == bestDistinct && count > bestCount {
-			bestStart, bestDistinct, bestCount, bestEnd = m.first, distinct, count, end
+			bestStart, bestDistinct, bestCount, bestEnd = m.First, distinct, count, end
 		}
 	}
 	lead := max(0, min(3, bestStart, size-1-(bestEnd-bestStart)))
@@ -618,16 +640,16 @@ func render(text string, part textPart, first, last int) (plain, htm string) {
 
 	for i := 0; i < len(ms); i++ {
 		m := ms[i]
-		if m.first < first || m.last > last {
+		if m.First < first || m.Last > last {
 			continue
 		}
 		// Overlapping and adjacent occurrences form one mark.
-		markEnd := m.last
-		for i+1 < len(ms) && ms[i+1].first <= markEnd+1 && ms[i+1].last <= last {
+		markEnd := m.Last
+		for i+1 < len(ms) && ms[i+1].First <= markEnd+1 && ms[i+1].Last <= last {
 			i++
-			markEnd = max(markEnd, ms[i].last)
+			markEnd = max(markEnd, ms[i].Last)
 		}
-		start, stop := toks[m.first].start, toks[markEnd].end
+		start, stop := toks[m.First].start, toks[markEnd].end
 		if start < pos {
 			continue
 		}

@@ -311,36 +311,48 @@ func (ix *Index) Hints(seqs []int64, terms []fulltext.Term) []*fulltext.Hint {
 			}
 		}
 	}
-	var keys []uint32
+	var sc hintScratch
 	for i, seq := range seqs {
 		d, ok := ix.bySeq[seq]
 		if !ok || ix.docs[d].layout == nil {
 			continue
 		}
-		out[i], keys = ix.hint(d, terms, words, keys)
+		out[i] = ix.hint(d, terms, words, &sc)
 	}
 	return out
 }
 
-// hint is Hints for document d; keys is scratch space, returned for reuse.
-func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, keys []uint32) (*fulltext.Hint, []uint32) {
+// hintScratch is the space that hint reuses from one document and term to
+// the next.
+type hintScratch struct {
+	keys  []uint32
+	at    [][]uint32
+	found []uint64
+}
+
+// hint is Hints for document d.
+func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, sc *hintScratch) *fulltext.Hint {
 	l := ix.docs[d].layout
 	h := &fulltext.Hint{Layout: l, Found: make([]bool, len(terms))}
 	// Matches are collected as word<<8 | term, which sort as numbers;
 	// queries have at most fulltext.MaxTerms (64) terms.
-	var found []uint64
+	found := sc.found[:0]
 	for ti := range terms {
 		n := len(terms[ti].Tokens)
 		// The body positions of each word of the term in this article.
-		at := make([][]uint32, n)
+		for len(sc.at) < n {
+			sc.at = append(sc.at, nil)
+		}
+		at := sc.at[:n]
 		for j := range n {
+			at[j] = at[j][:0]
 			for _, p := range words[ti][j] {
 				i, found := slices.BinarySearch(p.docs, d)
 				if !found {
 					continue
 				}
-				keys = p.keysAt(i, keys[:0])
-				for _, k := range keys {
+				sc.keys = p.keysAt(i, sc.keys[:0])
+				for _, k := range sc.keys {
 					if k>>posBits == colBody {
 						at[j] = append(at[j], k&(1<<posBits-1))
 					}
@@ -380,7 +392,8 @@ func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, ke
 		w, ti := int(k>>8), int(k&0xff)
 		h.Matches[i] = fulltext.HintMatch{First: w, Last: w + len(terms[ti].Tokens) - 1, Term: ti}
 	}
-	return h, keys
+	sc.found = found
+	return h
 }
 
 // words returns the postings of the token, or with prefix of every token
@@ -605,7 +618,9 @@ func (ix *Index) rankAll(lists []*list, top *topN, accept func(uint32) bool) {
 	d := uint32(0)
 next:
 	for {
-		lead.seek(d)
+		if lead.i < len(lead.docs) && lead.docs[lead.i] < d {
+			lead.seek(d)
+		}
 		if d = lead.cur(); d == end {
 			return
 		}
