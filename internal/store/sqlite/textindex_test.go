@@ -283,7 +283,7 @@ func TestSnippetHintsOnCorpora(t *testing.T) {
 				t.Errorf("%q, %s: HighlightHits gives %v, %v, %v; the search %q", text, h.ID, got, ok, err, h.Snippet)
 			}
 			seq, _, _ := s.text.ix.Seq(h.ID)
-			if s.text.ix.Hint(seq, query.Terms) == nil {
+			if s.text.ix.Hints([]int64{seq}, query.Terms)[0] == nil {
 				continue
 			}
 			hinted++

@@ -96,7 +96,7 @@ type Index struct {
 // doc is one indexed article version.
 type doc struct {
 	seq    int64
-	layout *fulltext.Layout // of the body, for Hint; may be nil
+	layout *fulltext.Layout // of the body, for Hints; may be nil
 	// id is article.ID, kept here because ranking compares the ids of
 	// tied documents, and one pointer less to follow per comparison
 	// shows in a search.
@@ -238,7 +238,7 @@ type analyzed struct {
 	length uint32
 	terms  []termPositions
 	// layout is the body's, when every token of the body is one index
-	// token in order, which Hint needs; nil otherwise.
+	// token in order, which Hints needs; nil otherwise.
 	layout *fulltext.Layout
 }
 

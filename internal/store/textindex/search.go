@@ -275,21 +275,16 @@ func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
 	}
 }
 
-// maxHintWords bounds the words of a prefix that Hint looks up in one
+// maxHintWords bounds the words of a prefix that Hints looks up in one
 // article; a broader prefix gets no hint.
 const maxHintWords = 64
 
-// Hint returns where the terms occur in the body of version seq, for
-// fulltext.Query.HighlightHint. It returns nil when the index cannot
-// tell: the version is not current, its body has CJK text or marks that
-// split words, a term's words are split differently, or a prefix has more
-// than maxHintWords words.
-func (ix *Index) Hint(seq int64, terms []fulltext.Term) *fulltext.Hint {
-	return ix.Hints([]int64{seq}, terms)[0]
-}
-
-// Hints is Hint for several versions, such as the hits of a page, which
-// looks up the terms' words once.
+// Hints returns where the terms occur in the body of each version in
+// seqs, for fulltext.Query.HighlightHint; a page's hits share one call,
+// which looks up the terms' words once. A version's hint is nil when the
+// index cannot tell: the version is not current, its body has CJK text or
+// marks that split words, a term's words are split differently, or a
+// prefix has more than maxHintWords words.
 func (ix *Index) Hints(seqs []int64, terms []fulltext.Term) []*fulltext.Hint {
 	out := make([]*fulltext.Hint, len(seqs))
 	for _, t := range terms {
@@ -347,8 +342,8 @@ func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, sc
 		for j := range n {
 			at[j] = at[j][:0]
 			for _, p := range words[ti][j] {
-				i, found := slices.BinarySearch(p.docs, d)
-				if !found {
+				i, ok := slices.BinarySearch(p.docs, d)
+				if !ok {
 					continue
 				}
 				sc.keys = p.keysAt(i, sc.keys[:0])
