@@ -66,8 +66,9 @@ const minStem = fulltext.MinPrefixRunes
 // occurrence among equals. A word with an English ending becomes a prefix
 // of its stem, as in "rotat*". It returns the search terms, best first, and
 // for each term without its '*' or quotes the word as the text first wrote
-// it: a camel-case word for the phrase of its parts, and a run of CJK text
-// for each of its pairs.
+// it, and a camel-case word for the phrase of its parts. A pair of CJK
+// characters stands for itself: an article that matches one pair of a run
+// need not hold the run.
 func SalientTerms(text string, max int) (terms []string, originals map[string]string) {
 	subject, _, _ := strings.Cut(strings.TrimSpace(text), "\n")
 	type stat struct {
@@ -99,7 +100,7 @@ func SalientTerms(text string, max int) (terms []string, originals map[string]st
 				// pair of characters is a term instead, as the index
 				// stores the run.
 				for _, p := range pairs {
-					bump(p, w.Raw, weight)
+					bump(p, p, weight)
 				}
 				continue
 			}
