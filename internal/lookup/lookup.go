@@ -139,9 +139,9 @@ type Hit struct {
 	MatchedTerms      []string
 	MatchedAttributes []string
 	// Deprecated marks an article with status deprecated; ReplacedBy is
-	// its replaced_by metadata, the id of the article to use instead, when
-	// that names another article that the caller may read and that is not
-	// archived.
+	// the id of the article to use instead: its replaced_by metadata,
+	// followed through deprecated articles to a published one that the
+	// caller may read, or empty when there is none.
 	Deprecated bool
 	ReplacedBy string
 }
@@ -408,8 +408,7 @@ func sortCandidates(list []*candidate) {
 
 // putCurrentFirst makes sure that a deprecated article does not lead the
 // list unmarked. When the first candidate is deprecated, its replacement
-// (metadata replaced_by) goes first if the caller may see it and it is
-// not deprecated itself. Otherwise the best candidate that is not
+// (see replacement) goes first. Otherwise the best candidate that is not
 // deprecated goes first. When every candidate is deprecated, the order stays,
 // and each hit is marked deprecated.
 func putCurrentFirst(ctx context.Context, st store.Store, scope []knowledge.Scope, list []*candidate) ([]*candidate, error) {
@@ -417,32 +416,58 @@ func putCurrentFirst(ctx context.Context, st store.Store, scope []knowledge.Scop
 		return list, nil
 	}
 	first := list[0]
-	if id := first.hit.Metadata[ReplacedByKey]; id != "" && id != first.hit.ID {
-		i := slices.IndexFunc(list, func(c *candidate) bool { return c.hit.ID == id })
-		if i >= 0 && list[i].hit.Status != knowledge.StatusDeprecated {
+	a, ok, err := replacement(ctx, st, scope, first.hit.ID, first.hit.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if i := slices.IndexFunc(list, func(c *candidate) bool { return c.hit.ID == a.ID }); i >= 0 {
 			rep := list[i]
 			rep.replacing = first.hit.ID
 			return slices.Insert(slices.Delete(list, i, i+1), 0, rep), nil
 		}
-		if i < 0 {
-			a, err := st.GetArticle(ctx, id)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-			case err != nil:
-				return nil, err
-			case a.Status == knowledge.StatusPublished && visible(scope, &a):
-				rep := &candidate{extra: true, replacing: first.hit.ID, score: first.score,
-					hit: store.SearchHit{ID: a.ID, Title: a.Title, Collection: a.Collection, Class: a.Class,
-						Tags: a.Tags, Metadata: a.Metadata, Status: a.Status, Version: a.Version}}
-				return slices.Insert(list, 0, rep), nil
-			}
-		}
+		rep := &candidate{extra: true, replacing: first.hit.ID, score: first.score,
+			hit: store.SearchHit{ID: a.ID, Title: a.Title, Collection: a.Collection, Class: a.Class,
+				Tags: a.Tags, Metadata: a.Metadata, Status: a.Status, Version: a.Version}}
+		return slices.Insert(list, 0, rep), nil
 	}
 	if i := slices.IndexFunc(list, func(c *candidate) bool { return c.hit.Status != knowledge.StatusDeprecated }); i > 0 {
 		cur := list[i]
 		return slices.Insert(slices.Delete(list, i, i+1), 0, cur), nil
 	}
 	return list, nil
+}
+
+// maxReplacements bounds the deprecated articles that replacement follows.
+const maxReplacements = 8
+
+// replacement follows the replaced_by metadata of deprecated article id,
+// given as meta, through deprecated articles to the first one that is
+// published, and returns it. It returns false when the chain ends
+// otherwise: at a missing or archived article, one the scope does not
+// admit, a cycle, or after maxReplacements articles.
+func replacement(ctx context.Context, st store.Store, scope []knowledge.Scope, id string, meta map[string]string) (knowledge.Article, bool, error) {
+	seen := map[string]bool{id: true}
+	for range maxReplacements {
+		next := meta[ReplacedByKey]
+		if next == "" || seen[next] {
+			return knowledge.Article{}, false, nil
+		}
+		seen[next] = true
+		a, err := st.GetArticle(ctx, next)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return knowledge.Article{}, false, nil
+		case err != nil:
+			return knowledge.Article{}, false, err
+		case a.Status == knowledge.StatusArchived || !visible(scope, &a):
+			return knowledge.Article{}, false, nil
+		case a.Status != knowledge.StatusDeprecated:
+			return a, true, nil
+		}
+		meta = a.Metadata
+	}
+	return knowledge.Article{}, false, nil
 }
 
 // visible reports whether every scope admits the article.
@@ -515,30 +540,17 @@ func describe(ctx context.Context, st store.Store, scope []knowledge.Scope, c *c
 			h.MatchedTerms = append(h.MatchedTerms, o)
 		}
 	}
-	if id := a.Metadata[ReplacedByKey]; h.Deprecated && id != "" && id != a.ID {
-		ok, err := readable(ctx, st, scope, id)
+	if h.Deprecated {
+		rep, ok, err := replacement(ctx, st, scope, a.ID, a.Metadata)
 		if err != nil {
 			return Hit{}, err
 		}
 		if ok {
-			h.ReplacedBy = id
+			h.ReplacedBy = rep.ID
 		}
 	}
 	h.Reason = reason(&h, c)
 	return h, nil
-}
-
-// readable reports whether the article exists, is not archived and is in
-// the scope: whether a hit may point the caller to it.
-func readable(ctx context.Context, st store.Store, scope []knowledge.Scope, id string) (bool, error) {
-	a, err := st.GetArticle(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	return a.Status != knowledge.StatusArchived && visible(scope, &a), nil
 }
 
 // reason writes why a hit fits, in one line.

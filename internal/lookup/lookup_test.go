@@ -165,6 +165,39 @@ func TestDeprecatedNeverFirstUnmarked(t *testing.T) {
 	}
 }
 
+// TestReplacementChains checks that a deprecated article's replacement
+// is followed through deprecated articles to a published one, and that a
+// cycle of deprecated articles names none.
+func TestReplacementChains(t *testing.T) {
+	ctx := context.Background()
+	dep := func(id, next string) knowledge.Article {
+		return art(id, "Zebra runbook "+id, "zebra steps", knowledge.StatusDeprecated, map[string]string{ReplacedByKey: next})
+	}
+	cur := art("h", "Fleet handbook", "Managed devices.", knowledge.StatusPublished, nil)
+	res, err := Run(ctx, openStore(t, dep("f", "g"), dep("g", "h"), cur), nil, Request{Text: "zebra steps"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(res.Hits); len(got) == 0 || got[0] != "h" || !strings.Contains(res.Hits[0].Reason, "replaces deprecated") {
+		t.Errorf("chain: hits = %v, first reason %q; want h first, replacing the deprecated hit", got, res.Hits[0].Reason)
+	}
+	for _, h := range res.Hits[1:] {
+		if h.ReplacedBy != "h" {
+			t.Errorf("chain: %s has replaced_by %q, want the end of the chain, h", h.ID, h.ReplacedBy)
+		}
+	}
+
+	res, err = Run(ctx, openStore(t, dep("x", "y"), dep("y", "x")), nil, Request{Text: "zebra steps"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range res.Hits {
+		if !h.Deprecated || h.ReplacedBy != "" || strings.Contains(h.Reason, "instead") {
+			t.Errorf("cycle: hit %+v, want deprecated with no replacement named", h)
+		}
+	}
+}
+
 func TestAttributesRank(t *testing.T) {
 	// Equal text, so the metadata decides; fillers give BM25 a corpus.
 	arts := []knowledge.Article{
