@@ -59,7 +59,28 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.Status >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", ae.Cause)
 	}
-	writeJSON(w, ae.Status, client.ErrorBody{Error: client.ErrorDetail{Code: ae.Code, Message: ae.Message, Field: ae.Field}})
+	// Messages and fields quote the request, which may be megabytes long.
+	writeJSON(w, ae.Status, client.ErrorBody{Error: client.ErrorDetail{Code: ae.Code,
+		Message: clipText(ae.Message, maxErrorMessage), Field: clipText(ae.Field, maxErrorField)}})
+}
+
+// Bounds of an error response's text, in bytes.
+const (
+	maxErrorMessage = 2000
+	maxErrorField   = 200
+)
+
+// clipText returns s cut to at most n bytes, at a character boundary and
+// ending in "…", or s when it is shorter.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -324,8 +345,11 @@ func decodeError(err error, limit int64) error {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-			Message: fmt.Sprintf("the request body is larger than the limit of %d bytes (%d MiB): send a smaller body. An article body may be at most %d bytes (1 MiB) once its JSON escapes are decoded", limit, limit>>20, knowledge.MaxBodyLen)}
+		msg := fmt.Sprintf("the request body is larger than this endpoint's limit of %d bytes (%s): send a smaller body", limit, byteSize(limit))
+		if limit > knowledge.MaxBodyLen {
+			msg += fmt.Sprintf(". An article body may be at most %d bytes (1 MiB) once its JSON escapes are decoded", knowledge.MaxBodyLen)
+		}
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: msg}
 	case errors.Is(err, io.EOF):
 		return badRequest("", "the body is empty: send a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -346,6 +370,14 @@ func decodeError(err error, limit int64) error {
 		return badRequest(name, "unknown field %q: check its spelling against the API", name)
 	}
 	return badRequest("", "the body is not valid JSON: %v", err)
+}
+
+// byteSize writes n bytes in MiB or KiB, rounded down.
+func byteSize(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
 }
 
 func jsonKind(goKind string) string {

@@ -1,0 +1,41 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/khub-dev/khub/client"
+	"github.com/khub-dev/khub/internal/resultcache"
+)
+
+// TestErrorsStayShort checks that an error quoting a huge part of the
+// request is cut, and that a body over the lookup's limit is reported in
+// its own terms.
+func TestErrorsStayShort(t *testing.T) {
+	f := newCacheFixture(t, resultcache.Config{})
+	decode := func(body []byte) client.ErrorDetail {
+		t.Helper()
+		var e client.ErrorBody
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatalf("error body %.200q: %v", body, err)
+		}
+		return e.Error
+	}
+
+	key := strings.Repeat("k", 300000)
+	w := f.do(t, testAdminToken, http.MethodPost, "/v1/lookup", `{"text":"x","`+key+`":1}`)
+	if w.Code != http.StatusBadRequest || w.Body.Len() > maxErrorMessage+maxErrorField+200 {
+		t.Errorf("unknown 300 KB key: status %d, %d bytes of response; want 400 and a short error", w.Code, w.Body.Len())
+	}
+	if e := decode(w.Body.Bytes()); !strings.HasSuffix(e.Field, "…") || len(e.Field) > maxErrorField {
+		t.Errorf("field = %.60q… (%d bytes), want it cut to %d bytes", e.Field, len(e.Field), maxErrorField)
+	}
+
+	w = f.do(t, testAdminToken, http.MethodPost, "/v1/lookup", `{"text":"`+strings.Repeat("x", lookupBodyLimit)+`"}`)
+	e := decode(w.Body.Bytes())
+	if w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(e.Message, "(512 KiB)") || strings.Contains(e.Message, "article") {
+		t.Errorf("lookup over its limit: status %d, %q; want 413 naming 512 KiB and no article limit", w.Code, e.Message)
+	}
+}
