@@ -40,8 +40,13 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 			filter.Tags = append(filter.Tags, values...)
 		case key == "collection":
 			filter.Collections = append(filter.Collections, values...)
-		case strings.HasPrefix(key, "meta."):
+		case metaParam(key):
+			// meta[KEY] is OpenAPI's deepObject form of meta.KEY, which
+			// generated clients send.
 			name := strings.TrimPrefix(key, "meta.")
+			if strings.HasPrefix(key, "meta[") {
+				name = key[len("meta[") : len(key)-1]
+			}
 			if name == "" || len(values) > 1 {
 				s.writeError(w, r, badRequest(key, "%s is invalid: give meta.KEY=VALUE once per key", key))
 				return
@@ -194,6 +199,12 @@ func checkMetaKey(param, name string) error {
 		return badRequest(param, "the key of %q contains a control character, which metadata keys cannot contain: remove it", param)
 	}
 	return nil
+}
+
+// metaParam reports whether a query parameter is a metadata filter:
+// meta.KEY or meta[KEY].
+func metaParam(key string) bool {
+	return strings.HasPrefix(key, "meta.") || strings.HasPrefix(key, "meta[") && strings.HasSuffix(key, "]")
 }
 
 // searchFilterFields name the query parameters of a search filter, so that

@@ -171,7 +171,12 @@ func TestOpenAPIContract(t *testing.T) {
 	pc := createPull(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
 	pull := pc.Token()
 	ch.do(oasCall{method: "GET", path: "/v1/search?q=failover&class=runbook&facets=true", token: admin, status: http.StatusOK})
-	ch.do(oasCall{method: "GET", path: "/v1/search?q=replica&meta.team=sre&limit=5", token: pull, status: http.StatusOK})
+	_, dotted := ch.do(oasCall{method: "GET", path: "/v1/search?q=replica&meta.team=sre&limit=5", token: pull, status: http.StatusOK})
+	// The description's deepObject form of the same filter.
+	_, deep := ch.do(oasCall{method: "GET", path: "/v1/search?q=replica&meta%5Bteam%5D=sre&limit=5", token: pull, status: http.StatusOK})
+	if !bytes.Equal(dotted, deep) {
+		t.Errorf("meta[team]=sre gives %s, meta.team=sre %s", deep, dotted)
+	}
 	ch.do(oasCall{method: "POST", path: "/v1/lookup", token: pull, status: http.StatusOK, body: `{"text":"database failover","attributes":{"service":"db"},"limit":3}`})
 	_, body = ch.do(oasCall{method: "GET", path: "/v1/changes?after=0&limit=10", token: pull, status: http.StatusOK})
 	var page client.ChangesPage
