@@ -41,8 +41,8 @@ type Options struct {
 	BusyTimeout time.Duration
 	// NoTextIndex leaves out the in-memory text index, so that searches
 	// rank with FTS5 alone: slower, and without the index's memory, which
-	// is about the size of the articles' text (260 MiB for 100,000
-	// articles of 2.5 KB).
+	// is about the size of the articles' text (about 320 MiB of Go heap
+	// for 100,000 articles of 2.5 KB, docs/benchmarks.md).
 	NoTextIndex bool
 	// BodyCacheBytes bounds the memory that keeps the bodies of the
 	// articles that searches and lookups showed last, for their snippets.
