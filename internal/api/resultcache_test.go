@@ -291,8 +291,8 @@ func TestResultCacheEntryBound(t *testing.T) {
 // TestCachedResultsFollowWrites checks that a search or lookup after a
 // write shows the written version while other requests fill the cache
 // during the write. The SQLite store commits a change before its text
-// index holds it; a result computed in between must not be cached under
-// the new log position. Large bodies make that moment long.
+// index holds it, and a result computed in between must not be cached
+// under the new log position. Large bodies make that moment long.
 func TestCachedResultsFollowWrites(t *testing.T) {
 	f := newCacheFixture(t, resultcache.Config{})
 	filler := strings.Repeat("filler words of a long runbook ", 20000)
@@ -325,6 +325,7 @@ func TestCachedResultsFollowWrites(t *testing.T) {
 		}
 		return 0
 	}
+
 	save(1)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -341,6 +342,7 @@ func TestCachedResultsFollowWrites(t *testing.T) {
 			}
 		}
 	}()
+
 	for v := 2; v <= 6; v++ {
 		save(v)
 		if got := version("/v1/search?q=quoll", ""); got != int64(v) {

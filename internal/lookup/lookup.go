@@ -179,8 +179,8 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	subjectTerms, _ := SalientTerms(subject, MaxTerms)
 	res := Result{Terms: []string{}, Hits: []Hit{}}
 	for _, t := range terms {
-		// A camel-case word and the phrase of its parts, or the pairs of a
-		// CJK run, share their original.
+		// A camel-case word and the phrase of its parts share their
+		// original.
 		if o := originals[strings.Trim(strings.TrimSuffix(t, "*"), `"`)]; !slices.Contains(res.Terms, o) {
 			res.Terms = append(res.Terms, o)
 		}
@@ -506,9 +506,9 @@ func highlightHits(ctx context.Context, st store.Store, list []*candidate, query
 
 // describe returns the hit of a candidate with a snippet around the
 // searched words and the reason it fits. hl is the snippet that the store
-// cut from the hit, which is then the current version; when hl is nil the
-// article is read, and one that is archived or that the scope no longer
-// admits, because it changed since the search, is store.ErrNotFound.
+// cut from the hit, which is then the current version. When hl is nil the
+// article is read. If it changed since the search and is now archived or
+// outside the scope, describe returns store.ErrNotFound.
 func describe(ctx context.Context, st store.Store, scope []knowledge.Scope, c *candidate, hl *fulltext.Highlight, query *fulltext.Query, originals map[string]string) (Hit, error) {
 	a := knowledge.Article{ID: c.hit.ID, Title: c.hit.Title, Collection: c.hit.Collection, Class: c.hit.Class,
 		Tags: c.hit.Tags, Metadata: c.hit.Metadata, Status: c.hit.Status, Version: c.hit.Version}

@@ -465,7 +465,7 @@ func Leading(body string, n int) Highlight {
 }
 
 // MaxSnippetWord is the longest run of text without white space that a
-// snippet shows, in bytes; a longer one, such as a pasted blob, is cut
+// snippet shows, in bytes. A longer one, such as a pasted blob, is cut
 // and ends in Ellipsis, so that a snippet stays a few lines long.
 const MaxSnippetWord = 80
 

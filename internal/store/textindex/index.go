@@ -221,7 +221,7 @@ func (ix *Index) Seq(id string) (seq, version int64, ok bool) {
 // Current returns the indexed version of an article, without its body,
 // and whether the index has one: it has the current version of every
 // article that is not archived. The article is the index's own, which
-// callers must not change; the index replaces an article on each write
+// callers must not change. The index replaces an article on each write
 // and never changes one in place, so it stays valid after the call.
 func (ix *Index) Current(id string) (*knowledge.Article, bool) {
 	ix.mu.RLock()

@@ -280,7 +280,7 @@ func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
 const maxHintWords = 64
 
 // Hints returns where the terms occur in the body of each version in
-// seqs, for fulltext.Query.HighlightHint; a page's hits share one call,
+// seqs, for fulltext.Query.HighlightHint. A page's hits share one call,
 // which looks up the terms' words once. A version's hint is nil when the
 // index cannot tell: the version is not current, its body has CJK text or
 // marks that split words, a term's words are split differently, or a
@@ -598,9 +598,9 @@ func (ix *Index) acceptor(filters []knowledge.Scope) func(d uint32) bool {
 // leads; the others seek to its documents, rarest first. Once n documents
 // are kept, a document of the lead is skipped without a seek when its
 // weight there plus the most the other terms can add cannot beat the n-th
-// best, and the same test after each seek, with the weights found so far,
-// spares the seeks in the longer lists. The search stops when no
-// document can enter.
+// best. The same test after each seek, with the weights found so far,
+// spares the seeks in the longer lists. The search stops when no document
+// can enter.
 func (ix *Index) rankAll(lists []*list, top *topN, accept func(uint32) bool) {
 	slices.SortFunc(lists, func(a, b *list) int { return cmp.Compare(len(a.docs), len(b.docs)) })
 	lead := lists[0]
