@@ -91,6 +91,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		w.Header().Set("Cache-Control", "no-store")
 	}
 	w.WriteHeader(status)
+	if a, ok := v.(jsonAppender); ok {
+		_, _ = w.Write(a.appendJSON(make([]byte, 0, 4096)))
+		return
+	}
 	enc := json.NewEncoder(w)
 	// Article bodies are Markdown with HTML in them, and escaping <, > and &
 	// would make every body larger for no gain in a JSON API.

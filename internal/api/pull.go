@@ -1,9 +1,7 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -123,7 +121,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	out := entry.render(now)
 	maxAge := capMaxAge(cacheMaxAge(r), entry.reviews, now)
-	writeCached(w, r, resultETag(r, position, hitReviews(out.Hits)), time.Time{}, maxAge, out)
+	writeCached(w, r, resultETag(r, position, hitReviews(out.Hits)), time.Time{}, maxAge, searchResultJSON{&out})
 }
 
 // maxCursorLen bounds the cursor parameter of a search, in bytes. A cursor
@@ -349,11 +347,11 @@ func appendChangesPage(b []byte, changes []knowledge.Change, next int64) []byte 
 		b = append(b, `{"cursor":`...)
 		b = strconv.AppendInt(b, c.Cursor, 10)
 		b = append(b, `,"article_id":`...)
-		b = appendJSONString(b, c.ArticleID)
+		b = appendJSONText(b, c.ArticleID)
 		b = append(b, `,"version":`...)
 		b = strconv.AppendInt(b, c.Version, 10)
 		b = append(b, `,"type":`...)
-		b = appendJSONString(b, string(visibleType(c)))
+		b = appendJSONText(b, string(visibleType(c)))
 		b = append(b, `,"time":`...)
 		b = appendJSONTime(b, c.Time)
 		b = append(b, '}')
@@ -372,40 +370,6 @@ func visibleType(c *knowledge.Change) knowledge.ChangeType {
 		return knowledge.ChangeRemoved
 	}
 	return c.Type
-}
-
-// appendJSONString appends s as a JSON string, as writeJSON writes it.
-// Article ids and change types are printable ASCII without quotes or
-// backslashes, which need no escaping. Any other string goes through
-// encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			return appendJSONValue(b, s)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// appendJSONTime appends t as time.Time.MarshalJSON does, in RFC 3339
-// with nanoseconds. MarshalJSON fails outside the years 0 to 9999, which
-// no commit time reaches.
-func appendJSONTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
-}
-
-// appendJSONValue appends v encoded by encoding/json without HTML
-// escaping, as writeJSON encodes it.
-func appendJSONValue(b []byte, v any) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }
 
 func intParam(q url.Values, name string, def, minValue, maxValue int64) (int64, error) {
