@@ -131,10 +131,16 @@ func putTokens(toks []token) {
 // the body, and cuts the snippet from part.
 func (q Query) finish(title string, tags []string, body string, part textPart, found []bool) Highlight {
 	var h Highlight
-	titleToks := tokenize(title, true)
-	titleMatches := q.matches(titleToks, found)
-	if len(tags) > 0 {
-		q.matches(tokenize(strings.Join(tags, " "), true), found)
+	// The title and tags matter for the snippet only when the body has no
+	// match, and for Matched only when a term is missing from the body.
+	var titleToks []token
+	var titleMatches []match
+	if len(part.matches) == 0 || slices.Contains(found, false) {
+		titleToks = tokenize(title, true)
+		titleMatches = q.matches(titleToks, found)
+		if len(tags) > 0 {
+			q.matches(tokenize(strings.Join(tags, " "), true), found)
+		}
 	}
 	for i, t := range q.Terms {
 		if found[i] {
