@@ -478,6 +478,9 @@ const MaxSnippetWord = 80
 // clipWords cuts each run of s without white space that is longer than
 // MaxSnippetWord.
 func clipWords(s string) string {
+	if len(s) <= MaxSnippetWord {
+		return s
+	}
 	run := 0
 	long := false
 	for _, r := range s {
