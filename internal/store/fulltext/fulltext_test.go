@@ -481,3 +481,20 @@ func TestSnippetClipsLongWords(t *testing.T) {
 		t.Errorf("a cut match keeps its mark: HTML %.200q", h.HTML)
 	}
 }
+
+// TestHasSpaceRun checks the byte scan of collapseSpace against its
+// definition: white space other than single spaces.
+func TestHasSpaceRun(t *testing.T) {
+	pieces := []string{"a", " ", "  ", "\t", "\n", "\r", "\v", "\f", "é", "\u00a0", "\u0085", "\u2028", "\u3000", "日", "\xff"}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 5000 {
+		s := ""
+		for range r.IntN(6) {
+			s += pieces[r.IntN(len(pieces))]
+		}
+		want := strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) && r != ' ' }) || strings.Contains(s, "  ")
+		if got := hasSpaceRun(s); got != want {
+			t.Fatalf("hasSpaceRun(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

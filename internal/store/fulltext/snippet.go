@@ -646,6 +646,9 @@ func render(text string, part textPart, first, last int) (plain, htm string) {
 		}
 		end += size
 	}
+	// Marks and an ellipsis at each end come on top of the text.
+	p.Grow(end - pos + 64)
+	h.Grow(end - pos + 128)
 
 	for i := 0; i < len(ms); i++ {
 		m := ms[i]
@@ -681,9 +684,28 @@ func render(text string, part textPart, first, last int) (plain, htm string) {
 	return p.String(), h.String()
 }
 
+// hasSpaceRun reports whether s has white space other than single spaces,
+// which collapseSpace would change. ASCII bytes are tested one by one.
+func hasSpaceRun(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == ' ':
+			if i+1 < len(s) && s[i+1] == ' ' {
+				return true
+			}
+		case c == '\t', c == '\n', c == '\v', c == '\f', c == '\r':
+			return true
+		case c >= utf8.RuneSelf:
+			rest := s[i:]
+			return strings.ContainsFunc(rest, func(r rune) bool { return unicode.IsSpace(r) && r != ' ' }) || strings.Contains(rest, "  ")
+		}
+	}
+	return false
+}
+
 // collapseSpace replaces each run of white space in s with one space.
 func collapseSpace(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) && r != ' ' }) && !strings.Contains(s, "  ") {
+	if !hasSpaceRun(s) {
 		return s
 	}
 	var b strings.Builder
