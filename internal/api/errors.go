@@ -116,7 +116,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		return decodeError(err, limit)
+		return decodeError(err, limit, nil)
 	}
 	if !utf8.Valid(body) {
 		return badRequest("", "the body is not valid UTF-8 at byte %d: send JSON text encoded as UTF-8", invalidUTF8At(body))
@@ -124,7 +124,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return decodeError(err, limit)
+		return decodeError(err, limit, reflect.TypeOf(v))
 	}
 	if dec.More() {
 		return badRequest("", "the body contains more than one JSON value: send a single object")
@@ -298,6 +298,16 @@ func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 	return nil
 }
 
+// isMapField reports whether the top-level JSON field name of the struct
+// that target points to is a map.
+func isMapField(target reflect.Type, name string) bool {
+	if target == nil || target.Kind() != reflect.Pointer || target.Elem().Kind() != reflect.Struct {
+		return false
+	}
+	t, ok := jsonFields(target.Elem())[name]
+	return ok && t.Kind() == reflect.Map
+}
+
 // fieldCache maps a struct type to its JSON field names and their types.
 var fieldCache sync.Map // reflect.Type → map[string]reflect.Type
 
@@ -343,7 +353,9 @@ func promoted(t reflect.Type, index []int) bool {
 	return true
 }
 
-func decodeError(err error, limit int64) error {
+// decodeError turns an error of reading or decoding a body of at most
+// limit bytes into v, of type target (nil before decoding), into a 4xx.
+func decodeError(err error, limit int64, target reflect.Type) error {
 	var syntax *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError
 	var tooLarge *http.MaxBytesError
@@ -367,6 +379,10 @@ func decodeError(err error, limit int64) error {
 		}
 		// encoding/json names a number it could not store as "number 1.5".
 		got := strings.TrimPrefix(typeErr.Value, "number ")
+		if typeErr.Type.Kind() != reflect.Map && isMapField(target, field) {
+			// encoding/json names the map, not the key whose value is wrong.
+			return badRequest(field, "each value of %s must be %s, not %s: write every value in quotes", field, jsonKind(typeErr.Type.Kind().String()), got)
+		}
 		return badRequest(field, "%s must be %s, not %s", field, jsonKind(typeErr.Type.Kind().String()), got)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {

@@ -39,3 +39,25 @@ func TestErrorsStayShort(t *testing.T) {
 		t.Errorf("lookup over its limit: status %d, %q; want 413 naming 512 KiB and no article limit", w.Code, e.Message)
 	}
 }
+
+// TestMapValueTypeError checks the message for a value of the wrong type
+// inside a map, whose key encoding/json does not report, and for a map of
+// the wrong type.
+func TestMapValueTypeError(t *testing.T) {
+	f := newCacheFixture(t, resultcache.Config{})
+	for _, c := range []struct {
+		body, want string
+	}{
+		{`{"text":"x","attributes":{"service":5}}`, "each value of attributes must be a string, not number"},
+		{`{"text":"x","attributes":5}`, "attributes must be an object, not number"},
+	} {
+		w := f.do(t, testAdminToken, http.MethodPost, "/v1/lookup", c.body)
+		var e client.ErrorBody
+		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
+			t.Fatal(err)
+		}
+		if w.Code != http.StatusBadRequest || e.Error.Field != "attributes" || !strings.Contains(e.Error.Message, c.want) {
+			t.Errorf("%s: status %d, field %q, message %q; want 400 on attributes saying %q", c.body, w.Code, e.Error.Field, e.Error.Message, c.want)
+		}
+	}
+}
