@@ -92,7 +92,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.WriteHeader(status)
 	if a, ok := v.(jsonAppender); ok {
-		_, _ = w.Write(a.appendJSON(make([]byte, 0, 4096)))
+		_, _ = w.Write(a.appendJSON(nil))
 		return
 	}
 	enc := json.NewEncoder(w)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -20,7 +21,23 @@ type jsonAppender interface {
 // searchResultJSON is a search result that encodes itself.
 type searchResultJSON struct{ *client.SearchResult }
 
-func (r searchResultJSON) appendJSON(b []byte) []byte { return appendSearchResult(b, r.SearchResult) }
+func (r searchResultJSON) appendJSON(b []byte) []byte {
+	// The strings and about 200 bytes of names and numbers per hit, so
+	// that the buffer grows at most for escapes.
+	n := 64 + len(r.Next)
+	for i := range r.Hits {
+		h := &r.Hits[i]
+		n += 200 + len(h.ID) + len(h.Title) + len(h.Collection) + len(h.Class) + len(h.Status) +
+			len(h.Snippet) + len(h.SnippetHTML) + len(h.Owner)
+		for _, t := range h.Tags {
+			n += len(t) + 3
+		}
+		for _, t := range h.Matched {
+			n += len(t) + 3
+		}
+	}
+	return appendSearchResult(slices.Grow(b, n), r.SearchResult)
+}
 
 // appendSearchResult appends the JSON of a search result, byte for byte
 // what writeJSON writes for it. encoding/json reflects on each field of
