@@ -346,3 +346,28 @@ func TestOneLineEscapesControls(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedConnectionHint checks that a command against an address where
+// no hub listens says so and how to fix it, and that search without words
+// says what it needs.
+func TestRefusedConnectionHint(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+
+	_, err = runCLI(t, client.New(addr, "some-token"), "status")
+	if err == nil {
+		t.Fatal("status against a closed port succeeded")
+	}
+	if line := errorLine(err); !strings.Contains(line, "no hub is listening there") || !strings.Contains(line, "khub serve") {
+		t.Errorf("error line %q, want a hint to start a hub or fix --server", line)
+	}
+
+	_, c := startHub(t)
+	if _, err := runCLI(t, c, "search"); err == nil || !strings.Contains(err.Error(), `khub search "database failover"`) {
+		t.Errorf("search without words: %v, want a message with an example", err)
+	}
+}

@@ -28,8 +28,13 @@ func main() {
 
 // errorLine is the message printed for a failed command: the error after
 // "khub: ", unless it starts so already, as errors of the client package do.
+// A refused connection gets a hint, because it means that no hub listens
+// at the address.
 func errorLine(err error) string {
 	msg := err.Error()
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		msg += ": no hub is listening there; start one with khub serve, or point --server or KHUB_SERVER at a running hub"
+	}
 	if strings.HasPrefix(msg, "khub: ") {
 		return msg
 	}

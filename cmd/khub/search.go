@@ -28,7 +28,12 @@ func newSearchCmd() *cobra.Command {
   khub search failover --class runbook --meta team=platform --limit 5
   khub search failover --facets
   khub search failover --cursor NEXT   # the next page, NEXT as printed after the hits`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return fmt.Errorf(`search needs the words to look for, as in: khub search "database failover"`)
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Limit < 1 || opts.Limit > maxSearchLimit {
 				return fmt.Errorf("--limit %d is invalid: give a number of hits from 1 to %d", opts.Limit, maxSearchLimit)
