@@ -371,3 +371,25 @@ func TestRefusedConnectionHint(t *testing.T) {
 		t.Errorf("search without words: %v, want a message with an example", err)
 	}
 }
+
+// TestSearchSaysNothingSearchable checks that a query of symbols alone,
+// which the index cannot match, is explained rather than just unmatched.
+func TestSearchSaysNothingSearchable(t *testing.T) {
+	_, c := startHub(t)
+	for query, want := range map[string]bool{"🚨 *": true, "zebrafour": false} {
+		root := newRootCmd()
+		var out, errOut bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		root.SetArgs([]string{"search", query, "--server", c.BaseURL(), "--token", c.Token()})
+		if err := root.ExecuteContext(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "no matches") {
+			t.Errorf("%q: output %q, want no matches", query, out.String())
+		}
+		if got := strings.Contains(errOut.String(), "nothing in the query can be searched"); got != want {
+			t.Errorf("%q: stderr %q, want the note %v", query, errOut.String(), want)
+		}
+	}
+}
