@@ -523,10 +523,7 @@ func describe(ctx context.Context, st store.Store, scope []knowledge.Scope, c *c
 		if !visible(scope, &a) {
 			return Hit{}, fmt.Errorf("article %q left the scope: %w", a.ID, store.ErrNotFound)
 		}
-		h := query.Highlight(a.Title, a.Tags, a.Body)
-		if len(query.Terms) == 0 {
-			h = fulltext.Leading(a.Body, fulltext.SnippetWords)
-		}
+		h := fulltext.Snippet(query, a.Title, a.Tags, a.Body)
 		hl = &h
 	}
 	h := Hit{

@@ -498,3 +498,20 @@ func TestHasSpaceRun(t *testing.T) {
 		}
 	}
 }
+
+// TestSnippetPicksLeadingOrHighlight checks that Snippet shows a body's
+// first words for a listing and a query without terms, and the matches
+// otherwise.
+func TestSnippetPicksLeadingOrHighlight(t *testing.T) {
+	body := "First words here. " + strings.Repeat("filler ", 30) + "the failover step."
+	empty := Parse("🚨")
+	for name, q := range map[string]*Query{"listing": nil, "no terms": &empty} {
+		if got, want := Snippet(q, "Title", nil, body), Leading(body, SnippetWords); got.Text != want.Text {
+			t.Errorf("%s: snippet %q, want the leading words %q", name, got.Text, want.Text)
+		}
+	}
+	q := Parse("failover")
+	if got := Snippet(&q, "Title", nil, body); !strings.Contains(got.Text, "[failover]") {
+		t.Errorf("query: snippet %q, want [failover] marked", got.Text)
+	}
+}

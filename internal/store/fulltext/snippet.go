@@ -470,6 +470,16 @@ func Leading(body string, n int) Highlight {
 	return Highlight{Text: text, HTML: html.EscapeString(text)}
 }
 
+// Snippet cuts the snippet of a hit: Highlight for a query with terms,
+// and the body's first SnippetWords words for a listing, whose query is
+// nil, or for a query without terms.
+func Snippet(q *Query, title string, tags []string, body string) Highlight {
+	if q == nil || len(q.Terms) == 0 {
+		return Leading(body, SnippetWords)
+	}
+	return q.Highlight(title, tags, body)
+}
+
 // MaxSnippetWord is the longest run of text without white space that a
 // snippet shows, in bytes. A longer one, such as a pasted blob, is cut
 // and ends in Ellipsis, so that a snippet stays a few lines long.

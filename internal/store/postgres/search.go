@@ -271,12 +271,7 @@ func (s *Store) hitDetails(ctx context.Context, page []fulltext.Ranked, query *f
 			h.Metadata = map[string]string{}
 		}
 		if !noSnippets {
-			var hl fulltext.Highlight
-			if query == nil {
-				hl = fulltext.Leading(text, fulltext.SnippetWords)
-			} else {
-				hl = query.Highlight(h.Title, h.Tags, text)
-			}
+			hl := fulltext.Snippet(query, h.Title, h.Tags, text)
 			h.Snippet, h.SnippetHTML, h.Matched = hl.Text, hl.HTML, hl.Matched
 		}
 		bySeq[seq] = h

@@ -659,12 +659,7 @@ func scanHit(rows *sql.Rows, query *fulltext.Query, noSnippets bool, extra ...an
 		return 0, h, fmt.Errorf("sqlite: article %q version %d: stored metadata is invalid: %w", h.ID, h.Version, err)
 	}
 	if !noSnippets {
-		var hl fulltext.Highlight
-		if query == nil {
-			hl = fulltext.Leading(text, fulltext.SnippetWords)
-		} else {
-			hl = query.Highlight(h.Title, h.Tags, text)
-		}
+		hl := fulltext.Snippet(query, h.Title, h.Tags, text)
 		h.Snippet, h.SnippetHTML, h.Matched = hl.Text, hl.HTML, hl.Matched
 	}
 	return seq, h, nil
