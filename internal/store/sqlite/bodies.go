@@ -66,18 +66,14 @@ func (s *Store) readBodies(ctx context.Context, page []fulltext.Ranked) (map[int
 				return mapError(err)
 			}
 			bodies[seq] = body
+			if s.bodies != nil {
+				s.bodies.Set(seq, body)
+			}
 		}
 		return mapError(rows.Err())
 	})
 	if err != nil {
 		return nil, err
-	}
-	if s.bodies != nil {
-		for _, seq := range missing {
-			if body, ok := bodies[seq.(int64)]; ok {
-				s.bodies.Set(seq.(int64), body)
-			}
-		}
 	}
 	return bodies, nil
 }

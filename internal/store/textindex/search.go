@@ -579,7 +579,9 @@ func (ix *Index) prefixSource(f *field, prefix string) source {
 // every document does. Empty filters are left out: testing one costs a
 // read of the document's article, a cache miss per candidate.
 func (ix *Index) acceptor(filters []knowledge.Scope) func(d uint32) bool {
-	filters = slices.DeleteFunc(slices.Clone(filters), knowledge.Scope.Empty)
+	if slices.ContainsFunc(filters, knowledge.Scope.Empty) {
+		filters = slices.DeleteFunc(slices.Clone(filters), knowledge.Scope.Empty)
+	}
 	if len(filters) == 0 {
 		return nil
 	}
