@@ -347,9 +347,8 @@ func TestOneLineEscapesControls(t *testing.T) {
 	}
 }
 
-// TestRefusedConnectionHint checks that a command against an address where
-// no hub listens says so and how to fix it, and that search without words
-// says what it needs.
+// TestRefusedConnectionHint checks the hint for an address where no hub
+// listens, and the example that search without words prints.
 func TestRefusedConnectionHint(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

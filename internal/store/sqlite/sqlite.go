@@ -257,8 +257,8 @@ func (s *Store) advanceHead(cursor int64) {
 // KnownHead returns the cursor of the newest change that this Store
 // committed, or that the log held when it opened, without a query. It may
 // trail HeadCursor for the moment between a commit and its return. It
-// does not see another process's writes to the file, and neither does the
-// text index; the hub's lock on its data directory keeps other hubs out. The API reads it for the log position of search results,
+// misses another process's writes to the file, as the text index does.
+// The hub's lock on its data directory keeps other hubs out. The API reads it for the log position of search results,
 // where a position that trails a commit is safe; see api.logPosition.
 func (s *Store) KnownHead() int64 { return s.head.Load() }
 
