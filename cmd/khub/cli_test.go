@@ -392,3 +392,82 @@ func TestSearchSaysNothingSearchable(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupCommand checks that khub lookup sends the subject, the
+// description and the attributes, prints each hit with its reason and a
+// deprecation's replacement, and names the flag of a mistake.
+func TestLookupCommand(t *testing.T) {
+	_, c := startHub(t)
+	ctx := context.Background()
+	for _, a := range []client.Article{
+		{ID: "rb-crash", Title: "Pod crash looping", Body: "Read the logs of the container that restarts.", Collection: "ops", Class: "runbook",
+			Metadata: map[string]string{"service": "checkout"}},
+		{ID: "rb-crash-old", Title: "Pod crash looping (old)", Body: "Restart the pod.", Collection: "ops", Class: "runbook",
+			Status: "deprecated", Metadata: map[string]string{"replaced_by": "rb-crash"}},
+		{ID: "rb-disk", Title: "Disk full", Body: "Delete old logs.", Collection: "ops", Class: "runbook"},
+	} {
+		if _, _, err := c.PutArticle(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(stdin string, args ...string) (string, string, error) {
+		root := newRootCmd()
+		var out, errOut bytes.Buffer
+		root.SetIn(strings.NewReader(stdin))
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		root.SetArgs(append(args, "--server", c.BaseURL(), "--token", c.Token()))
+		err := root.ExecuteContext(context.Background())
+		return out.String(), errOut.String(), err
+	}
+
+	out, notes, err := run("", "lookup", "Pods crash looping", "The checkout pods restart.", "--attr", "service=checkout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "rb-crash ") {
+		t.Errorf("first hit is not rb-crash:\n%s", out)
+	}
+	for _, want := range []string{"why: matches", "service=checkout (metadata)", "rb-crash-old", "(deprecated, use rb-crash)\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "rb-disk") {
+		t.Errorf("output shows rb-disk, which matches nothing:\n%s", out)
+	}
+	if !strings.Contains(notes, "searched: ") || !strings.Contains(notes, "checkout") {
+		t.Errorf("stderr %q does not list the searched words", notes)
+	}
+
+	// --file - reads the text from standard input, and --json prints
+	// the API's result.
+	out, _, err = run("Disk full on a worker\nThe root disk is full.\n", "lookup", "--file", "-", "--json", "--limit", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res client.LookupResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("--json output is not a lookup result: %v\n%s", err, out)
+	}
+	if len(res.Hits) != 1 || res.Hits[0].ID != "rb-disk" {
+		t.Errorf("lookup from standard input found %+v, want rb-disk alone", res.Hits)
+	}
+
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"lookup"}, "needs the work's text"},
+		{[]string{"lookup", "disk", "--attr", "service"}, `--attr "service" is invalid`},
+		{[]string{"lookup", "disk", "--attr", "service="}, `--attr "service=" is invalid`},
+		{[]string{"lookup", "disk", "--attr", "a=1", "--attr", "a=2"}, `gives key "a" twice`},
+		{[]string{"lookup", "disk", "--limit", "21"}, "--limit 21 is invalid"},
+		{[]string{"lookup", "disk", "--file", "-"}, "either as arguments or with --file"},
+		{[]string{"lookup", "--file", filepath.Join(t.TempDir(), "missing.txt")}, "--file: open"},
+	} {
+		if _, _, err := run("", bad.args...); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%v: err = %v, want one containing %q", bad.args, err, bad.want)
+		}
+	}
+}

@@ -59,7 +59,7 @@ KHUB_SERVER and KHUB_TOKEN environment variables.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newDemoCmd(), newImportCmd(), newIntegrationsCmd(), newStatusCmd(), newSearchCmd(), newMigrateCmd())
+	root.AddCommand(newServeCmd(), newDemoCmd(), newImportCmd(), newIntegrationsCmd(), newStatusCmd(), newSearchCmd(), newLookupCmd(), newMigrateCmd())
 	root.AddCommand(newPlanCmd(), newApplyCmd())
 	return root
 }

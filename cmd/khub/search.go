@@ -39,18 +39,9 @@ func newSearchCmd() *cobra.Command {
 			if opts.Limit < 1 || opts.Limit > maxSearchLimit {
 				return fmt.Errorf("--limit %d is invalid: give a number of hits from 1 to %d", opts.Limit, maxSearchLimit)
 			}
-			for _, kv := range meta {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return fmt.Errorf("--meta %q is invalid: use KEY=VALUE, such as --meta team=platform", kv)
-				}
-				if opts.Metadata == nil {
-					opts.Metadata = map[string]string{}
-				}
-				if prev, dup := opts.Metadata[k]; dup && prev != v {
-					return fmt.Errorf("--meta gives key %q twice, as %q and %q: an article has one value per key, so give it once", k, prev, v)
-				}
-				opts.Metadata[k] = v
+			var err error
+			if opts.Metadata, err = keyValues("--meta", "team=platform", meta, false); err != nil {
+				return err
 			}
 			c, err := r.client()
 			if err != nil {
