@@ -109,14 +109,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 //
 // encoding/json accepts keys that differ in case from a field name and
 // keys given twice, and it turns invalid UTF-8 and escaped lone UTF-16
-// surrogates into U+FFFD. decodeJSON rejects all four with a 400.
+// surrogates into U+FFFD. decodeJSON rejects all four with a 400. It also
+// rejects a compressed body and a JSON null, which encoding/json leaves
+// as an empty object, and it skips a leading byte order mark, as RFC 8259
+// allows, because some editors and shells write one.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
 		return err
 	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Field: "Content-Encoding",
+			Message: fmt.Sprintf("Content-Encoding %.40q is not supported: send the body uncompressed, without Content-Encoding", ce)}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		return decodeError(err, limit, nil)
+	}
+	body = bytes.TrimPrefix(body, []byte("\uFEFF"))
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		return badRequest("", "the body is null: send a JSON object")
 	}
 	if !utf8.Valid(body) {
 		return badRequest("", "the body is not valid UTF-8 at byte %d: send JSON text encoded as UTF-8", invalidUTF8At(body))

@@ -151,7 +151,8 @@ func TestUpperCaseTagsMatch(t *testing.T) {
 
 // TestStrictJSONBodies checks the request bodies that encoding/json would
 // accept silently: invalid UTF-8, lone surrogates, keys that differ in case
-// from the field names, duplicate keys and foreign media types.
+// from the field names, duplicate keys, foreign media types, compressed
+// bodies and null; and a leading byte order mark, which is skipped.
 func TestStrictJSONBodies(t *testing.T) {
 	_, c := startHub(t)
 	ctx := context.Background()
@@ -220,8 +221,29 @@ func TestStrictJSONBodies(t *testing.T) {
 			}
 		}
 	})
+	t.Run("compressed body", func(t *testing.T) {
+		req := rawRequest(t, c, http.MethodPut, "/v1/articles/u8", strings.NewReader(`{"title":"t","body":"b",`+fields+`}`))
+		req.Header.Set("Content-Encoding", "gzip")
+		if e := wantError(t, do(t, req), http.StatusUnsupportedMediaType, "Content-Encoding"); !strings.Contains(e.Message, "uncompressed") {
+			t.Errorf("message %q does not say to send the body uncompressed", e.Message)
+		}
+	})
+	t.Run("null body", func(t *testing.T) {
+		e := wantError(t, putBody("u9", " null\n", ""), http.StatusBadRequest, "")
+		if !strings.Contains(e.Message, "JSON object") {
+			t.Errorf("message %q does not ask for an object", e.Message)
+		}
+		req := rawRequest(t, c, http.MethodPost, "/v1/lookup", strings.NewReader("null"))
+		wantError(t, do(t, req), http.StatusBadRequest, "")
+	})
+	t.Run("byte order mark", func(t *testing.T) {
+		resp := putBody("u10", "\uFEFF"+`{"title":"t","body":"b",`+fields+`}`, "")
+		if resp.StatusCode != http.StatusCreated {
+			t.Errorf("body after a byte order mark: status = %d, want 201: %s", resp.StatusCode, resp.body)
+		}
+	})
 	t.Run("nothing rejected was stored", func(t *testing.T) {
-		for _, id := range []string{"u1", "u2", "u4", "u5", "u6"} {
+		for _, id := range []string{"u1", "u2", "u4", "u5", "u6", "u8", "u9"} {
 			if _, err := c.GetArticle(ctx, id); !client.IsNotFound(err) {
 				t.Errorf("rejected article %s: err = %v, want 404", id, err)
 			}
