@@ -234,11 +234,26 @@ func (a *Article) Validate() error {
 			return err
 		}
 	}
+	if next := a.Metadata[ReplacedByKey]; next != "" {
+		field := "metadata." + ReplacedByKey
+		if next == a.ID {
+			return &FieldError{Field: field, Message: fmt.Sprintf("names the article itself, %q: give the id of the article that replaces it, or leave the key out", next)}
+		}
+		if err := ValidateID(field, next); err != nil {
+			return err
+		}
+	}
 	if err := checkReviewEvery("review_every", a.ReviewEvery); err != nil {
 		return err
 	}
 	return checkOwner(a.Owner)
 }
+
+// ReplacedByKey is the metadata key that names the article which replaces
+// this one, usually a deprecated one. The article named need not exist
+// yet, because imports write articles in any order; an empty value names
+// none.
+const ReplacedByKey = "replaced_by"
 
 // checkReviewEvery checks a review interval given under the name field.
 // Zero means no review.

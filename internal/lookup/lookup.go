@@ -70,7 +70,7 @@ var WeakAttributes = []string{"severity", "priority", "urgency", "impact"}
 
 // ReplacedByKey is the metadata key that names the article which replaces
 // a deprecated one.
-const ReplacedByKey = "replaced_by"
+const ReplacedByKey = knowledge.ReplacedByKey
 
 // Request is one lookup.
 type Request struct {

@@ -144,16 +144,13 @@ func TestDeprecatedNeverFirstUnmarked(t *testing.T) {
 	}
 
 	// When every hit is deprecated, the first is marked deprecated. A
-	// replacement that does not exist, is archived or is the article
-	// itself is not named.
-	self := art("self", "Laptop encryption rules", "Laptop encryption laptop.", knowledge.StatusDeprecated, map[string]string{ReplacedByKey: "self"})
+	// replacement that does not exist or is archived is not named.
 	for _, c := range []struct {
 		name string
 		arts []knowledge.Article
 	}{
 		{"missing", []knowledge.Article{old}},
 		{"archived", []knowledge.Article{old, art("new", "Device security policy", "Managed.", knowledge.StatusArchived, nil)}},
-		{"itself", []knowledge.Article{self}},
 	} {
 		res, err = Run(ctx, openStore(t, c.arts...), nil, Request{Text: "laptop encryption"})
 		if err != nil {
