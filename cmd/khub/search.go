@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/khub-dev/khub/client"
-	"github.com/khub-dev/khub/internal/store/fulltext"
 )
 
 // maxSearchLimit is the largest --limit the API accepts.
@@ -60,9 +59,6 @@ func newSearchCmd() *cobra.Command {
 			}
 			if len(res.Hits) == 0 {
 				fmt.Fprintln(w, "no matches")
-				if query := strings.Join(args, " "); len(fulltext.Parse(query).Terms) == 0 {
-					fmt.Fprintln(cmd.ErrOrStderr(), "nothing in the query can be searched: search words of letters or digits; symbols and emoji are not indexed")
-				}
 			}
 			if res.AnyTerm {
 				fmt.Fprintln(cmd.ErrOrStderr(), "no article has every word, so these hits match any of them")

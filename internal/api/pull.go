@@ -15,6 +15,7 @@ import (
 	"github.com/khub-dev/khub/client"
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store"
+	"github.com/khub-dev/khub/internal/store/fulltext"
 )
 
 // MaxQueryLen bounds the search text, in bytes.
@@ -180,8 +181,15 @@ func checkQueryText(text string) error {
 		c, _ := utf8.DecodeRuneInString(text[i:])
 		return badRequest("q", "q contains the control character %U at byte %d: remove it from the search text", c, i)
 	}
+	// Words are runs of letters, digits and marks, so text without a
+	// letter or digit rarely has one; only such text is parsed here.
+	if strings.TrimSpace(text) != "" && !strings.ContainsFunc(text, isLetterOrDigit) && len(fulltext.Parse(text).Terms) == 0 {
+		return badRequest("q", "q %.40q has no word that can be searched: symbols, punctuation and emoji are not indexed; search words of letters or digits, or leave q out to list the newest articles", text)
+	}
 	return nil
 }
+
+func isLetterOrDigit(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 // checkMetaKey checks the KEY of a meta.KEY search parameter against the
 // rules for metadata keys, so that a key no article can have is an error

@@ -44,6 +44,7 @@ func TestBadQueryParameters(t *testing.T) {
 		{"control character in q", "/v1/search?q=a%01b", "q"},
 		{"DEL in q", "/v1/search?q=a%7Fb", "q"},
 		{"invalid UTF-8 in q", "/v1/search?q=%ff%fe", "q"},
+		{"only emoji and symbols in q", "/v1/search?q=%F0%9F%9A%A8+*+%22%22", "q"},
 		{"NUL in tag", "/v1/search?tag=a%00b", "tag"},
 		{"empty tag", "/v1/search?tag=", "tag"},
 		{"NUL in meta value", "/v1/search?meta.team=a%00b", "meta.team"},
