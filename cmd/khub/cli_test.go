@@ -171,8 +171,8 @@ func TestIntegrationsByNameAndPullDeliveries(t *testing.T) {
 
 	for _, ref := range []string{in.ID, "help desk"} {
 		out, err := runCLI(t, c, "integrations", "show", ref)
-		if err != nil || !strings.Contains(out, in.ID) {
-			t.Errorf("show %q: err %v, output:\n%s", ref, err, out)
+		if err != nil || !strings.Contains(out, in.ID) || !strings.Contains(out, "scope:     classes runbook\n") || !strings.Contains(out, "lookups:") {
+			t.Errorf("show %q: err %v, output without the id, scope and lookups:\n%s", ref, err, out)
 		}
 	}
 	if _, err := runCLI(t, c, "integrations", "show", "nobody"); err == nil || !strings.Contains(err.Error(), `"nobody"`) {
@@ -418,7 +418,7 @@ func TestLookupCommand(t *testing.T) {
 	if !strings.HasPrefix(out, "rb-crash ") {
 		t.Errorf("first hit is not rb-crash:\n%s", out)
 	}
-	for _, want := range []string{"why: matches", "service=checkout (metadata)", "rb-crash-old", "(deprecated, use rb-crash)\n"} {
+	for _, want := range []string{"why: matches", "service=checkout (metadata)", "Pod crash looping (old) (deprecated, use rb-crash)\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -428,6 +428,11 @@ func TestLookupCommand(t *testing.T) {
 	}
 	if !strings.Contains(notes, "searched: ") || !strings.Contains(notes, "checkout") {
 		t.Errorf("stderr %q does not list the searched words", notes)
+	}
+
+	// Search marks the deprecated article too.
+	if out, _, err := run("", "search", "crash looping"); err != nil || !strings.Contains(out, "Pod crash looping (old) (deprecated)\n") {
+		t.Errorf("search output does not mark the deprecated article: %v\n%s", err, out)
 	}
 
 	// --file - reads the text from standard input, and --json prints
@@ -455,9 +460,24 @@ func TestLookupCommand(t *testing.T) {
 		{[]string{"lookup", "disk", "--limit", "21"}, "--limit 21 is invalid"},
 		{[]string{"lookup", "disk", "--file", "-"}, "either as arguments or with --file"},
 		{[]string{"lookup", "--file", filepath.Join(t.TempDir(), "missing.txt")}, "--file: open"},
+		{[]string{"lookup", "--file="}, "--file needs a path"},
+		{[]string{"lookup", "-"}, "use --file -"},
+		{[]string{"lookup", "--file", "-"}, "holds no text"},
+		{[]string{"lookup", "--file", writeFile(t, "latin1.txt", "Caf\xe9 closed\n")}, "not UTF-8"},
+		{[]string{"lookup", "--file", writeFile(t, "binary", "\x7fELF\x00\x01")}, "NUL bytes"},
+		{append([]string{"lookup", "disk"}, manyAttrs(17)...), "--attr gives 17 attributes"},
 	} {
 		if _, _, err := run("", bad.args...); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%v: err = %v, want one containing %q", bad.args, err, bad.want)
 		}
 	}
+}
+
+// manyAttrs returns n --attr flags with distinct keys.
+func manyAttrs(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, "--attr", fmt.Sprintf("k%d=v", i))
+	}
+	return out
 }

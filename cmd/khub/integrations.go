@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -259,6 +260,10 @@ func printIntegration(w io.Writer, in *client.Integration) {
 	}
 	fmt.Fprintf(w, "  freshness: window %s, staleness %s, %s\n", in.Freshness.Window,
 		formatSeconds(in.Freshness.StalenessSeconds), withinText(in.Freshness.WithinWindow))
+	fmt.Fprintf(w, "  scope:     %s\n", scopeText(&in.Scope))
+	if in.Lookups {
+		fmt.Fprintf(w, "  lookups:   the tool reads at query time with its pull token\n")
+	}
 	if in.Webhook != nil {
 		fmt.Fprintf(w, "  webhook:   %s\n", in.Webhook.URL)
 		if in.Webhook.Secret != "" {
@@ -293,6 +298,32 @@ func printIntegration(w io.Writer, in *client.Integration) {
 	if msg := currentError(in); msg != "" {
 		fmt.Fprintf(w, "  last error: %s at %s\n", msg, in.LastErrorAt.Local().Format(time.DateTime))
 	}
+}
+
+// scopeText describes a scope in one line, as "classes runbook;
+// collections ops", or "every article" for an empty one.
+func scopeText(sc *client.Scope) string {
+	var parts []string
+	for _, p := range []struct {
+		name   string
+		values []string
+	}{{"collections", sc.Collections}, {"classes", sc.Classes}, {"tags", sc.Tags}} {
+		if len(p.values) > 0 {
+			parts = append(parts, p.name+" "+oneLine(strings.Join(p.values, ", ")))
+		}
+	}
+	if len(sc.Metadata) > 0 {
+		pairs := make([]string, 0, len(sc.Metadata))
+		for k, v := range sc.Metadata {
+			pairs = append(pairs, oneLine(k+"="+v))
+		}
+		slices.Sort(pairs)
+		parts = append(parts, "metadata "+strings.Join(pairs, ", "))
+	}
+	if len(parts) == 0 {
+		return "every article"
+	}
+	return strings.Join(parts, "; ")
 }
 
 // currentError returns the integration's last delivery error when no

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -16,8 +18,9 @@ import (
 // Lookup bounds the API enforces, checked here too so that a mistake is
 // named by its flag.
 const (
-	maxLookupLimit = 20
-	maxLookupText  = 64 << 10
+	maxLookupLimit      = 20
+	maxLookupText       = 64 << 10
+	maxLookupAttributes = 16
 )
 
 func newLookupCmd() *cobra.Command {
@@ -41,6 +44,12 @@ standard input.`,
   khub lookup --attr product=kubernetes --attr severity=high --file ticket.txt
   printf 'Disk full on node-3\nThe root disk is full.' | khub lookup --file - --json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("file") && file == "" {
+				return errors.New("--file needs a path, or - to read standard input")
+			}
+			if file == "" && len(args) == 1 && args[0] == "-" {
+				return errors.New(`"-" is taken as the subject: to read the text from standard input, use --file -`)
+			}
 			text, err := lookupText(cmd.InOrStdin(), file, args)
 			if err != nil {
 				return err
@@ -48,6 +57,9 @@ standard input.`,
 			req := client.LookupRequest{Text: text, Limit: limit}
 			if req.Attributes, err = keyValues("--attr", "service=checkout", attrs, true); err != nil {
 				return err
+			}
+			if len(req.Attributes) > maxLookupAttributes {
+				return fmt.Errorf("--attr gives %d attributes; the maximum is %d: keep the ones that identify the work, such as service and product", len(req.Attributes), maxLookupAttributes)
 			}
 			if strings.TrimSpace(text) == "" && len(req.Attributes) == 0 {
 				return errors.New(`lookup needs the work's text, attributes or both, as in: khub lookup "Pods keep restarting" --attr service=checkout`)
@@ -89,7 +101,7 @@ func lookupText(stdin io.Reader, file string, args []string) (string, error) {
 		return strings.Join(args, "\n"), nil
 	}
 	if len(args) > 0 {
-		return "", fmt.Errorf("give the text either as arguments or with --file, not both: %d arguments came with --file %s", len(args), file)
+		return "", fmt.Errorf("give the text either as arguments or with --file, not both: %q came with --file %s", args[0], file)
 	}
 	in := stdin
 	if file != "-" {
@@ -106,8 +118,15 @@ func lookupText(stdin io.Reader, file string, args []string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("--file %s: %w", file, err)
 	}
-	if len(b) > maxLookupText {
+	switch {
+	case len(b) > maxLookupText:
 		return "", fmt.Errorf("--file %s holds more than %d KiB: send the subject and the start of the description", file, maxLookupText>>10)
+	case len(bytes.TrimSpace(b)) == 0:
+		return "", fmt.Errorf("--file %s holds no text: give the ticket's subject on the first line and its description below", file)
+	case bytes.IndexByte(b, 0) >= 0:
+		return "", fmt.Errorf("--file %s holds NUL bytes, so it is not text: give a text file", file)
+	case !utf8.Valid(b):
+		return "", fmt.Errorf("--file %s is not UTF-8 text: convert it first, as with iconv -f latin1 -t utf-8", file)
 	}
 	return string(b), nil
 }
@@ -144,17 +163,17 @@ func printLookup(w, notes io.Writer, res *client.LookupResult) {
 		fmt.Fprintln(w, "no matches")
 		return
 	}
+	ids := make([]string, len(res.Hits))
+	for i, h := range res.Hits {
+		ids[i] = h.ID
+	}
+	width := idWidth(ids)
 	for _, h := range res.Hits {
-		// A published article, the usual case, shows no status.
-		status := ""
-		if h.Status != "published" {
-			status = " (" + h.Status
-			if h.Deprecated && h.ReplacedBy != "" {
-				status += ", use " + h.ReplacedBy
-			}
-			status = oneLine(status + ")")
+		status := h.Status
+		if h.Deprecated && h.ReplacedBy != "" {
+			status += ", use " + h.ReplacedBy
 		}
-		fmt.Fprintf(w, "%-40s v%-3d %-10s %s%s\n    why: %s\n    %s\n",
-			oneLine(h.ID), h.Version, oneLine(h.Class), oneLine(h.Title), status, oneLine(h.Reason), oneLine(h.Snippet))
+		fmt.Fprintf(w, "%-*s v%-3d %-10s %s%s\n    why: %s\n    %s\n",
+			width, oneLine(h.ID), h.Version, oneLine(h.Class), oneLine(h.Title), statusNote(status), oneLine(h.Reason), oneLine(h.Snippet))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -63,8 +64,13 @@ func newSearchCmd() *cobra.Command {
 			if res.AnyTerm {
 				fmt.Fprintln(cmd.ErrOrStderr(), "no article has every word, so these hits match any of them")
 			}
+			ids := make([]string, len(res.Hits))
+			for i, h := range res.Hits {
+				ids[i] = h.ID
+			}
+			width := idWidth(ids)
 			for _, h := range res.Hits {
-				fmt.Fprintf(w, "%-40s v%-3d %-10s %s\n    %s\n", h.ID, h.Version, oneLine(h.Class), oneLine(h.Title), oneLine(h.Snippet))
+				fmt.Fprintf(w, "%-*s v%-3d %-10s %s%s\n    %s\n", width, h.ID, h.Version, oneLine(h.Class), oneLine(h.Title), statusNote(h.Status), oneLine(h.Snippet))
 			}
 			if res.Facets != nil {
 				printFacets(w, res.Facets)
@@ -87,6 +93,26 @@ func newSearchCmd() *cobra.Command {
 	cmd.Flags().IntVar(&opts.Limit, "limit", 10, fmt.Sprintf("number of hits, 1 to %d", maxSearchLimit))
 	r.addReadFlags(cmd)
 	return cmd
+}
+
+// idWidth returns the width of the id column for ids: the longest, from
+// 20 to 60 characters, so that short ids leave no wide gap and a long one
+// shifts only its own line.
+func idWidth(ids []string) int {
+	w := 20
+	for _, id := range ids {
+		w = max(w, min(utf8.RuneCountInString(id), 60))
+	}
+	return w
+}
+
+// statusNote returns " (STATUS)" to print after a hit's title, or "" for a
+// published article, the usual case.
+func statusNote(status string) string {
+	if status == "" || status == "published" {
+		return ""
+	}
+	return " (" + oneLine(status) + ")"
 }
 
 // oneLine collapses every run of white space, newlines included, into one
