@@ -13,7 +13,9 @@ type LookupRequest struct {
 	Text string `json:"text"`
 	// Attributes are facts about the work, such as account, product,
 	// service and severity, compared with the articles' metadata, tags
-	// and titles. At most 16 are allowed.
+	// and titles. Keys are compared in lower case. At most 16 are
+	// allowed, and without Text one must be other than severity,
+	// priority, urgency and impact, which many articles share.
 	Attributes map[string]string `json:"attributes,omitempty"`
 	// Limit is the number of hits, 1 to 20, and 0 leaves the server's
 	// default of 5.
@@ -36,7 +38,8 @@ type LookupHit struct {
 	Score float64 `json:"score"`
 	// Reason is one line on why the article fits.
 	Reason string `json:"reason"`
-	// MatchedTerms are the words of the text found in the article.
+	// MatchedTerms are the words of the text found in the article, and
+	// the values of topic attributes such as service and product.
 	// MatchedAttributes are the attributes that matched, each as
 	// "key=value (metadata)", "(tag)" or "(title)".
 	MatchedTerms      []string `json:"matched_terms,omitempty"`

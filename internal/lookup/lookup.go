@@ -78,7 +78,7 @@ type Request struct {
 	Text string
 	// Attributes are facts about the work, such as account, product,
 	// service and severity, compared with articles' metadata, tags and
-	// titles.
+	// titles. Keys are compared in lower case.
 	Attributes map[string]string
 	// Limit is the number of hits, 1 to MaxLimit; 0 means DefaultLimit.
 	Limit int
@@ -97,6 +97,20 @@ func (r *Request) Validate() error {
 	}
 	if len(r.Attributes) > MaxAttributes {
 		return &knowledge.FieldError{Field: "attributes", Message: fmt.Sprintf("has %d keys; the maximum is %d: send the ones that identify the work", len(r.Attributes), MaxAttributes)}
+	}
+	lower := make(map[string]string, len(r.Attributes))
+	for _, k := range sortedKeys(r.Attributes) {
+		if prev, dup := lower[strings.ToLower(k)]; dup {
+			return &knowledge.FieldError{Field: "attributes." + k, Message: fmt.Sprintf("is %q in another case: keys are compared in lower case, so give it once", prev)}
+		}
+		lower[strings.ToLower(k)] = k
+	}
+	onlyWeak := len(lower) > 0
+	for k := range lower {
+		onlyWeak = onlyWeak && slices.Contains(WeakAttributes, k)
+	}
+	if strings.TrimSpace(r.Text) == "" && onlyWeak {
+		return &knowledge.FieldError{Field: "attributes", Message: fmt.Sprintf("has only %s, which many articles share, so it finds none alone: add the ticket's text or an attribute such as service or product", strings.Join(sortedKeys(r.Attributes), " and "))}
 	}
 	for k, v := range r.Attributes {
 		field := "attributes." + k
@@ -134,7 +148,7 @@ type Hit struct {
 	// attributes that matched, and a deprecation.
 	Reason string
 	// MatchedTerms are the searched words found in the article, as the
-	// text wrote them; MatchedAttributes name the attributes that matched,
+	// text or a TopicAttributes value wrote them; MatchedAttributes name the attributes that matched,
 	// as "key=value (metadata)", "key=value (tag)" or "key=value (title)".
 	MatchedTerms      []string
 	MatchedAttributes []string
@@ -173,8 +187,24 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	if limit == 0 {
 		limit = DefaultLimit
 	}
+	// Keys are compared in lower case, as tools send "Service" as often
+	// as "service"; Validate rejects two keys that differ only in case.
+	attrs := make(map[string]string, len(req.Attributes))
+	for k, v := range req.Attributes {
+		attrs[strings.ToLower(k)] = v
+	}
+	req.Attributes = attrs
 	terms, originals := SalientTerms(req.Text, MaxTerms)
 	text := searchText(terms, req.Attributes)
+	// A topic attribute's value is searched as a phrase too; a hit that
+	// holds it names the value as written among its matched terms.
+	for _, k := range sortedKeys(req.Attributes) {
+		if words := fulltext.Words(req.Attributes[k]); slices.Contains(TopicAttributes, k) && len(words) > 0 {
+			if _, ok := originals[strings.Join(words, " ")]; !ok {
+				originals[strings.Join(words, " ")] = req.Attributes[k]
+			}
+		}
+	}
 	subject, _, _ := strings.Cut(strings.TrimSpace(req.Text), "\n")
 	subjectTerms, _ := SalientTerms(subject, MaxTerms)
 	res := Result{Terms: []string{}, Hits: []Hit{}}

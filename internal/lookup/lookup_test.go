@@ -66,6 +66,8 @@ func TestValidate(t *testing.T) {
 		{Request{Text: "x", Attributes: map[string]string{"service": " "}}, "attributes.service"},
 		{Request{Text: "x", Attributes: map[string]string{"": "v"}}, "attributes"},
 		{Request{Text: "x", Attributes: map[string]string{"k": strings.Repeat("v", knowledge.MaxMetadataValue+1)}}, "attributes.k"},
+		{Request{Text: "x", Attributes: map[string]string{"Service": "a", "service": "b"}}, "attributes.service"},
+		{Request{Attributes: map[string]string{"severity": "high", "Priority": "p1"}}, "attributes"},
 	}
 	for _, tc := range cases {
 		err := tc.req.Validate()
@@ -76,6 +78,30 @@ func TestValidate(t *testing.T) {
 	}
 	if err := (&Request{Attributes: map[string]string{"service": "etcd"}}).Validate(); err != nil {
 		t.Errorf("attributes without text: %v", err)
+	}
+}
+
+// TestAttributeKeysIgnoreCase checks that an attribute key counts in any
+// case, and that a topic attribute's value found in a hit is named among
+// its matched terms.
+func TestAttributeKeysIgnoreCase(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t,
+		art("pay", "High error rate on payments-api", "Roll back the last deploy.", knowledge.StatusPublished, map[string]string{"service": "payments-api"}),
+		art("other", "Error budget policy", "Errors count against the budget.", knowledge.StatusPublished, nil))
+	res, err := Run(ctx, s, nil, Request{Text: "errors at checkout", Attributes: map[string]string{"Service": "payments-api"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hits) == 0 || res.Hits[0].ID != "pay" {
+		t.Fatalf("hits = %v, want pay first", ids(res.Hits))
+	}
+	h := res.Hits[0]
+	if !slices.Contains(h.MatchedAttributes, "service=payments-api (metadata)") {
+		t.Errorf("matched attributes = %q, want service=payments-api (metadata)", h.MatchedAttributes)
+	}
+	if !slices.Contains(h.MatchedTerms, "payments-api") || !strings.Contains(h.Reason, "payments-api") {
+		t.Errorf("matched terms = %q, reason %q; want the attribute value payments-api named", h.MatchedTerms, h.Reason)
 	}
 }
 
