@@ -117,9 +117,13 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
 		return err
 	}
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Field: "Content-Encoding",
-			Message: fmt.Sprintf("Content-Encoding %.40q is not supported: send the body uncompressed, without Content-Encoding", ce)}
+	if err := checkContentEncoding(r.Header.Values("Content-Encoding")); err != nil {
+		return err
+	}
+	if r.ContentLength > limit {
+		// Refused before a byte is read, so a client that sent
+		// Expect: 100-continue learns it without sending the body.
+		return decodeError(&http.MaxBytesError{Limit: limit}, limit, nil)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
@@ -149,6 +153,20 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	keys := json.NewDecoder(bytes.NewReader(body))
 	keys.UseNumber()
 	return checkKeys(keys, reflect.TypeOf(v), "")
+}
+
+// checkContentEncoding accepts no coding but identity, on any number of
+// header lines and in lists, as RFC 9110, section 8.4, allows.
+func checkContentEncoding(lines []string) error {
+	for _, line := range lines {
+		for ce := range strings.SplitSeq(line, ",") {
+			if ce = strings.TrimSpace(ce); ce != "" && !strings.EqualFold(ce, "identity") {
+				return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Field: "Content-Encoding",
+					Message: fmt.Sprintf("Content-Encoding %.40q is not supported: send the body uncompressed, without Content-Encoding", ce)}
+			}
+		}
+	}
+	return nil
 }
 
 // checkContentType accepts an empty Content-Type and application/json with

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -141,8 +142,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pattern = "unmatched"
 		out = &routeErrorWriter{ResponseWriter: rec, r: r}
 	}
-	s.mux.ServeHTTP(out, r)
+	if err := malformedQuery(r.URL.RawQuery); err != nil && pattern != "unmatched" {
+		// url.Values drops a pair it cannot decode, so a filter such as
+		// class=policy% would vanish and widen the result.
+		s.writeError(rec, r, err)
+	} else {
+		s.mux.ServeHTTP(out, r)
+	}
 	s.latency.WithLabelValues(pattern, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+}
+
+// malformedQuery returns a 400 naming the first part of a query string
+// that cannot be decoded, or nil when every part can.
+func malformedQuery(raw string) error {
+	if _, err := url.ParseQuery(raw); err == nil {
+		return nil
+	}
+	for part := range strings.SplitSeq(raw, "&") {
+		key, value, _ := strings.Cut(part, "=")
+		if strings.Contains(part, ";") {
+			return badRequest(clipText(key, 200), "the query string part %.100q holds a semicolon, which does not separate parameters: separate them with & and percent-encode a semicolon in a value as %%3B", part)
+		}
+		name, err := url.QueryUnescape(key)
+		if err == nil {
+			_, err = url.QueryUnescape(value)
+		} else {
+			name = key
+		}
+		if err != nil {
+			return badRequest(clipText(name, 200), "the query string part %.100q cannot be decoded (%v): percent-encode %% as %%25 and other reserved characters as %%XX", part, err)
+		}
+	}
+	return badRequest("", "the query string cannot be decoded: percent-encode reserved characters as %%XX and separate parameters with &")
 }
 
 // routeErrorWriter replaces the plain-text 404 and 405 responses of the mux

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/khub-dev/khub/client"
 	"github.com/khub-dev/khub/internal/app"
@@ -45,6 +47,10 @@ func TestBadQueryParameters(t *testing.T) {
 		{"DEL in q", "/v1/search?q=a%7Fb", "q"},
 		{"invalid UTF-8 in q", "/v1/search?q=%ff%fe", "q"},
 		{"only emoji and symbols in q", "/v1/search?q=%F0%9F%9A%A8+*+%22%22", "q"},
+		{"bad escape in a filter", "/v1/search?q=data&class=policy%", "class"},
+		{"bad escape in a key", "/v1/search?q=data&cl%zzass=policy", "cl%zzass"},
+		{"semicolon", "/v1/search?q=data;class=policy", "q"},
+		{"bad escape in after", "/v1/changes?after=0%&limit=1", "after"},
 		{"NUL in tag", "/v1/search?tag=a%00b", "tag"},
 		{"empty tag", "/v1/search?tag=", "tag"},
 		{"NUL in meta value", "/v1/search?meta.team=a%00b", "meta.team"},
@@ -228,6 +234,12 @@ func TestStrictJSONBodies(t *testing.T) {
 		if e := wantError(t, do(t, req), http.StatusUnsupportedMediaType, "Content-Encoding"); !strings.Contains(e.Message, "uncompressed") {
 			t.Errorf("message %q does not say to send the body uncompressed", e.Message)
 		}
+		// Every header line and list entry counts.
+		for _, lines := range [][]string{{"identity", "gzip"}, {"", "br"}, {"identity, deflate"}} {
+			req := rawRequest(t, c, http.MethodPut, "/v1/articles/u8", strings.NewReader(`{"title":"t","body":"b",`+fields+`}`))
+			req.Header["Content-Encoding"] = lines
+			wantError(t, do(t, req), http.StatusUnsupportedMediaType, "Content-Encoding")
+		}
 	})
 	t.Run("null body", func(t *testing.T) {
 		e := wantError(t, putBody("u9", " null\n", ""), http.StatusBadRequest, "")
@@ -282,6 +294,34 @@ func TestEscapedBodyFitsRequestLimit(t *testing.T) {
 	if !strings.Contains(e.Message, "1 MiB") {
 		t.Errorf("413 message %q does not name the article body limit", e.Message)
 	}
+
+	// A client that waits for 100 Continue before a body over the limit
+	// gets the 413 without sending it.
+	sent := &countingReader{r: strings.NewReader(huge)}
+	req := rawRequest(t, c, http.MethodPut, "/v1/articles/esc4", sent)
+	req.ContentLength = int64(len(huge))
+	req.Header.Set("Expect", "100-continue")
+	hc := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
+	hr, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Body.Close()
+	if hr.StatusCode != http.StatusRequestEntityTooLarge || sent.n > 0 {
+		t.Errorf("Expect: 100-continue with %d bytes: status %d after %d bytes sent, want 413 before any", len(huge), hr.StatusCode, sent.n)
+	}
+}
+
+// countingReader counts the bytes read from r.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
 
 // TestIfMatchLists checks If-Match against RFC 9110. Any listed strong tag
