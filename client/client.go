@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -33,8 +34,15 @@ func New(base, token string) *Client {
 		token: token,
 		// Long polls set their own deadline through the context. This bound
 		// only stops a hung connection from blocking forever.
-		http: &http.Client{Timeout: 5 * time.Minute},
+		http: &http.Client{Timeout: 5 * time.Minute, CheckRedirect: refuseRedirect},
 	}
+}
+
+// refuseRedirect stops every redirect. net/http would send the token on
+// to another port of the same host, or from https to http, and a redirect
+// turns a POST into a GET, which the hub then refuses with a puzzling 405.
+func refuseRedirect(req *http.Request, via []*http.Request) error {
+	return fmt.Errorf("the server redirected to %s, and the client does not follow redirects, so that the token goes only to the server it was given: use the hub's own address", req.URL.Redacted())
 }
 
 // Error is a non-2xx response from the server.
@@ -92,6 +100,9 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 		return resp, decodeError(resp)
 	}
 	if out != nil {
+		if err := notJSON(resp); err != nil {
+			return resp, err
+		}
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 			return resp, fmt.Errorf("decode %s %s response: %w", method, path, err)
 		}
@@ -99,13 +110,27 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 	return resp, nil
 }
 
+// notJSON returns an error when a response is not JSON, as when the base
+// URL points at another server or at a page of the hub's dashboard.
+func notJSON(resp *http.Response) error {
+	ct := resp.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return fmt.Errorf("%s answered %d with Content-Type %q, not the JSON of the khub API: check that the server address is a khub hub, such as http://127.0.0.1:8080", resp.Request.URL.Redacted(), resp.StatusCode, ct)
+}
+
 func decodeError(resp *http.Response) error {
 	e := &Error{StatusCode: resp.StatusCode, Code: strings.ToLower(strings.ReplaceAll(http.StatusText(resp.StatusCode), " ", "_"))}
 	var body ErrorBody
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(b, &body) == nil && body.Error.Message != "" {
+	switch {
+	case json.Unmarshal(b, &body) == nil && body.Error.Message != "":
 		e.Code, e.Field, e.Message = body.Error.Code, body.Error.Field, body.Error.Message
-	} else {
+	case notJSON(resp) != nil && len(b) > 200:
+		// Another server's error page says little in its first bytes.
+		e.Message = notJSON(resp).Error()
+	default:
 		e.Message = strings.TrimSpace(string(b))
 	}
 	return e

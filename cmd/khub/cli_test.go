@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -480,4 +481,62 @@ func manyAttrs(n int) []string {
 		out = append(out, "--attr", fmt.Sprintf("k%d=v", i))
 	}
 	return out
+}
+
+// TestServerFlagChecked checks that a --server the client cannot use is
+// named with the fix, and that its password is not shown.
+func TestServerFlagChecked(t *testing.T) {
+	for server, want := range map[string]string{
+		"127.0.0.1:8080":                   "write http://127.0.0.1:8080",
+		"":                                 "--server is empty",
+		"ftp://127.0.0.1":                  "not an http or https URL",
+		"http://127.0.0.1:8080?token=abc":  "has a query or fragment",
+		"http://me:hunter2@127.0.0.1:1/#x": "me:xxxxx@",
+	} {
+		root := newRootCmd()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs([]string{"search", "disk", "--server", server, "--token", "t"})
+		err := root.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("--server %q: err = %v, want one containing %q and no password", server, err, want)
+		}
+	}
+}
+
+// TestLookupFileStopsOnCancel checks that khub lookup --file - gives up
+// its read when the command is stopped, as by Ctrl-C, and that it refuses
+// a named pipe, whose read could block for good.
+func TestLookupFileStopsOnCancel(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	root := newRootCmd()
+	root.SetIn(pr)
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	root.SetArgs([]string{"lookup", "--file", "-", "--server", "http://127.0.0.1:1", "--token", "t"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "stopped while reading") {
+			t.Errorf("lookup stopped while reading: err = %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("lookup --file - kept reading after its context ended")
+	}
+
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no named pipes here: %v", err)
+	}
+	root = newRootCmd()
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	root.SetArgs([]string{"lookup", "--file", fifo, "--server", "http://127.0.0.1:1", "--token", "t"})
+	if err := root.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("lookup --file FIFO: err = %v, want it refused", err)
+	}
 }

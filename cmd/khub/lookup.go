@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,7 +51,7 @@ standard input.`,
 			if file == "" && len(args) == 1 && args[0] == "-" {
 				return errors.New(`"-" is taken as the subject: to read the text from standard input, use --file -`)
 			}
-			text, err := lookupText(cmd.InOrStdin(), file, args)
+			text, err := lookupText(cmd.Context(), cmd.InOrStdin(), file, args)
 			if err != nil {
 				return err
 			}
@@ -96,7 +97,7 @@ standard input.`,
 
 // lookupText returns the text of a lookup: the file's, or the arguments
 // with the first, the subject, on a line of its own.
-func lookupText(stdin io.Reader, file string, args []string) (string, error) {
+func lookupText(ctx context.Context, stdin io.Reader, file string, args []string) (string, error) {
 	if file == "" {
 		return strings.Join(args, "\n"), nil
 	}
@@ -105,6 +106,10 @@ func lookupText(stdin io.Reader, file string, args []string) (string, error) {
 	}
 	in := stdin
 	if file != "-" {
+		// A pipe or device could block the read for good.
+		if fi, err := os.Stat(file); err == nil && !fi.Mode().IsRegular() {
+			return "", fmt.Errorf("--file %s is not a regular file: give a text file, or - and pipe the text to standard input", file)
+		}
 		f, err := os.Open(file)
 		if err != nil {
 			return "", fmt.Errorf("--file: %w", err)
@@ -112,9 +117,7 @@ func lookupText(stdin io.Reader, file string, args []string) (string, error) {
 		defer f.Close()
 		in = f
 	}
-	// One byte more than the limit tells a text at the limit from a
-	// longer one without reading all of a large file.
-	b, err := io.ReadAll(io.LimitReader(in, maxLookupText+1))
+	b, err := readAll(ctx, in, maxLookupText+1)
 	if err != nil {
 		return "", fmt.Errorf("--file %s: %w", file, err)
 	}
@@ -131,6 +134,27 @@ func lookupText(stdin io.Reader, file string, args []string) (string, error) {
 	return string(b), nil
 }
 
+// readAll reads at most limit bytes of r, or stops when ctx ends, as on
+// Ctrl-C while standard input is a terminal: a read from it cannot be
+// interrupted, so it is left behind in its goroutine.
+func readAll(ctx context.Context, r io.Reader, limit int64) ([]byte, error) {
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := io.ReadAll(io.LimitReader(r, limit))
+		done <- result{b, err}
+	}()
+	select {
+	case res := <-done:
+		return res.b, res.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("stopped while reading: %w", context.Cause(ctx))
+	}
+}
+
 // keyValues reads the repeated flag's KEY=VALUE pairs into a map, or
 // returns nil for none. example is a pair to show in errors; needValue
 // rejects an empty value.
@@ -141,7 +165,8 @@ func keyValues(flag, example string, pairs []string, needValue bool) (map[string
 	out := make(map[string]string, len(pairs))
 	for _, kv := range pairs {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || strings.TrimSpace(k) == "" || needValue && strings.TrimSpace(v) == "" {
+		k = strings.TrimSpace(k)
+		if !ok || k == "" || needValue && strings.TrimSpace(v) == "" {
 			return nil, fmt.Errorf("%s %q is invalid: use KEY=VALUE, such as %s %s", flag, kv, flag, example)
 		}
 		if prev, dup := out[k]; dup && prev != v {

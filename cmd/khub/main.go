@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -95,7 +96,30 @@ func (r *remote) client() (*client.Client, error) {
 	if token == "" {
 		return nil, errors.New("no token: pass --token or set KHUB_TOKEN (khub serve writes the admin token to DATA/admin.token)")
 	}
+	if err := checkServer(r.server); err != nil {
+		return nil, err
+	}
 	return client.New(r.server, token), nil
+}
+
+// checkServer checks that --server is a base URL the client can append
+// API paths to. The message shows the URL without its password, if any.
+func checkServer(server string) error {
+	const fix = "give the hub's base URL, such as http://127.0.0.1:8080, with --server or KHUB_SERVER"
+	u, err := url.Parse(server)
+	switch {
+	case server == "":
+		return errors.New("--server is empty: " + fix)
+	case !strings.Contains(server, "://") && !strings.Contains(server, "@"):
+		return fmt.Errorf("--server %q has no scheme: write http://%s", server, server)
+	case err != nil:
+		return errors.New("--server cannot be parsed as a URL: " + fix)
+	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		return fmt.Errorf("--server %q is not an http or https URL with a host: %s", u.Redacted(), fix)
+	case u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("--server %q has a query or fragment, which the API paths cannot follow: %s; the token goes in --token", u.Redacted(), fix)
+	}
+	return nil
 }
 
 func envOr(name, def string) string {

@@ -100,10 +100,10 @@ func (r *Request) Validate() error {
 	}
 	lower := make(map[string]string, len(r.Attributes))
 	for _, k := range sortedKeys(r.Attributes) {
-		if prev, dup := lower[strings.ToLower(k)]; dup {
-			return &knowledge.FieldError{Field: "attributes." + k, Message: fmt.Sprintf("is %q in another case: keys are compared in lower case, so give it once", prev)}
+		if prev, dup := lower[attributeKey(k)]; dup {
+			return &knowledge.FieldError{Field: "attributes." + k, Message: fmt.Sprintf("is %q in another case or with spaces: keys are compared in lower case without surrounding spaces, so give it once", prev)}
 		}
-		lower[strings.ToLower(k)] = k
+		lower[attributeKey(k)] = k
 	}
 	onlyWeak := len(lower) > 0
 	for k := range lower {
@@ -115,7 +115,7 @@ func (r *Request) Validate() error {
 	for k, v := range r.Attributes {
 		field := "attributes." + k
 		switch {
-		case k == "" || len(k) > knowledge.MaxMetadataKey || !utf8.ValidString(k) || strings.ContainsFunc(k, unicode.IsControl):
+		case strings.TrimSpace(k) == "" || len(k) > knowledge.MaxMetadataKey || !utf8.ValidString(k) || strings.ContainsFunc(k, unicode.IsControl):
 			return &knowledge.FieldError{Field: "attributes", Message: fmt.Sprintf("key %.40q is not a valid metadata key: use 1 to %d bytes of UTF-8 without control characters", k, knowledge.MaxMetadataKey)}
 		case strings.TrimSpace(v) == "":
 			return &knowledge.FieldError{Field: field, Message: "is empty: give a value or leave the attribute out"}
@@ -188,10 +188,11 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 		limit = DefaultLimit
 	}
 	// Keys are compared in lower case, as tools send "Service" as often
-	// as "service"; Validate rejects two keys that differ only in case.
+	// as "service"; Validate rejects two keys that differ only in case or
+	// spaces. Values are compared without surrounding spaces.
 	attrs := make(map[string]string, len(req.Attributes))
 	for k, v := range req.Attributes {
-		attrs[strings.ToLower(k)] = v
+		attrs[attributeKey(k)] = strings.TrimSpace(v)
 	}
 	req.Attributes = attrs
 	terms, originals := SalientTerms(req.Text, MaxTerms)
@@ -327,6 +328,9 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	}
 	return res, nil
 }
+
+// attributeKey returns an attribute key as lookups compare it.
+func attributeKey(k string) string { return strings.ToLower(strings.TrimSpace(k)) }
 
 // searchText writes the salient terms and the values of TopicAttributes as
 // fulltext search text. A value of several words is quoted

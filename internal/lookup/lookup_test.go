@@ -67,6 +67,8 @@ func TestValidate(t *testing.T) {
 		{Request{Text: "x", Attributes: map[string]string{"": "v"}}, "attributes"},
 		{Request{Text: "x", Attributes: map[string]string{"k": strings.Repeat("v", knowledge.MaxMetadataValue+1)}}, "attributes.k"},
 		{Request{Text: "x", Attributes: map[string]string{"Service": "a", "service": "b"}}, "attributes.service"},
+		{Request{Text: "x", Attributes: map[string]string{" service ": "a", "service": "b"}}, "attributes.service"},
+		{Request{Text: "x", Attributes: map[string]string{" ": "a"}}, "attributes"},
 		{Request{Attributes: map[string]string{"severity": "high", "Priority": "p1"}}, "attributes"},
 	}
 	for _, tc := range cases {
@@ -89,7 +91,7 @@ func TestAttributeKeysIgnoreCase(t *testing.T) {
 	s := openStore(t,
 		art("pay", "High error rate on payments-api", "Roll back the last deploy.", knowledge.StatusPublished, map[string]string{"service": "payments-api"}),
 		art("other", "Error budget policy", "Errors count against the budget.", knowledge.StatusPublished, nil))
-	res, err := Run(ctx, s, nil, Request{Text: "errors at checkout", Attributes: map[string]string{"Service": "payments-api"}})
+	res, err := Run(ctx, s, nil, Request{Text: "errors at checkout", Attributes: map[string]string{" Service ": " payments-api"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,55 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// TestRedirectsAreRefused checks that the client neither follows a
+// redirect nor sends its token to where one points.
+func TestRedirectsAreRefused(t *testing.T) {
+	var leaked atomic.Bool
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Store(true)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"hits":[],"terms":[]}`))
+	}))
+	defer other.Close()
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+
+	_, err := New(redirect.URL, "secret-token").Lookup(context.Background(), LookupRequest{Text: "disk full"})
+	if err == nil || !strings.Contains(err.Error(), "redirected to "+other.URL) {
+		t.Errorf("lookup through a redirect: err = %v, want one naming the redirect", err)
+	}
+	if leaked.Load() {
+		t.Error("the token reached the server that the redirect named")
+	}
+}
+
+// TestNonJSONAnswersAreNamed checks that an answer from a server other
+// than a hub is reported as such, not as a JSON syntax error or a page of
+// HTML.
+func TestNonJSONAnswersAreNamed(t *testing.T) {
+	page := "<!doctype html><html><body>" + strings.Repeat("<p>Welcome</p>", 50) + "</body></html>"
+	for _, status := range []int{http.StatusOK, http.StatusNotImplemented} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(status)
+			w.Write([]byte(page))
+		}))
+		_, err := New(srv.URL, "t").Search(context.Background(), "disk", SearchOptions{})
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), "not the JSON of the khub API") || strings.Contains(err.Error(), "<p>") {
+			t.Errorf("status %d with HTML: err = %v, want one saying the answer is not the API's", status, err)
+		}
+	}
+}
