@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/netip"
 	"strings"
 	"time"
@@ -91,8 +92,18 @@ func (h *Hub) SaveArticle(ctx context.Context, a knowledge.Article, opts store.S
 // ifVersion, when non-zero, must equal the current version.
 func (h *Hub) ArchiveArticle(ctx context.Context, id string, ifVersion int64) (store.SaveResult, error) {
 	// A concurrent edit between the read and the write makes the write
-	// conflict; retry a few times instead of archiving stale content.
-	for range 5 {
+	// conflict; retry instead of archiving stale content. Writers of one
+	// article that never pause could starve the archive, so each retry
+	// waits a little longer, with jitter, to fall between their commits.
+	for attempt := range archiveAttempts {
+		if attempt > 0 {
+			wait := time.Duration(mrand.Int64N(int64(attempt)*int64(time.Millisecond))) + time.Millisecond
+			select {
+			case <-ctx.Done():
+				return store.SaveResult{}, ctx.Err()
+			case <-time.After(wait):
+			}
+		}
 		cur, err := h.Store.GetArticle(ctx, id)
 		if err != nil {
 			return store.SaveResult{}, err
@@ -107,8 +118,12 @@ func (h *Hub) ArchiveArticle(ctx context.Context, id string, ifVersion int64) (s
 		}
 		return res, err
 	}
-	return store.SaveResult{}, store.ErrConflict
+	return store.SaveResult{}, &store.ConflictError{Message: fmt.Sprintf("article %q changed %d times while it was being archived: send the request again", id, archiveAttempts)}
 }
+
+// archiveAttempts bounds the reads and writes of one ArchiveArticle call
+// that other writes of the article can make conflict.
+const archiveAttempts = 20
 
 // IntegrationInput is a request to create an integration, after JSON
 // decoding and before validation.

@@ -28,6 +28,15 @@ var (
 	ErrBadCursor = fulltext.ErrBadCursor
 )
 
+// ConflictError is ErrConflict with a message that tells the caller what
+// to do.
+type ConflictError struct{ Message string }
+
+func (e *ConflictError) Error() string { return e.Message }
+
+// Is makes errors.Is(err, ErrConflict) hold for a *ConflictError.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
 // Store is the persistent state of one hub. Implementations are safe for
 // concurrent use.
 type Store interface {
