@@ -155,7 +155,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	}
 	keys := json.NewDecoder(bytes.NewReader(body))
 	keys.UseNumber()
-	return checkKeys(keys, reflect.TypeOf(v), "")
+	return checkKeys(keys, reflect.TypeOf(v), "", false)
 }
 
 // checkContentEncoding accepts no coding but identity, on any number of
@@ -261,9 +261,10 @@ func hex4(b []byte) (rune, bool) {
 // encoding/json accepts silently when it decodes into type t. These are a
 // key that names a field only when case is ignored, such as "Title" for
 // "title", and a key given twice in one object, of which encoding/json
-// keeps the last. path is the field name of the value, as in
-// "scope.metadata".
-func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
+// keeps the last. It also rejects null as a string in a map or a list,
+// which encoding/json stores as "". path is the field name of the value,
+// as in "scope.metadata"; element marks a value in a map or a list.
+func checkKeys(dec *json.Decoder, t reflect.Type, path string, element bool) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return badRequest(path, "the body is not valid JSON: %v", err)
@@ -293,8 +294,9 @@ func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 			}
 			seen[key] = true
 			var next reflect.Type
+			inMap := t != nil && t.Kind() == reflect.Map
 			switch {
-			case t != nil && t.Kind() == reflect.Map:
+			case inMap:
 				next = t.Elem()
 			case fields != nil:
 				ft, ok := fields[key]
@@ -307,7 +309,7 @@ func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 				}
 				next = ft
 			}
-			if err := checkKeys(dec, next, field); err != nil {
+			if err := checkKeys(dec, next, field, inMap); err != nil {
 				return err
 			}
 		}
@@ -317,10 +319,15 @@ func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 			elem = t.Elem()
 		}
 		for dec.More() {
-			if err := checkKeys(dec, elem, path); err != nil {
+			if err := checkKeys(dec, elem, path, true); err != nil {
 				return err
 			}
 		}
+	case nil:
+		if element && t != nil && t.Kind() == reflect.String {
+			return badRequest(path, "%s holds null where a string belongs: give a string, or leave the entry out", path)
+		}
+		return nil
 	default:
 		return nil // a scalar
 	}

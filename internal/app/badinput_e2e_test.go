@@ -249,6 +249,14 @@ func TestStrictJSONBodies(t *testing.T) {
 		req := rawRequest(t, c, http.MethodPost, "/v1/lookup", strings.NewReader("null"))
 		wantError(t, do(t, req), http.StatusBadRequest, "")
 	})
+	t.Run("null in a map or a list", func(t *testing.T) {
+		wantError(t, putBody("u11", `{"title":"t","body":"b",`+fields+`,"metadata":{"a":null}}`, ""), http.StatusBadRequest, "metadata.a")
+		wantError(t, putBody("u11", `{"title":"t","body":"b",`+fields+`,"tags":["ok",null]}`, ""), http.StatusBadRequest, "tags")
+		// null for a whole optional field still means none.
+		if resp := putBody("u12", `{"title":"t","body":"b",`+fields+`,"tags":null,"metadata":null}`, ""); resp.StatusCode != http.StatusCreated {
+			t.Errorf("null tags and metadata: status = %d, want 201: %s", resp.StatusCode, resp.body)
+		}
+	})
 	t.Run("byte order mark", func(t *testing.T) {
 		resp := putBody("u10", "\uFEFF"+`{"title":"t","body":"b",`+fields+`}`, "")
 		if resp.StatusCode != http.StatusCreated {
@@ -256,7 +264,7 @@ func TestStrictJSONBodies(t *testing.T) {
 		}
 	})
 	t.Run("nothing rejected was stored", func(t *testing.T) {
-		for _, id := range []string{"u1", "u2", "u4", "u5", "u6", "u8", "u9"} {
+		for _, id := range []string{"u1", "u2", "u4", "u5", "u6", "u8", "u9", "u11"} {
 			if _, err := c.GetArticle(ctx, id); !client.IsNotFound(err) {
 				t.Errorf("rejected article %s: err = %v, want 404", id, err)
 			}
