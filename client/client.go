@@ -117,7 +117,7 @@ func notJSON(resp *http.Response) error {
 	if mt, _, err := mime.ParseMediaType(ct); err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
 		return nil
 	}
-	return fmt.Errorf("%s answered %d with Content-Type %q, not the JSON of the khub API: check that the server address is a khub hub, such as http://127.0.0.1:8080", resp.Request.URL.Redacted(), resp.StatusCode, ct)
+	return fmt.Errorf("%s returned status %d with Content-Type %q, not the JSON of the khub API: check that the server address is a khub hub, such as http://127.0.0.1:8080", resp.Request.URL.Redacted(), resp.StatusCode, ct)
 }
 
 func decodeError(resp *http.Response) error {
@@ -128,7 +128,7 @@ func decodeError(resp *http.Response) error {
 	case json.Unmarshal(b, &body) == nil && body.Error.Message != "":
 		e.Code, e.Field, e.Message = body.Error.Code, body.Error.Field, body.Error.Message
 	case notJSON(resp) != nil && len(b) > 200:
-		// Another server's error page says little in its first bytes.
+		// The first bytes of another server's error page rarely explain it.
 		e.Message = notJSON(resp).Error()
 	default:
 		e.Message = strings.TrimSpace(string(b))

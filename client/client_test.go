@@ -35,10 +35,10 @@ func TestRedirectsAreRefused(t *testing.T) {
 	}
 }
 
-// TestNonJSONAnswersAreNamed checks that an answer from a server other
+// TestNonJSONResponseNamed checks that a response from a server other
 // than a hub is reported as such, not as a JSON syntax error or a page of
 // HTML.
-func TestNonJSONAnswersAreNamed(t *testing.T) {
+func TestNonJSONResponseNamed(t *testing.T) {
 	page := "<!doctype html><html><body>" + strings.Repeat("<p>Welcome</p>", 50) + "</body></html>"
 	for _, status := range []int{http.StatusOK, http.StatusNotImplemented} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -49,7 +49,7 @@ func TestNonJSONAnswersAreNamed(t *testing.T) {
 		_, err := New(srv.URL, "t").Search(context.Background(), "disk", SearchOptions{})
 		srv.Close()
 		if err == nil || !strings.Contains(err.Error(), "not the JSON of the khub API") || strings.Contains(err.Error(), "<p>") {
-			t.Errorf("status %d with HTML: err = %v, want one saying the answer is not the API's", status, err)
+			t.Errorf("status %d with HTML: err = %v, want one saying the response is not the API's", status, err)
 		}
 	}
 }

@@ -463,7 +463,7 @@ func TestLookupCommand(t *testing.T) {
 		{[]string{"lookup", "--file", filepath.Join(t.TempDir(), "missing.txt")}, "--file: open"},
 		{[]string{"lookup", "--file="}, "--file needs a path"},
 		{[]string{"lookup", "-"}, "use --file -"},
-		{[]string{"lookup", "--file", "-"}, "holds no text"},
+		{[]string{"lookup", "--file", "-"}, "is empty"},
 		{[]string{"lookup", "--file", writeFile(t, "latin1.txt", "Caf\xe9 closed\n")}, "not UTF-8"},
 		{[]string{"lookup", "--file", writeFile(t, "binary", "\x7fELF\x00\x01")}, "NUL bytes"},
 		{append([]string{"lookup", "disk"}, manyAttrs(17)...), "--attr gives 17 attributes"},

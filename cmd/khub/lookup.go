@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,10 +77,7 @@ standard input.`,
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				enc.SetEscapeHTML(false)
-				return enc.Encode(res)
+				return printJSON(w, res)
 			}
 			printLookup(w, cmd.ErrOrStderr(), &res)
 			return nil
@@ -123,11 +119,11 @@ func lookupText(ctx context.Context, stdin io.Reader, file string, args []string
 	}
 	switch {
 	case len(b) > maxLookupText:
-		return "", fmt.Errorf("--file %s holds more than %d KiB: send the subject and the start of the description", file, maxLookupText>>10)
+		return "", fmt.Errorf("--file %s is larger than %d KiB: send the subject and the start of the description", file, maxLookupText>>10)
 	case len(bytes.TrimSpace(b)) == 0:
-		return "", fmt.Errorf("--file %s holds no text: give the ticket's subject on the first line and its description below", file)
+		return "", fmt.Errorf("--file %s is empty: give the ticket's subject on the first line and its description below", file)
 	case bytes.IndexByte(b, 0) >= 0:
-		return "", fmt.Errorf("--file %s holds NUL bytes, so it is not text: give a text file", file)
+		return "", fmt.Errorf("--file %s contains NUL bytes, so it is not text: give a text file", file)
 	case !utf8.Valid(b):
 		return "", fmt.Errorf("--file %s is not UTF-8 text: convert it first, as with iconv -f latin1 -t utf-8", file)
 	}

@@ -31,7 +31,7 @@ func (s *busyStore) SaveArticle(ctx context.Context, a knowledge.Article, opts s
 
 // TestArchiveRetriesConflicts checks that an unconditional archive retries
 // writes that other writers made conflict, and that one it gives up on
-// tells the caller to send it again.
+// asks the caller to send it again.
 func TestArchiveRetriesConflicts(t *testing.T) {
 	ctx := context.Background()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "khub.db"), sqlite.Options{})

@@ -28,8 +28,8 @@ var (
 	ErrBadCursor = fulltext.ErrBadCursor
 )
 
-// ConflictError is ErrConflict with a message that tells the caller what
-// to do.
+// ConflictError is ErrConflict with a message on what the caller should
+// do next.
 type ConflictError struct{ Message string }
 
 func (e *ConflictError) Error() string { return e.Message }
