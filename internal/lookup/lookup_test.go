@@ -34,6 +34,11 @@ func TestSalientTerms(t *testing.T) {
 			t.Errorf("terms %q hold the stop word or number %q", terms, stop)
 		}
 	}
+	// Hexadecimal ids of pods and commits name one instance; words
+	// with digits that are not hexadecimal stay.
+	if terms, _ := SalientTerms("checkout-7f9c4d pod 3fa2 deadbeef1 k8s ipv6 e2e", 10); !slices.Equal(terms, []string{"checkout", "pod", "k8s", "ipv6", "e2e"}) {
+		t.Errorf("terms = %q, want the hexadecimal ids left out", terms)
+	}
 	if terms, _ := SalientTerms("the and of 🚨", 5); len(terms) != 0 {
 		t.Errorf("terms of stop words and emoji = %q, want none", terms)
 	}

@@ -60,8 +60,8 @@ const minStem = fulltext.MinPrefixRunes
 
 // SalientTerms picks at most max words of ticket text to search: words
 // that are not stop words, not single letters, not numbers other than
-// three-digit codes such as HTTP statuses, and not longer than 40 letters
-// (hashes, tokens). Words in the first line, the subject, count three
+// three-digit codes such as HTTP statuses, not hexadecimal ids such as
+// "7f9c", and not longer than 40 letters (hashes, tokens). Words in the first line, the subject, count three
 // times; then words are ranked by how often they occur, and by first
 // occurrence among equals. A word with an English ending becomes a prefix
 // of its stem, as in "rotat*". It returns the search terms, best first, and
@@ -168,7 +168,18 @@ func salient(w string) bool {
 	if strings.IndexFunc(w, func(r rune) bool { return !unicode.IsDigit(r) }) < 0 {
 		return n == 3
 	}
-	return true
+	return !hexID(w)
+}
+
+// hexID reports whether w looks like a hash or generated id, such as the
+// "7f9c" of a pod name: four or more hexadecimal digits, at least one of
+// them a decimal digit and one a letter. Such words name one instance,
+// which articles do not mention.
+func hexID(w string) bool {
+	if len(w) < 4 || strings.IndexFunc(w, func(r rune) bool { return !strings.ContainsRune("0123456789abcdef", r) }) >= 0 {
+		return false
+	}
+	return strings.ContainsAny(w, "0123456789") && strings.ContainsAny(w, "abcdef")
 }
 
 // stemTerm returns the search term of a word: the stem followed by '*'
