@@ -50,9 +50,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("%s not found: it does not exist or was deleted while the request ran", r.URL.Path)}
 	case errors.Is(err, store.ErrConflict):
 		ae = &apiError{Status: http.StatusConflict, Code: "conflict", Message: "the resource changed or already exists"}
-		if ce := (*store.ConflictError)(nil); errors.As(err, &ce) {
-			ae.Message = ce.Message
-		}
 	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:
 		// The client went away, so nobody reads the response.
 		return

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/netip"
 	"strings"
 	"time"
@@ -88,42 +87,20 @@ func (h *Hub) SaveArticle(ctx context.Context, a knowledge.Article, opts store.S
 	return res, nil
 }
 
-// ArchiveArticle stores a new version of the article with status archived.
-// ifVersion, when non-zero, must equal the current version.
+// ArchiveArticle stores a new version of the article with status archived
+// and its current content, which the store reads in the same transaction,
+// so concurrent writes of the article never make it conflict. ifVersion,
+// when non-zero, must equal the current version.
 func (h *Hub) ArchiveArticle(ctx context.Context, id string, ifVersion int64) (store.SaveResult, error) {
-	// A concurrent edit between the read and the write makes the write
-	// conflict; retry instead of archiving stale content. Writers of one
-	// article that never pause could starve the archive, so each retry
-	// waits a little longer, with jitter, to fall between their commits.
-	for attempt := range archiveAttempts {
-		if attempt > 0 {
-			wait := time.Duration(mrand.Int64N(int64(attempt)*int64(time.Millisecond))) + time.Millisecond
-			select {
-			case <-ctx.Done():
-				return store.SaveResult{}, ctx.Err()
-			case <-time.After(wait):
-			}
-		}
-		cur, err := h.Store.GetArticle(ctx, id)
-		if err != nil {
-			return store.SaveResult{}, err
-		}
-		if ifVersion != 0 && cur.Version != ifVersion {
-			return store.SaveResult{}, store.ErrConflict
-		}
-		cur.Status = knowledge.StatusArchived
-		res, err := h.SaveArticle(ctx, cur, store.SaveOptions{IfVersion: cur.Version, MustExist: true})
-		if errors.Is(err, store.ErrConflict) && ifVersion == 0 {
-			continue
-		}
+	res, err := h.Store.SaveArticle(ctx, knowledge.Article{ID: id}, store.SaveOptions{Archive: true, IfVersion: ifVersion, Now: h.now()})
+	if err != nil {
 		return res, err
 	}
-	return store.SaveResult{}, &store.ConflictError{Message: fmt.Sprintf("article %q changed %d times while it was being archived: send the request again", id, archiveAttempts)}
+	if res.Changed {
+		h.Wake.Notify(res.Change.Cursor)
+	}
+	return res, nil
 }
-
-// archiveAttempts bounds the reads and writes of one ArchiveArticle call
-// that other writes of the article can make conflict.
-const archiveAttempts = 20
 
 // IntegrationInput is a request to create an integration, after JSON
 // decoding and before validation.

@@ -28,15 +28,6 @@ var (
 	ErrBadCursor = fulltext.ErrBadCursor
 )
 
-// ConflictError is ErrConflict with a message on what the caller should
-// do next.
-type ConflictError struct{ Message string }
-
-func (e *ConflictError) Error() string { return e.Message }
-
-// Is makes errors.Is(err, ErrConflict) hold for a *ConflictError.
-func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
-
 // Store is the persistent state of one hub. Implementations are safe for
 // concurrent use.
 type Store interface {
@@ -229,6 +220,11 @@ type SaveOptions struct {
 	CreateOnly bool
 	// MustExist requires that the article exists already (ErrNotFound).
 	MustExist bool
+	// Archive stores the current version's content with status archived,
+	// read in the transaction that writes it, so that a concurrent write
+	// of the article cannot make it conflict. The article passed gives
+	// only the id. Archive implies MustExist.
+	Archive bool
 	// Now is the commit time; zero means time.Now().
 	Now time.Time
 }

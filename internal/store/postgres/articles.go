@@ -90,16 +90,27 @@ func loadCurrent(ctx context.Context, tx pgx.Tx, id string) (*currentVersion, er
 // the microsecond, the precision of timestamptz, so the result equals what a
 // later read returns.
 func (s *Store) SaveArticle(ctx context.Context, a knowledge.Article, opts store.SaveOptions) (store.SaveResult, error) {
-	a.Normalize()
-	if err := a.Validate(); err != nil {
-		return store.SaveResult{}, err
+	if opts.Archive {
+		opts.MustExist = true
+		if err := knowledge.ValidateID("id", a.ID); err != nil {
+			return store.SaveResult{}, err
+		}
+	} else {
+		a.Normalize()
+		if err := a.Validate(); err != nil {
+			return store.SaveResult{}, err
+		}
 	}
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
 	now = now.UTC().Truncate(time.Microsecond)
-	hash := a.ContentHash()
+	// An archive's content, and so its hash, is read in the transaction.
+	var hash string
+	if !opts.Archive {
+		hash = a.ContentHash()
+	}
 
 	var res store.SaveResult
 	err := s.write(ctx, func(tx pgx.Tx) error {
@@ -115,6 +126,11 @@ func (s *Store) SaveArticle(ctx context.Context, a knowledge.Article, opts store
 		}
 		if err := checkPreconditions(a.ID, prev, opts); err != nil {
 			return err
+		}
+		if opts.Archive {
+			a = prev.article
+			a.Status = knowledge.StatusArchived
+			hash = a.ContentHash()
 		}
 		if prev != nil && prev.hash == hash {
 			res = store.SaveResult{Article: prev.article}

@@ -106,8 +106,7 @@ func loadCurrent(ctx context.Context, tx *txn, id string) (*currentVersion, erro
 // so a caller that skipped that step gets a *knowledge.FieldError rather than
 // a stored article with a non-canonical hash.
 func (s *Store) SaveArticle(ctx context.Context, a knowledge.Article, opts store.SaveOptions) (store.SaveResult, error) {
-	a.Normalize()
-	if err := a.Validate(); err != nil {
+	if err := prepareSave(&a, &opts); err != nil {
 		return store.SaveResult{}, err
 	}
 	now := opts.Now
@@ -115,24 +114,38 @@ func (s *Store) SaveArticle(ctx context.Context, a knowledge.Article, opts store
 		now = time.Now()
 	}
 	now = now.UTC()
-	hash := a.ContentHash()
-	tags, err := encodeJSON(a.Tags)
-	if err != nil {
-		return store.SaveResult{}, err
+	// The hash and the JSON columns are computed before the write lock is
+	// taken, except for an archive, whose content the transaction reads.
+	var hash, tags, metadata string
+	encode := func() error {
+		var err error
+		hash = a.ContentHash()
+		if tags, err = encodeJSON(a.Tags); err != nil {
+			return err
+		}
+		metadata, err = encodeJSON(a.Metadata)
+		return err
 	}
-	metadata, err := encodeJSON(a.Metadata)
-	if err != nil {
-		return store.SaveResult{}, err
+	if !opts.Archive {
+		if err := encode(); err != nil {
+			return store.SaveResult{}, err
+		}
 	}
 
 	var res store.SaveResult
-	err = s.write(ctx, func(tx *txn) error {
+	err := s.write(ctx, func(tx *txn) error {
 		prev, err := loadCurrent(ctx, tx, a.ID)
 		if err != nil {
 			return err
 		}
 		if err := checkPreconditions(a.ID, prev, opts); err != nil {
 			return err
+		}
+		if opts.Archive {
+			a = archived(prev.article)
+			if err := encode(); err != nil {
+				return err
+			}
 		}
 		if prev != nil && prev.hash == hash {
 			res = store.SaveResult{Article: prev.article}
@@ -202,6 +215,24 @@ func (s *Store) SaveArticle(ctx context.Context, a knowledge.Article, opts store
 		return store.SaveResult{}, err
 	}
 	return res, nil
+}
+
+// prepareSave normalizes and validates the article that SaveArticle is
+// given, or for opts.Archive only its id, which it then requires to exist.
+func prepareSave(a *knowledge.Article, opts *store.SaveOptions) error {
+	if opts.Archive {
+		opts.MustExist = true
+		return knowledge.ValidateID("id", a.ID)
+	}
+	a.Normalize()
+	return a.Validate()
+}
+
+// archived returns the article with status archived, as SaveOptions.Archive
+// stores it.
+func archived(a knowledge.Article) knowledge.Article {
+	a.Status = knowledge.StatusArchived
+	return a
 }
 
 func checkPreconditions(id string, prev *currentVersion, opts store.SaveOptions) error {

@@ -2,8 +2,10 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +19,8 @@ func runArticles(t *testing.T, open opener) {
 	subtest(t, "IfVersion", open, testIfVersion)
 	subtest(t, "CreateOnly", open, testCreateOnly)
 	subtest(t, "MustExist", open, testMustExist)
+	subtest(t, "Archive", open, testArchive)
+	subtest(t, "ArchiveDuringWrites", open, testArchiveDuringWrites)
 	subtest(t, "ChangeTypes", open, testChangeTypes)
 	subtest(t, "NewArticleStatusTypes", open, testNewArticleStatusTypes)
 	subtest(t, "DefaultCommitTime", open, testDefaultCommitTime)
@@ -165,6 +169,76 @@ func testIfVersion(t *testing.T, s store.Store) {
 	if got := versionCount(t, s, "missing"); got != 0 {
 		t.Errorf("missing article has %d versions after a conflict, want 0", got)
 	}
+}
+
+func testArchive(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := newArticle("rb")
+	a.Owner = "sre"
+	a.Metadata = map[string]string{"team": "ops"}
+	saveAt(t, s, a, 0)
+
+	// Only the id is given; the content is the current version's.
+	res, err := s.SaveArticle(ctx, knowledge.Article{ID: "rb"}, store.SaveOptions{Archive: true, IfVersion: 1, Now: at(1)})
+	if err != nil {
+		t.Fatalf("archive: %v", err)
+	}
+	got := res.Article
+	if !res.Changed || got.Version != 2 || got.Status != knowledge.StatusArchived || res.Change.Type != knowledge.ChangeArchived {
+		t.Errorf("archive: changed %v, version %d, status %q, change %q; want a version 2 archived by an archive change", res.Changed, got.Version, got.Status, res.Change.Type)
+	}
+	if got.Title != a.Title || got.Body != a.Body || got.Owner != "sre" || got.Metadata["team"] != "ops" {
+		t.Errorf("archived content %+v, want the content of version 1", got)
+	}
+
+	// Archiving again changes nothing; a stale version conflicts, and a
+	// missing article is not found.
+	if res, err := s.SaveArticle(ctx, knowledge.Article{ID: "rb"}, store.SaveOptions{Archive: true, Now: at(2)}); err != nil || res.Changed {
+		t.Errorf("second archive: changed %v, %v; want unchanged", res.Changed, err)
+	}
+	_, err = s.SaveArticle(ctx, knowledge.Article{ID: "rb"}, store.SaveOptions{Archive: true, IfVersion: 1, Now: at(3)})
+	wantErr(t, "archive at a stale version", err, store.ErrConflict)
+	_, err = s.SaveArticle(ctx, knowledge.Article{ID: "missing"}, store.SaveOptions{Archive: true})
+	wantErr(t, "archive of a missing article", err, store.ErrNotFound)
+	if got := versionCount(t, s, "rb"); got != 2 {
+		t.Errorf("version count = %d, want 2", got)
+	}
+}
+
+// testArchiveDuringWrites archives an article while other writers keep
+// changing it. Each archive must succeed, because it reads the content it
+// archives in its own transaction.
+func testArchiveDuringWrites(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	saveAt(t, s, newArticle("rb"), 0)
+	const writers, archives = 3, 10
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range writers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				a := newArticle("rb")
+				a.Body = fmt.Sprintf("Edit %d of writer %d.", i, w)
+				a.Normalize()
+				if _, err := s.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
+			}
+		})
+	}
+	for i := range archives {
+		if _, err := s.SaveArticle(ctx, knowledge.Article{ID: "rb"}, store.SaveOptions{Archive: true}); err != nil {
+			t.Errorf("archive %d during writes: %v", i, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
 }
 
 func testCreateOnly(t *testing.T, s store.Store) {
