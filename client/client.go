@@ -42,7 +42,16 @@ func New(base, token string) *Client {
 // to another port of the same host, or from https to http, and a redirect
 // turns a POST into a GET, which the hub then refuses with a puzzling 405.
 func refuseRedirect(req *http.Request, via []*http.Request) error {
-	return fmt.Errorf("the server redirected to %s, and the client does not follow redirects, so that the token goes only to the server it was given: use the hub's own address", req.URL.Redacted())
+	return &redirectError{from: via[len(via)-1].URL.Redacted(), to: req.URL.Redacted()}
+}
+
+// redirectError is a redirect that the client refused. Its message names
+// both ends without their passwords; the *url.Error that net/http wraps
+// around it would print the target in full.
+type redirectError struct{ from, to string }
+
+func (e *redirectError) Error() string {
+	return fmt.Sprintf("%s redirected to %s, and the client does not follow redirects, so that the token goes only to the server it was given: use the hub's own address", e.from, e.to)
 }
 
 // Error is a non-2xx response from the server.
@@ -89,6 +98,9 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.http.Do(req)
+	if re := (*redirectError)(nil); errors.As(err, &re) {
+		return nil, re
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -127,8 +139,9 @@ func decodeError(resp *http.Response) error {
 	switch {
 	case json.Unmarshal(b, &body) == nil && body.Error.Message != "":
 		e.Code, e.Field, e.Message = body.Error.Code, body.Error.Field, body.Error.Message
-	case notJSON(resp) != nil && len(b) > 200:
-		// The first bytes of another server's error page rarely explain it.
+	case notJSON(resp) != nil && (len(b) > 200 || strings.Contains(resp.Header.Get("Content-Type"), "html")):
+		// Another server's error page, such as a proxy's login page, would
+		// read as the hub's own error.
 		e.Message = notJSON(resp).Error()
 	default:
 		e.Message = strings.TrimSpace(string(b))

@@ -21,14 +21,18 @@ func TestRedirectsAreRefused(t *testing.T) {
 		w.Write([]byte(`{"hits":[],"terms":[]}`))
 	}))
 	defer other.Close()
+	target := strings.Replace(other.URL, "://", "://admin:hunter2@", 1)
 	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+		http.Redirect(w, r, target+r.URL.Path, http.StatusTemporaryRedirect)
 	}))
 	defer redirect.Close()
 
 	_, err := New(redirect.URL, "secret-token").Lookup(context.Background(), LookupRequest{Text: "disk full"})
-	if err == nil || !strings.Contains(err.Error(), "redirected to "+other.URL) {
-		t.Errorf("lookup through a redirect: err = %v, want one naming the redirect", err)
+	if err == nil || !strings.HasPrefix(err.Error(), redirect.URL+"/v1/lookup redirected to ") {
+		t.Errorf("lookup through a redirect: err = %v, want one naming the server and the redirect", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("redirect error %q shows the password of the target", err)
 	}
 	if leaked.Load() {
 		t.Error("the token reached the server that the redirect named")
@@ -40,15 +44,19 @@ func TestRedirectsAreRefused(t *testing.T) {
 // HTML.
 func TestNonJSONResponseNamed(t *testing.T) {
 	page := "<!doctype html><html><body>" + strings.Repeat("<p>Welcome</p>", 50) + "</body></html>"
-	for _, status := range []int{http.StatusOK, http.StatusNotImplemented} {
+	for _, c := range []struct {
+		status int
+		page   string
+	}{{http.StatusOK, page}, {http.StatusNotImplemented, page}, {http.StatusUnauthorized, "<html><body>Router login</body></html>"}} {
+		status := c.status
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.WriteHeader(status)
-			w.Write([]byte(page))
+			w.Write([]byte(c.page))
 		}))
 		_, err := New(srv.URL, "t").Search(context.Background(), "disk", SearchOptions{})
 		srv.Close()
-		if err == nil || !strings.Contains(err.Error(), "not the JSON of the khub API") || strings.Contains(err.Error(), "<p>") {
+		if err == nil || !strings.Contains(err.Error(), "not the JSON of the khub API") || strings.Contains(err.Error(), "<") {
 			t.Errorf("status %d with HTML: err = %v, want one saying the response is not the API's", status, err)
 		}
 	}

@@ -487,7 +487,10 @@ func manyAttrs(n int) []string {
 // named with the fix, and that its password is not shown.
 func TestServerFlagChecked(t *testing.T) {
 	for server, want := range map[string]string{
-		"127.0.0.1:8080":                   "write http://127.0.0.1:8080",
+		"127.0.0.1:8080":                   "write http:// or https://",
+		"me:hunter2@127.0.0.1:8080":        "has no scheme",
+		"http://127.0.0.1:8080/?":          "has a query or fragment",
+		" ":                                "--server is empty",
 		"":                                 "--server is empty",
 		"ftp://127.0.0.1":                  "not an http or https URL",
 		"http://127.0.0.1:8080?token=abc":  "has a query or fragment",

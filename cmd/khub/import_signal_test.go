@@ -64,8 +64,8 @@ func TestImportStopsOnSignal(t *testing.T) {
 				t.Fatalf("khub import still runs 10s after %v", sig)
 			}
 			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-				t.Errorf("exit = %v, want status 1", err)
+			if want := 128 + int(sig); !errors.As(err, &exit) || exit.ExitCode() != want {
+				t.Errorf("exit = %v, want status %d, as shells report a command that %v stopped", err, want, sig)
 			}
 			if !strings.Contains(stderr.String(), "interrupted") {
 				t.Errorf("stderr does not report the interruption:\n%s", stderr.String())

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -18,11 +19,25 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	var stoppedBy atomic.Value // the syscall.Signal that ended ctx
+	go func() {
+		sig := <-signals
+		stoppedBy.Store(sig)
+		cancel()
+	}()
 	err := newRootCmd().ExecuteContext(ctx)
-	stop()
+	signal.Stop(signals)
+	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, errorLine(err))
+		if sig, ok := stoppedBy.Load().(syscall.Signal); ok {
+			// 128 + the signal's number, as shells report a command
+			// that a signal stopped: 130 for Ctrl-C, 143 for SIGTERM.
+			os.Exit(128 + int(sig))
+		}
 		os.Exit(1)
 	}
 }
@@ -103,23 +118,33 @@ func (r *remote) client() (*client.Client, error) {
 }
 
 // checkServer checks that --server is a base URL the client can append
-// API paths to. The message shows the URL without its password, if any.
+// API paths to. Messages show the URL without its password, if any.
 func checkServer(server string) error {
 	const fix = "give the hub's base URL, such as http://127.0.0.1:8080, with --server or KHUB_SERVER"
 	u, err := url.Parse(server)
 	switch {
-	case server == "":
+	case strings.TrimSpace(server) == "":
 		return errors.New("--server is empty: " + fix)
-	case !strings.Contains(server, "://") && !strings.Contains(server, "@"):
-		return fmt.Errorf("--server %q has no scheme: write http://%s", server, server)
+	case !strings.Contains(server, "://"):
+		// Without "://", url.Parse reads "user:password@host" as a
+		// scheme and an opaque rest, so nothing of it is shown.
+		return errors.New("--server has no scheme: write http:// or https:// before the host, as in http://127.0.0.1:8080")
 	case err != nil:
 		return errors.New("--server cannot be parsed as a URL: " + fix)
 	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
 		return fmt.Errorf("--server %q is not an http or https URL with a host: %s", u.Redacted(), fix)
-	case u.RawQuery != "" || u.Fragment != "":
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(server, "#"):
 		return fmt.Errorf("--server %q has a query or fragment, which the API paths cannot follow: %s; the token goes in --token", u.Redacted(), fix)
 	}
 	return nil
+}
+
+// redacted returns server with the password of its URL, if any, hidden.
+func redacted(server string) string {
+	if u, err := url.Parse(server); err == nil && strings.Contains(server, "://") {
+		return u.Redacted()
+	}
+	return "the --server address"
 }
 
 func envOr(name, def string) string {

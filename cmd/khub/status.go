@@ -23,7 +23,7 @@ func newStatusCmd() *cobra.Command {
 				return err
 			}
 			if err := c.Health(cmd.Context()); err != nil {
-				return fmt.Errorf("hub at %s is not healthy: %w", r.server, err)
+				return fmt.Errorf("hub at %s is not healthy: %w", redacted(r.server), err)
 			}
 			all, err := c.ListIntegrations(cmd.Context())
 			if err != nil {

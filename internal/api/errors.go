@@ -123,11 +123,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if r.ContentLength > limit {
 		// Refused before a byte is read, so a client that sent
 		// Expect: 100-continue learns it without sending the body.
-		return decodeError(&http.MaxBytesError{Limit: limit}, limit, nil)
+		return decodeError(&http.MaxBytesError{Limit: limit}, limit, reflect.TypeOf(v))
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		return decodeError(err, limit, nil)
+		return decodeError(err, limit, reflect.TypeOf(v))
 	}
 	body = bytes.TrimPrefix(body, []byte("\uFEFF"))
 	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
@@ -334,13 +334,19 @@ func checkKeys(dec *json.Decoder, t reflect.Type, path string, element bool) err
 	return nil
 }
 
+// structFields returns the JSON fields of the struct that target points
+// to, or nil for any other type.
+func structFields(target reflect.Type) map[string]reflect.Type {
+	if target == nil || target.Kind() != reflect.Pointer || target.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	return jsonFields(target.Elem())
+}
+
 // isMapField reports whether the top-level JSON field name of the struct
 // that target points to is a map.
 func isMapField(target reflect.Type, name string) bool {
-	if target == nil || target.Kind() != reflect.Pointer || target.Elem().Kind() != reflect.Struct {
-		return false
-	}
-	t, ok := jsonFields(target.Elem())[name]
+	t, ok := structFields(target)[name]
 	return ok && t.Kind() == reflect.Map
 }
 
@@ -398,7 +404,7 @@ func decodeError(err error, limit int64, target reflect.Type) error {
 	switch {
 	case errors.As(err, &tooLarge):
 		msg := fmt.Sprintf("the request body is larger than this endpoint's limit of %d bytes (%s): send a smaller body", limit, byteSize(limit))
-		if limit > knowledge.MaxBodyLen {
+		if _, article := structFields(target)["body"]; article && limit > knowledge.MaxBodyLen {
 			msg += fmt.Sprintf(". An article body may be at most %d bytes (1 MiB) once its JSON escapes are decoded", knowledge.MaxBodyLen)
 		}
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: msg}

@@ -57,6 +57,10 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 			if filter.Metadata == nil {
 				filter.Metadata = map[string]string{}
 			}
+			if _, dup := filter.Metadata[name]; dup {
+				s.writeError(w, r, badRequest(key, "the metadata key %q is given as both meta.%s and meta[%s]: give it once", name, name, name))
+				return
+			}
 			filter.Metadata[name] = values[0]
 		default:
 			s.writeError(w, r, badRequest(key, "unknown query parameter %q: use q, class, tag, collection, meta.KEY, limit, cursor or facets", key))

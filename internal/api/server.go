@@ -142,9 +142,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pattern = "unmatched"
 		out = &routeErrorWriter{ResponseWriter: rec, r: r}
 	}
-	if err := malformedQuery(r.URL.RawQuery); err != nil && pattern != "unmatched" {
+	if err := malformedQuery(r.URL.RawQuery); err != nil && strings.Contains(pattern, " /v1/") {
 		// url.Values drops a pair it cannot decode, so a filter such as
-		// class=policy% would vanish and widen the result.
+		// class=policy% would vanish and widen the result. The dashboard's
+		// pages read no parameters from the server, so they still load.
 		s.writeError(rec, r, err)
 	} else {
 		s.mux.ServeHTTP(out, r)
@@ -152,25 +153,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.latency.WithLabelValues(pattern, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
 }
 
-// malformedQuery returns a 400 naming the first part of a query string
-// that cannot be decoded, or nil when every part can.
+// malformedQuery returns a 400 naming the parameter of the first part of a
+// query string that cannot be decoded, or nil when every part can. The
+// message quotes no value, which may be a token.
 func malformedQuery(raw string) error {
 	if _, err := url.ParseQuery(raw); err == nil {
 		return nil
 	}
 	for part := range strings.SplitSeq(raw, "&") {
 		key, value, _ := strings.Cut(part, "=")
-		if strings.Contains(part, ";") {
-			return badRequest(clipText(key, 200), "the query string part %.100q holds a semicolon, which does not separate parameters: separate them with & and percent-encode a semicolon in a value as %%3B", part)
-		}
 		name, err := url.QueryUnescape(key)
-		if err == nil {
-			_, err = url.QueryUnescape(value)
-		} else {
+		if err != nil {
 			name = key
 		}
+		name = clipText(name, 100)
+		if strings.Contains(part, ";") {
+			return badRequest(name, "the query parameter %q contains a semicolon, which does not separate parameters: separate them with & and percent-encode a semicolon in a value as %%3B", name)
+		}
+		if err == nil {
+			_, err = url.QueryUnescape(value)
+		}
 		if err != nil {
-			return badRequest(clipText(name, 200), "the query string part %.100q cannot be decoded (%v): percent-encode %% as %%25 and other reserved characters as %%XX", part, err)
+			return badRequest(name, "the query parameter %q cannot be decoded: percent-encode %% as %%25 and other reserved characters as %%XX", name)
 		}
 	}
 	return badRequest("", "the query string cannot be decoded: percent-encode reserved characters as %%XX and separate parameters with &")

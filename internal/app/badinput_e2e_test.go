@@ -77,6 +77,23 @@ func TestBadQueryParameters(t *testing.T) {
 					wantError(t, do(t, rawRequest(t, c, http.MethodGet, tc.path, nil)), http.StatusBadRequest, tc.field)
 				})
 			}
+			// One metadata key in both of its forms is given twice.
+			resp := do(t, rawRequest(t, c, http.MethodGet, "/v1/search?meta.team=a&meta%5Bteam%5D=b", nil))
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(resp.body), "give it once") {
+				t.Errorf("meta.team and meta[team]: status %d, %s; want a 400 saying to give the key once", resp.StatusCode, resp.body)
+			}
+			// A value that cannot be decoded is not quoted back: it may
+			// be a token.
+			resp = do(t, rawRequest(t, c, http.MethodGet, "/v1/changes?after=0&token=khub_secret%", nil))
+			if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(resp.body), "khub_secret") {
+				t.Errorf("undecodable token parameter: status %d, %s; want a 400 without the value", resp.StatusCode, resp.body)
+			}
+			// The dashboard's page still loads with a query it cannot
+			// decode, such as a tracking parameter.
+			if resp := do(t, mustRequest(t, http.MethodGet, c, "/?utm=50%", nil, "")); resp.StatusCode != http.StatusOK {
+				t.Errorf("dashboard with an undecodable query: status %d, want 200", resp.StatusCode)
+			}
+
 			// Tabs and line breaks separate terms like spaces.
 			var res client.SearchResult
 			getJSON(t, c, "/v1/search?q=disk%09full%0Alogs", &res)
@@ -301,6 +318,12 @@ func TestEscapedBodyFitsRequestLimit(t *testing.T) {
 	}
 	if !strings.Contains(e.Message, "1 MiB") {
 		t.Errorf("413 message %q does not name the article body limit", e.Message)
+	}
+
+	// Other bodies over the limit are not told about articles.
+	e = wantError(t, do(t, rawRequest(t, c, http.MethodPost, "/v1/integrations", strings.NewReader(huge))), http.StatusRequestEntityTooLarge, "")
+	if strings.Contains(e.Message, "article") {
+		t.Errorf("413 of an integration %q speaks of article bodies", e.Message)
 	}
 
 	// A client that waits for 100 Continue before a body over the limit

@@ -89,6 +89,13 @@ func (r *Request) Validate() error {
 	if strings.TrimSpace(r.Text) == "" && len(r.Attributes) == 0 {
 		return &knowledge.FieldError{Field: "text", Message: "is empty and there are no attributes: send the ticket's subject and description, attributes such as service, or both"}
 	}
+	// Words are runs of letters, digits and marks, so only text without a
+	// letter or digit is parsed here.
+	noWords := !strings.ContainsFunc(r.Text, func(c rune) bool { return unicode.IsLetter(c) || unicode.IsDigit(c) }) &&
+		len(fulltext.Parse(r.Text).Terms) == 0
+	if noWords && len(r.Attributes) == 0 {
+		return &knowledge.FieldError{Field: "text", Message: "has no word that can be searched, as symbols and emoji are not indexed, and there are no attributes: send the ticket's words, attributes such as service, or both"}
+	}
 	if len(r.Text) > MaxTextLen {
 		return &knowledge.FieldError{Field: "text", Message: fmt.Sprintf("is %d bytes long; the maximum is %d: send the subject and the start of the description", len(r.Text), MaxTextLen)}
 	}
@@ -109,7 +116,7 @@ func (r *Request) Validate() error {
 	for k := range lower {
 		onlyWeak = onlyWeak && slices.Contains(WeakAttributes, k)
 	}
-	if strings.TrimSpace(r.Text) == "" && onlyWeak {
+	if noWords && onlyWeak {
 		return &knowledge.FieldError{Field: "attributes", Message: fmt.Sprintf("has only %s, which many articles share, so it finds none alone: add the ticket's text or an attribute such as service or product", strings.Join(sortedKeys(r.Attributes), " and "))}
 	}
 	for k, v := range r.Attributes {

@@ -75,6 +75,8 @@ func TestValidate(t *testing.T) {
 		{Request{Text: "x", Attributes: map[string]string{" service ": "a", "service": "b"}}, "attributes.service"},
 		{Request{Text: "x", Attributes: map[string]string{" ": "a"}}, "attributes"},
 		{Request{Attributes: map[string]string{"severity": "high", "Priority": "p1"}}, "attributes"},
+		{Request{Text: "🚨 !!!", Attributes: map[string]string{"severity": "high"}}, "attributes"},
+		{Request{Text: "🚨 !!!"}, "text"},
 	}
 	for _, tc := range cases {
 		err := tc.req.Validate()
