@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,8 +188,11 @@ func raiseFileLimit(b *testing.B, n uint64) {
 // memoryInUse returns the bytes of heap and goroutine stacks in use after
 // a full collection, and the resident set size from /proc/self/status.
 func memoryInUse(b *testing.B) (heapAndStacks, rss uint64) {
-	runtime.GC()
-	runtime.GC()
+	// FreeOSMemory collects and returns free pages to the system, so
+	// that memory freed by earlier benchmarks of this process, which the
+	// runtime returns only slowly, does not shrink the resident set
+	// between the two readings.
+	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	status, err := os.ReadFile("/proc/self/status")
