@@ -392,7 +392,7 @@ func TestLookupCommand(t *testing.T) {
 	ctx := context.Background()
 	for _, a := range []client.Article{
 		{ID: "rb-crash", Title: "Pod crash looping", Body: "Read the logs of the container that restarts.", Collection: "ops", Class: "runbook",
-			Metadata: map[string]string{"service": "checkout"}},
+			Metadata: map[string]string{"service": "checkout"}, Owner: "sre-team"},
 		{ID: "rb-crash-old", Title: "Pod crash looping (old)", Body: "Restart the pod.", Collection: "ops", Class: "runbook",
 			Status: "deprecated", Metadata: map[string]string{"replaced_by": "rb-crash"}},
 		{ID: "rb-disk", Title: "Disk full", Body: "Delete old logs.", Collection: "ops", Class: "runbook"},
@@ -419,7 +419,7 @@ func TestLookupCommand(t *testing.T) {
 	if !strings.HasPrefix(out, "rb-crash ") {
 		t.Errorf("first hit is not rb-crash:\n%s", out)
 	}
-	for _, want := range []string{"why: matches", "service=checkout (metadata)", "Pod crash looping (old) (deprecated, use rb-crash)\n"} {
+	for _, want := range []string{"why: matches", "service=checkout (metadata)", "; owner sre-team\n", "Pod crash looping (old) (deprecated, use rb-crash)\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -194,7 +194,14 @@ func printLookup(w, notes io.Writer, res *client.LookupResult) {
 		if h.Deprecated && h.ReplacedBy != "" {
 			status += ", use " + h.ReplacedBy
 		}
+		if h.ReviewOverdue {
+			status += ", review overdue"
+		}
+		why := h.Reason
+		if h.Owner != "" {
+			why += "; owner " + h.Owner
+		}
 		fmt.Fprintf(w, "%-*s v%-3d %-10s %s%s\n    why: %s\n    %s\n",
-			width, oneLine(h.ID), h.Version, oneLine(h.Class), oneLine(h.Title), statusNote(status), oneLine(h.Reason), oneLine(h.Snippet))
+			width, oneLine(h.ID), h.Version, oneLine(h.Class), oneLine(h.Title), statusNote(status), oneLine(why), oneLine(h.Snippet))
 	}
 }

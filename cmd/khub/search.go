@@ -103,8 +103,10 @@ func idWidth(ids []string) int {
 }
 
 // statusNote returns " (STATUS)" to print after a hit's title, or "" for a
-// published article, the usual case.
+// published article, the usual case. STATUS may go on with notes after a
+// comma, as in "published, review overdue", which are shown either way.
 func statusNote(status string) string {
+	status = strings.TrimPrefix(status, "published, ")
 	if status == "" || status == "published" {
 		return ""
 	}
