@@ -543,3 +543,15 @@ func TestLookupFileStopsOnCancel(t *testing.T) {
 		t.Errorf("lookup --file FIFO: err = %v, want it refused", err)
 	}
 }
+
+// TestSelfCommandUnderGoRun checks that hints name go run for a binary
+// that go run built, as this test binary is built.
+func TestSelfCommandUnderGoRun(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil || !strings.Contains(exe, "go-build") {
+		t.Skipf("this test binary is not in a go-build directory: %s", exe)
+	}
+	if got := selfCommand(); got != "go run ./cmd/khub" {
+		t.Errorf("selfCommand() = %q for %s, want go run ./cmd/khub", got, exe)
+	}
+}

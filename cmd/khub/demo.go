@@ -142,7 +142,7 @@ func (d *demo) run(ctx context.Context, logger *slog.Logger, exit bool) error {
 	d.printf("\nThe hub keeps serving at %s\n", hub.URL())
 	d.printf("  admin token: %s (also in %s)\n", hub.AdminToken(), hub.TokenFile)
 	d.printf("  try: curl -H 'Authorization: Bearer %s' '%s/v1/search?q=failover'\n", ints.pullToken, hub.URL())
-	d.printf("       KHUB_SERVER=%s KHUB_TOKEN=%s khub status\n", hub.URL(), hub.AdminToken())
+	d.printf("       KHUB_SERVER=%s KHUB_TOKEN=%s %s status\n", hub.URL(), hub.AdminToken(), selfCommand())
 	if exit {
 		return nil
 	}
@@ -432,4 +432,14 @@ func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// selfCommand returns how to run this program again in a hint: "khub",
+// or "go run ./cmd/khub" when go run built it into a temporary directory,
+// where no khub binary stays.
+func selfCommand() string {
+	if exe, err := os.Executable(); err == nil && strings.HasPrefix(exe, os.TempDir()) && strings.Contains(exe, "go-build") {
+		return "go run ./cmd/khub"
+	}
+	return "khub"
 }
