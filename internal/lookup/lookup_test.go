@@ -34,6 +34,11 @@ func TestSalientTerms(t *testing.T) {
 			t.Errorf("terms %q hold the stop word or number %q", terms, stop)
 		}
 	}
+	// A camel-case identifier counts twice, so it outranks prose words
+	// that come before it.
+	if terms, _ := SalientTerms("Checkout down\n\nwe see errors in logs after deploy OOMKilled", 2); !slices.Equal(terms, []string{"checkout", "oomkill*"}) {
+		t.Errorf("terms = %q, want checkout and the identifier OOMKilled", terms)
+	}
 	// Hexadecimal ids of pods and commits name one instance; words
 	// with digits that are not hexadecimal stay.
 	if terms, _ := SalientTerms("checkout-7f9c4d pod 3fa2 deadbeef1 k8s ipv6 e2e", 10); !slices.Equal(terms, []string{"checkout", "pod", "k8s", "ipv6", "e2e"}) {

@@ -61,9 +61,10 @@ const minStem = fulltext.MinPrefixRunes
 // SalientTerms picks at most max words of ticket text to search: words
 // that are not stop words, not single letters, not numbers other than
 // three-digit codes such as HTTP statuses, not hexadecimal ids such as
-// "7f9c", and not longer than 40 letters (hashes, tokens). Words in the first line, the subject, count three
-// times; then words are ranked by how often they occur, and by first
-// occurrence among equals. A word with an English ending becomes a prefix
+// "7f9c", and not longer than 40 letters (hashes, tokens). Words in the
+// first line, the subject, count three times, and camel-case identifiers
+// twice as much as other words; then words are ranked by these counts,
+// and by first occurrence among equals. A word with an English ending becomes a prefix
 // of its stem, as in "rotat*". It returns the search terms, best first, and
 // for each term without its '*' or quotes the word as the text first wrote
 // it, and a camel-case word for the phrase of its parts. A pair of CJK
@@ -107,14 +108,17 @@ func SalientTerms(text string, max int) (terms []string, originals map[string]st
 			if !salient(w.Text) {
 				continue
 			}
-			bump(stemTerm(w.Text), w.Raw, weight)
-			// A camel-case word such as "NotReady" is also searched as the
-			// phrase of its parts, which is how titles like "Kube Node Not
-			// Ready" write it.
-			if len(w.Parts) > 1 {
-				phrase := strings.Join(w.Parts, " ")
-				bump(`"`+phrase+`"`, w.Raw, weight)
+			if len(w.Parts) <= 1 {
+				bump(stemTerm(w.Text), w.Raw, weight)
+				continue
 			}
+			// A camel-case word such as "CrashLoopBackOff" names an
+			// error, alert or component, which says more about the work
+			// than the prose around it, so it counts twice. It is also
+			// searched as the phrase of its parts, which is how titles
+			// like "Kube Node Not Ready" write it.
+			bump(stemTerm(w.Text), w.Raw, 2*weight)
+			bump(`"`+strings.Join(w.Parts, " ")+`"`, w.Raw, 2*weight)
 		}
 	}
 
