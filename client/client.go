@@ -24,6 +24,9 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	// reportsCursor adds record=false to feed and stream reads, for a
+	// Syncer, which reports the cursor it applied with ReportCursor.
+	reportsCursor bool
 }
 
 // New returns a client for the server at base (such as
@@ -252,6 +255,9 @@ func (c *Client) Changes(ctx context.Context, after int64, limit int, wait time.
 	}
 	if wait > 0 {
 		v.Set("wait", wait.String())
+	}
+	if c.reportsCursor {
+		v.Set("record", "false")
 	}
 	var out ChangesPage
 	_, err := c.do(ctx, http.MethodGet, "/v1/changes?"+v.Encode(), nil, nil, &out)

@@ -154,7 +154,11 @@ func (c *Client) openStream(ctx context.Context, after int64, idle time.Duration
 		cancel(nil)
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/stream?after="+strconv.FormatInt(after, 10), nil)
+	path := "/v1/stream?after=" + strconv.FormatInt(after, 10)
+	if c.reportsCursor {
+		path += "&record=false"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		return fail(fmt.Errorf("build request: %w", err))
 	}

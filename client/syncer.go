@@ -86,7 +86,9 @@ type SyncerStats struct {
 // articles this way.
 //
 // The syncer reports its cursor to POST /v1/cursor as it applies changes,
-// so the integration's freshness counts what the local copy contains. An
+// and reads the feed and the stream with record=false, so the
+// integration's freshness counts what the local copy contains, not what
+// the hub sent. An
 // article that leaves the scope by a change of class, collection, tags or
 // metadata is dropped from the copy: the hub sends its change to the
 // scope it left, and reading the article then gives 404.
@@ -142,8 +144,12 @@ func NewSyncer(c *Client, opts SyncerOptions) *Syncer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// The syncer's reads leave the pull cursor alone, so the hub's
+	// freshness counts only what it reports as applied.
+	own := *c
+	own.reportsCursor = true
 	return &Syncer{
-		client:    c,
+		client:    &own,
 		opts:      opts,
 		log:       log,
 		articles:  map[string]Article{},

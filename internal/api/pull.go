@@ -168,6 +168,21 @@ func boolParam(q url.Values, name string) (bool, error) {
 	}
 }
 
+// recordParam reads the record parameter of the change feed and the
+// stream: whether a read moves the integration's pull cursor, true unless
+// it is "false". A tool that reports what it applied with POST /v1/cursor
+// reads with record=false, so that freshness counts only its reports.
+func recordParam(q url.Values) (bool, error) {
+	switch v := q.Get("record"); v {
+	case "", "true":
+		return true, nil
+	case "false":
+		return false, nil
+	default:
+		return false, badRequest("record", "record %q is invalid: use false to leave the pull cursor to POST /v1/cursor, or leave it out", v)
+	}
+}
+
 // checkQueryText checks the q parameter of a search. Tabs and line breaks
 // separate terms like spaces. Other control characters are rejected,
 // because no index term contains them, PostgreSQL text cannot contain NUL
@@ -231,8 +246,8 @@ var searchFilterFields = knowledge.ScopeFields{
 func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for key, values := range q {
-		if key != "after" && key != "limit" && key != "wait" {
-			s.writeError(w, r, badRequest(key, "unknown query parameter %q: use after, limit or wait", key))
+		if key != "after" && key != "limit" && key != "wait" && key != "record" {
+			s.writeError(w, r, badRequest(key, "unknown query parameter %q: use after, limit, wait or record", key))
 			return
 		}
 		if len(values) > 1 {
@@ -246,6 +261,11 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit, err := intParam(q, "limit", 100, 1, 1000)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	record, err := recordParam(q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -293,7 +313,7 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := max(page.ScannedTo, after)
-	if !p.admin {
+	if !p.admin && record {
 		if err := s.hub.Store.RecordPull(r.Context(), p.integration.ID, next, time.Now().UTC()); err != nil {
 			s.writeError(w, r, err)
 			return

@@ -154,7 +154,7 @@ func (ss *streamSet) end() {
 // client that hangs up is noticed when a write to it fails, at the latest
 // at the second heartbeat after it left.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
-	after, err := s.streamStart(r)
+	after, record, err := s.streamStart(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -173,7 +173,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 
 	p := principalFrom(r.Context())
 	st := &sseStream{s: s, scope: p.scope(), after: after, recorded: -1}
-	if !p.admin {
+	if !p.admin && record {
 		st.integrationID = p.integration.ID
 	}
 	rc := http.NewResponseController(w)
@@ -215,29 +215,34 @@ func setStreamHeaders(h http.Header) {
 
 // streamStart returns the cursor a stream starts after: Last-Event-ID when
 // the client sends it, because a reconnecting EventSource repeats the URL
-// of its first request, else the after parameter, else 0.
-func (s *Server) streamStart(r *http.Request) (int64, error) {
+// of its first request, else the after parameter, else 0. It also returns
+// the record parameter; see recordParam.
+func (s *Server) streamStart(r *http.Request) (int64, bool, error) {
 	q := r.URL.Query()
 	for key, values := range q {
-		if key != "after" {
-			return 0, badRequest(key, "unknown query parameter %q: use after", key)
+		if key != "after" && key != "record" {
+			return 0, false, badRequest(key, "unknown query parameter %q: use after or record", key)
 		}
 		if len(values) > 1 {
-			return 0, badRequest(key, "%s is given %d times: give it once", key, len(values))
+			return 0, false, badRequest(key, "%s is given %d times: give it once", key, len(values))
 		}
+	}
+	record, err := recordParam(q)
+	if err != nil {
+		return 0, false, err
 	}
 
 	field := "after"
 	after, err := intParam(q, "after", 0, 0, 1<<62)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if ids := r.Header.Values("Last-Event-ID"); len(ids) > 0 {
 		field = "Last-Event-ID"
 		v := strings.TrimSpace(ids[0])
 		after, err = strconv.ParseInt(v, 10, 64)
 		if len(ids) > 1 || err != nil || after < 0 {
-			return 0, badRequest(field, "Last-Event-ID %q is invalid: send the id of the last event received, a cursor from 0 upwards, once", strings.Join(ids, ", "))
+			return 0, false, badRequest(field, "Last-Event-ID %q is invalid: send the id of the last event received, a cursor from 0 upwards, once", strings.Join(ids, ", "))
 		}
 	}
 
@@ -245,12 +250,12 @@ func (s *Server) streamStart(r *http.Request) (int64, error) {
 	// make it skip every change up to that cursor once they commit.
 	head, err := s.hub.Store.HeadCursor(r.Context())
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if after > head {
-		return 0, badRequest(field, "%s %d is beyond the newest change, cursor %d: send the id of an event this hub sent, or after=0 to start from the beginning", field, after, head)
+		return 0, false, badRequest(field, "%s %d is beyond the newest change, cursor %d: send the id of an event this hub sent, or after=0 to start from the beginning", field, after, head)
 	}
-	return after, nil
+	return after, record, nil
 }
 
 // streamOutput writes to a stream's client. Each write is sent at once,

@@ -412,6 +412,51 @@ func TestStreamRecordsPullCursor(t *testing.T) {
 	})
 }
 
+// TestReadsWithoutRecording checks that record=false leaves the pull
+// cursor to POST /v1/cursor, so that freshness counts what the tool
+// reports as applied, not what the hub sent.
+func TestReadsWithoutRecording(t *testing.T) {
+	_, c := startHub(t)
+	ctx := context.Background()
+	in, err := c.CreateIntegration(ctx, client.IntegrationRequest{Name: "syncer", Freshness: "15m", Pattern: "pull", Scope: client.Scope{Classes: []string{"runbook"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := client.New(c.BaseURL(), in.Token)
+	put(t, c, article("rb-1", "runbook", "One", "1"))
+	put(t, c, article("rb-2", "runbook", "Two", "2"))
+
+	var page client.ChangesPage
+	getJSON(t, pc, "/v1/changes?after=0&record=false", &page)
+	if len(page.Changes) != 2 {
+		t.Fatalf("feed read %d changes, want 2", len(page.Changes))
+	}
+	s := openSSE(t, pc, "/v1/stream?record=false", nil)
+	s.change()
+	s.change()
+	// A stream that records hands its cursor over within a second.
+	s.quiet(2 * time.Second)
+	got, err := c.GetIntegration(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PullCursor != 0 || got.Freshness.StalenessSeconds == 0 {
+		t.Errorf("after reads with record=false: pull cursor %d, staleness %.0fs; want 0 and stale", got.PullCursor, got.Freshness.StalenessSeconds)
+	}
+
+	if _, err := pc.ReportCursor(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = c.GetIntegration(ctx, in.ID); err != nil || got.PullCursor != 1 || got.Freshness.OldestPendingCursor != 2 {
+		t.Errorf("after reporting cursor 1: %v, pull cursor %d, oldest pending %d; want 1 and 2", err, got.PullCursor, got.Freshness.OldestPendingCursor)
+	}
+
+	resp := do(t, mustRequest(t, http.MethodGet, pc, "/v1/changes?record=no", nil, "token"))
+	if e := errorOf(t, resp); resp.StatusCode != http.StatusBadRequest || e.Field != "record" {
+		t.Errorf("record=no: status %d field %q, want 400 naming record", resp.StatusCode, e.Field)
+	}
+}
+
 func TestCursorReport(t *testing.T) {
 	_, c := startHub(t)
 	ctx := context.Background()
