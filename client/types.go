@@ -289,7 +289,10 @@ type Change struct {
 	ArticleID string `json:"article_id"`
 	Version   int64  `json:"version"`
 	// Type is created, updated, deprecated or archived, or ChangeRemoved.
-	Type string    `json:"type"`
+	Type string `json:"type"`
+	// Time is the write's time on the hub's clock, read before the write
+	// waited for its turn, so writes that overlap may be out of time order
+	// by milliseconds. Order changes by Cursor.
 	Time time.Time `json:"time"`
 }
 
