@@ -245,6 +245,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 	s.readyOnce.Do(func() { close(s.ready) })
 	b.reset()
 
+	// The feed's backoff lasts across stream drops, so that while the hub
+	// is down each fallback does not start again from MinBackoff.
+	feed := backoff{min: s.opts.MinBackoff, max: s.opts.MaxBackoff}
 	for {
 		err := s.followStream(ctx, &b)
 		if err := fatal(ctx, err); err != nil {
@@ -254,7 +257,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 		wait := b.next()
 		s.log.Warn("khub stream dropped, so the syncer follows the change feed until it reconnects",
 			"error", err, "cursor", s.Cursor(), "reconnect_in", wait)
-		if err := s.followFeed(ctx, time.Now().Add(wait)); err != nil {
+		if err := s.followFeed(ctx, time.Now().Add(wait), &feed); err != nil {
 			return err
 		}
 	}
@@ -272,10 +275,8 @@ func (s *Syncer) catchUp(ctx context.Context) error {
 }
 
 // followFeed reads the change feed with long polls until the given time,
-// when the stream is tried again.
-func (s *Syncer) followFeed(ctx context.Context, until time.Time) error {
-	var b backoff
-	b.min, b.max = s.opts.MinBackoff, s.opts.MaxBackoff
+// when the stream is tried again. b spaces out failed reads.
+func (s *Syncer) followFeed(ctx context.Context, until time.Time, b *backoff) error {
 	for {
 		remaining := time.Until(until)
 		if remaining <= 0 {
@@ -289,7 +290,12 @@ func (s *Syncer) followFeed(ctx context.Context, until time.Time) error {
 		if err := fatal(ctx, err); err != nil {
 			return err
 		}
-		wait := min(b.next(), time.Until(until))
+		wait := b.next()
+		if left := time.Until(until); wait >= left {
+			// The stream is tried before the feed would be.
+			s.log.Warn("reading the khub change feed failed; the stream is tried next", "error", err, "cursor", s.Cursor(), "reconnect_in", left)
+			return sleep(ctx, max(left, 0))
+		}
 		s.log.Warn("reading the khub change feed failed, will retry", "error", err, "cursor", s.Cursor(), "retry_in", wait)
 		if err := sleep(ctx, wait); err != nil {
 			return err
