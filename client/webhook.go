@@ -31,8 +31,9 @@ var (
 // base64) must equal one of the v1 signatures in the webhook-signature
 // header, and the timestamp must be within tolerance of now (zero
 // tolerance means DefaultTolerance). Pass the raw body bytes as received.
-// khub records a 4xx answer as failed at once and moves on, so a receiver
-// should answer 503, which khub retries, while it lacks the secret.
+// khub records a 4xx response as failed at once and moves on, so a
+// receiver should respond with 503, which khub retries, while it lacks the
+// secret.
 func VerifyWebhook(secret string, header http.Header, body []byte, tolerance time.Duration, now time.Time) error {
 	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
 	if err != nil {

@@ -113,7 +113,7 @@ func SalientTerms(text string, max int) (terms []string, originals map[string]st
 				continue
 			}
 			// A camel-case word such as "CrashLoopBackOff" names an
-			// error, alert or component, which says more about the work
+			// error, alert or component, which tells more about the work
 			// than the prose around it, so it counts twice. It is also
 			// searched as the phrase of its parts, which is how titles
 			// like "Kube Node Not Ready" write it.
