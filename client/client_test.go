@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestRedirectsAreRefused checks that the client neither follows a
@@ -59,5 +60,46 @@ func TestNonJSONResponseNamed(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "not the JSON of the khub API") || strings.Contains(err.Error(), "<") {
 			t.Errorf("status %d with HTML: err = %v, want one saying the response is not the API's", status, err)
 		}
+	}
+}
+
+// TestSyncerReadsWithoutRecording checks that the syncer's feed and stream
+// reads pass record=false, so that only its own reports move the pull
+// cursor.
+func TestSyncerReadsWithoutRecording(t *testing.T) {
+	var reads, recording atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/changes", "/v1/stream":
+			reads.Add(1)
+			if r.URL.Query().Get("record") != "false" {
+				recording.Add(1)
+			}
+		}
+		if r.URL.Path == "/v1/changes" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"changes":[],"next":0}`))
+			return
+		}
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+
+	s := NewSyncer(New(srv.URL, "token"), SyncerOptions{MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, FeedWait: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	deadline := time.After(10 * time.Second)
+	for reads.Load() < 5 {
+		select {
+		case <-deadline:
+			t.Fatalf("the syncer read the feed or stream %d times in 10s, want 5", reads.Load())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+	if n := recording.Load(); n > 0 {
+		t.Errorf("%d of %d feed and stream reads did not pass record=false", n, reads.Load())
 	}
 }

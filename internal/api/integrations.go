@@ -85,6 +85,9 @@ func (s *Server) deleteIntegration(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// This node's streams of the integration end at once. Other nodes
+	// find the deletion when they recheck, within streamRecheck.
+	s.streams.pulls.markGone(st.ID)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -172,8 +172,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 
 	p := principalFrom(r.Context())
-	st := &sseStream{s: s, scope: p.scope(), after: after, recorded: -1}
-	if !p.admin && record {
+	st := &sseStream{s: s, scope: p.scope(), after: after, recorded: -1, noRecord: !record}
+	if !p.admin {
 		st.integrationID = p.integration.ID
 	}
 	rc := http.NewResponseController(w)
@@ -299,6 +299,9 @@ type sseStream struct {
 	scope []knowledge.Scope
 	// integrationID is the caller's integration, empty for the admin.
 	integrationID string
+	// noRecord leaves the pull cursor to POST /v1/cursor (record=false).
+	// The stream still ends when its integration is deleted.
+	noRecord bool
 	// after is the highest cursor the stream has covered, sent or out of
 	// scope.
 	after int64
@@ -450,14 +453,15 @@ func (st *sseStream) checkRetention(ctx context.Context) error {
 }
 
 // record hands the stream's cursor to the pull recorder, which stores it
-// as the integration's pull cursor, as GET /v1/changes does. It reports
+// as the integration's pull cursor, as GET /v1/changes does, unless the
+// stream was opened with record=false. It reports
 // false when the recorder found the integration deleted, which ends the
 // stream.
 func (st *sseStream) record() bool {
 	if st.integrationID == "" {
 		return true
 	}
-	if st.after != st.recorded {
+	if !st.noRecord && st.after != st.recorded {
 		st.s.streams.pulls.record(st.integrationID, st.after)
 		st.recorded = st.after
 	}

@@ -550,29 +550,34 @@ func TestStreamEndsOnShutdown(t *testing.T) {
 }
 
 func TestStreamEndsWhenIntegrationDeleted(t *testing.T) {
-	_, c := startHub(t)
-	ctx := context.Background()
-	in, err := c.CreateIntegration(ctx, client.IntegrationRequest{Name: "helpdesk", Freshness: "15m", Pattern: "pull", Scope: client.Scope{Classes: []string{"runbook"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := client.New(c.BaseURL(), in.Token)
-	s := openSSE(t, pc, "/v1/stream", nil)
-	s.next(false)
-	if err := c.DeleteIntegration(ctx, in.ID); err != nil {
-		t.Fatal(err)
-	}
-	put(t, c, article("rb-1", "runbook", "One", "1"))
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case _, ok := <-s.frames:
-			if !ok {
-				return
+	// A stream that leaves the pull cursor alone ends too.
+	for _, path := range []string{"/v1/stream", "/v1/stream?record=false"} {
+		t.Run(path, func(t *testing.T) {
+			_, c := startHub(t)
+			ctx := context.Background()
+			in, err := c.CreateIntegration(ctx, client.IntegrationRequest{Name: "helpdesk", Freshness: "15m", Pattern: "pull", Scope: client.Scope{Classes: []string{"runbook"}}})
+			if err != nil {
+				t.Fatal(err)
 			}
-		case <-deadline:
-			t.Fatal("the stream of a deleted integration stayed open")
-		}
+			pc := client.New(c.BaseURL(), in.Token)
+			s := openSSE(t, pc, path, nil)
+			s.next(false)
+			if err := c.DeleteIntegration(ctx, in.ID); err != nil {
+				t.Fatal(err)
+			}
+			put(t, c, article("rb-1", "runbook", "One", "1"))
+			deadline := time.After(10 * time.Second)
+			for {
+				select {
+				case _, ok := <-s.frames:
+					if !ok {
+						return
+					}
+				case <-deadline:
+					t.Fatal("the stream of a deleted integration stayed open")
+				}
+			}
+		})
 	}
 }
 
