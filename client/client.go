@@ -37,18 +37,18 @@ func New(base, token string) *Client {
 		token: token,
 		// Long polls set their own deadline through the context. This bound
 		// only stops a hung connection from blocking forever.
-		http: &http.Client{Timeout: 5 * time.Minute, CheckRedirect: refuseRedirect},
+		http: &http.Client{Timeout: 5 * time.Minute, CheckRedirect: rejectRedirect},
 	}
 }
 
-// refuseRedirect stops every redirect. net/http would send the token on
+// rejectRedirect stops every redirect. net/http would send the token on
 // to another port of the same host, or from https to http, and a redirect
 // turns a POST into a GET, which the hub then refuses with a puzzling 405.
-func refuseRedirect(req *http.Request, via []*http.Request) error {
+func rejectRedirect(req *http.Request, via []*http.Request) error {
 	return &redirectError{from: via[len(via)-1].URL.Redacted(), to: req.URL.Redacted()}
 }
 
-// redirectError is a redirect that the client refused. Its message names
+// redirectError is a redirect that the client rejected. Its message names
 // both ends without their passwords; the *url.Error that net/http wraps
 // around it would print the target in full.
 type redirectError struct{ from, to string }

@@ -190,18 +190,18 @@ func printLookup(w, notes io.Writer, res *client.LookupResult) {
 	}
 	width := idWidth(ids)
 	for _, h := range res.Hits {
-		status := h.Status
+		var notes []string
 		if h.Deprecated && h.ReplacedBy != "" {
-			status += ", use " + h.ReplacedBy
+			notes = append(notes, "use "+h.ReplacedBy)
 		}
 		if h.ReviewOverdue {
-			status += ", review overdue"
+			notes = append(notes, "review overdue")
 		}
-		why := h.Reason
+		reason := h.Reason
 		if h.Owner != "" {
-			why += "; owner " + h.Owner
+			reason += "; owner " + h.Owner
 		}
 		fmt.Fprintf(w, "%-*s v%-3d %-10s %s%s\n    why: %s\n    %s\n",
-			width, oneLine(h.ID), h.Version, oneLine(h.Class), oneLine(h.Title), statusNote(status), oneLine(why), oneLine(h.Snippet))
+			width, oneLine(h.ID), h.Version, oneLine(h.Class), oneLine(h.Title), statusNote(h.Status, notes...), oneLine(reason), oneLine(h.Snippet))
 	}
 }

@@ -102,15 +102,19 @@ func idWidth(ids []string) int {
 	return w
 }
 
-// statusNote returns " (STATUS)" to print after a hit's title, or "" for a
-// published article, the usual case. STATUS may go on with notes after a
-// comma, as in "published, review overdue", which are shown either way.
-func statusNote(status string) string {
-	status = strings.TrimPrefix(status, "published, ")
-	if status == "" || status == "published" {
+// statusNote returns what to print after a hit's title: its status unless
+// it is published, the usual case, and the notes, in brackets, as in
+// " (deprecated, use rb-2)". It returns "" when there is neither.
+func statusNote(status string, notes ...string) string {
+	var parts []string
+	if status != "" && status != "published" {
+		parts = append(parts, status)
+	}
+	parts = append(parts, notes...)
+	if len(parts) == 0 {
 		return ""
 	}
-	return " (" + oneLine(status) + ")"
+	return " (" + oneLine(strings.Join(parts, ", ")) + ")"
 }
 
 // oneLine collapses every run of white space, newlines included, into one

@@ -157,6 +157,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // query string that cannot be decoded, or nil when every part can. The
 // message quotes no value, which may be a token.
 func malformedQuery(raw string) error {
+	// Only a percent escape or a semicolon can make a query string
+	// invalid, so most requests skip the parse.
+	if !strings.ContainsAny(raw, "%;") {
+		return nil
+	}
 	if _, err := url.ParseQuery(raw); err == nil {
 		return nil
 	}

@@ -320,7 +320,8 @@ func TestEscapedBodyFitsRequestLimit(t *testing.T) {
 		t.Errorf("413 message %q does not name the article body limit", e.Message)
 	}
 
-	// Other bodies over the limit are not told about articles.
+	// The 413 of a body that is not an article does not mention
+	// article bodies.
 	e = wantError(t, do(t, rawRequest(t, c, http.MethodPost, "/v1/integrations", strings.NewReader(huge))), http.StatusRequestEntityTooLarge, "")
 	if strings.Contains(e.Message, "article") {
 		t.Errorf("413 of an integration %q speaks of article bodies", e.Message)

@@ -62,9 +62,9 @@ const minStem = fulltext.MinPrefixRunes
 // that are not stop words, not single letters, not numbers other than
 // three-digit codes such as HTTP statuses, not hexadecimal ids such as
 // "7f9c", and not longer than 40 letters (hashes, tokens). Words in the
-// first line, the subject, count three times, and camel-case identifiers
-// twice as much as other words; then words are ranked by these counts,
-// and by first occurrence among equals. A word with an English ending becomes a prefix
+// first line, the subject, count three times. Camel-case identifiers count
+// twice as much as other words. Words are ranked by these counts, and by
+// first occurrence among equals. A word with an English ending becomes a prefix
 // of its stem, as in "rotat*". It returns the search terms, best first, and
 // for each term without its '*' or quotes the word as the text first wrote
 // it, and a camel-case word for the phrase of its parts. A pair of CJK
@@ -113,7 +113,7 @@ func SalientTerms(text string, max int) (terms []string, originals map[string]st
 				continue
 			}
 			// A camel-case word such as "CrashLoopBackOff" names an
-			// error, alert or component, which tells more about the work
+			// error, alert or component, which is more specific to the work
 			// than the prose around it, so it counts twice. It is also
 			// searched as the phrase of its parts, which is how titles
 			// like "Kube Node Not Ready" write it.
