@@ -6,7 +6,8 @@
 // match costs a few nanoseconds: each posting carries the term's weighted
 // count in the article, and the article lengths sit in one array. Bounds
 // on each list's scores let a search skip the articles that cannot reach
-// the best n.
+// the best n. A search of titles and tags alone scores the articles that
+// share both once, as one class.
 //
 // The index holds the current, non-archived version of every article: its
 // tokens, as fulltext.IndexText writes them, with their positions for
@@ -21,10 +22,12 @@
 package textindex
 
 import (
+	"cmp"
 	"iter"
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -77,31 +80,61 @@ type Index struct {
 	alive []uint64          // bit set of the documents that are current
 	bySeq map[int64]uint32  // document number of each current version
 	byID  map[string]uint32 // document number of each article's version
-	// full indexes title, tags and body; head only title and tags, for
-	// searches that rank by those alone.
+	// full indexes title, tags and body by document; head only title and
+	// tags, for searches that rank by those alone, by class.
 	full, head field
 	live       int   // current documents
 	tokens     int64 // tokens of the current documents, all columns
 	dead       int   // documents marked dead but still in postings
 	// livePostings and deadPostings count the postings of current and of
-	// dead documents, in both fields. Compaction is due when the dead
+	// dead documents in the full field, and of classes with and without
+	// a document in the head field. Compaction is due when the dead
 	// ones are half as many as the live ones, which bounds the memory
 	// that superseded versions hold however large they are.
 	livePostings, deadPostings int
 	// lengths holds each document's length in tokens, all columns, by
 	// document number: a search reads it for every posting it scores.
 	lengths []uint32
+	// classes group the current documents that have one title and one
+	// set of tags. They hold the same head tokens, so the head field
+	// indexes each class once, and a ranking scores a class at its
+	// shortest document, whose score is the highest in the class, and
+	// takes its other documents only while they can enter the best n.
+	// Versions of one runbook for many clusters or customers share a
+	// class; otherwise most classes have one document.
+	classes    []class
+	classByKey map[string]uint32
+	classAlive []uint64 // bit set of the classes with a document
+	// classLen holds the length of each class's shortest document, by
+	// class number.
+	classLen []uint32
 }
 
 // doc is one indexed article version.
 type doc struct {
 	seq    int64
 	layout *fulltext.Layout // of the body, for Hints; may be nil
+	class  uint32           // its class while it is current
 	// id is article.ID, kept here because ranking compares the ids of
 	// tied documents, and one pointer less to follow per comparison
 	// shows in a search.
 	id      string
 	article *knowledge.Article
+}
+
+// class is the current documents with one title and set of tags.
+type class struct {
+	key string // see classKey
+	// docs are in ranking order for any search of the head field: by
+	// length, shortest first, then by article id.
+	docs []uint32
+}
+
+// classKey returns the key of the class of an article with title and
+// tags. The length of the title goes first, so no title and tags give
+// the key of another pair.
+func classKey(title string, tags []string) string {
+	return strconv.Itoa(len(title)) + ":" + title + strings.Join(tags, "\x00")
 }
 
 // field is the inverted index of some of the columns.
@@ -183,6 +216,8 @@ func New() *Index {
 		byID:  map[string]uint32{},
 		full:  field{terms: map[string]*postings{}},
 		head:  field{terms: map[string]*postings{}},
+
+		classByKey: map[string]uint32{},
 	}
 }
 
@@ -499,7 +534,10 @@ func (ix *Index) remove(seq int64, a *analyzed) {
 	ix.live--
 	ix.dead++
 	ix.tokens -= int64(ix.lengths[d])
-	n := a.postings()
+	n := len(a.terms)
+	if ix.leaveClass(d) {
+		n += headTerms(a)
+	}
 	ix.livePostings -= n
 	ix.deadPostings += n
 	ix.docs[d].article = nil
@@ -515,16 +553,67 @@ func (ix *Index) remove(seq int64, a *analyzed) {
 	}
 }
 
-// postings returns the number of postings the document has in both
-// fields.
-func (a *analyzed) postings() int {
-	n := len(a.terms)
+// headTerms returns the number of the document's terms that are in the
+// title or the tags: the postings of its class in the head field.
+func headTerms(a *analyzed) int {
+	n := 0
 	for _, t := range a.terms {
 		if hasHead(t.keys) {
 			n++
 		}
 	}
 	return n
+}
+
+// joinClass adds current document d to the class of its title and tags,
+// creating the class when there is none. It reports whether the class
+// is new, and whether it had no document before, so that its postings
+// count as live again.
+func (ix *Index) joinClass(d uint32, a *knowledge.Article) (c uint32, created, revived bool) {
+	key := classKey(a.Title, a.Tags)
+	c, ok := ix.classByKey[key]
+	if !ok {
+		c = uint32(len(ix.classes))
+		ix.classes = append(ix.classes, class{key: key})
+		ix.classByKey[key] = c
+		ix.classLen = append(ix.classLen, 0)
+		if int(c/64) >= len(ix.classAlive) {
+			ix.classAlive = append(ix.classAlive, 0)
+		}
+	}
+	cl := &ix.classes[c]
+	revived = ok && len(cl.docs) == 0
+	i, _ := slices.BinarySearchFunc(cl.docs, d, ix.classOrder)
+	cl.docs = slices.Insert(cl.docs, i, d)
+	ix.classLen[c] = ix.lengths[cl.docs[0]]
+	ix.classAlive[c/64] |= 1 << (c % 64)
+	ix.docs[d].class = c
+	return c, !ok, revived
+}
+
+// leaveClass removes document d from its class and reports whether the
+// class has no document left. An empty class keeps its number and
+// postings until the next compaction, for a document that joins it again.
+func (ix *Index) leaveClass(d uint32) bool {
+	c := ix.docs[d].class
+	cl := &ix.classes[c]
+	if i, ok := slices.BinarySearchFunc(cl.docs, d, ix.classOrder); ok {
+		cl.docs = slices.Delete(cl.docs, i, i+1)
+	}
+	if len(cl.docs) == 0 {
+		ix.classAlive[c/64] &^= 1 << (c % 64)
+		return true
+	}
+	ix.classLen[c] = ix.lengths[cl.docs[0]]
+	return false
+}
+
+// classOrder orders the documents of a class: by length, then by id.
+func (ix *Index) classOrder(d, e uint32) int {
+	if c := cmp.Compare(ix.lengths[d], ix.lengths[e]); c != 0 {
+		return c
+	}
+	return strings.Compare(ix.docs[d].id, ix.docs[e].id)
 }
 
 // hasHead reports whether any key is in the title or the tags.
@@ -560,20 +649,37 @@ func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
 	ix.byID[a.ID] = d
 	ix.live++
 	ix.tokens += int64(an.length)
-	ix.livePostings += an.postings()
+	c, created, revived := ix.joinClass(d, a)
+	ix.livePostings += len(an.terms)
+	if created || revived {
+		n := headTerms(an)
+		ix.livePostings += n
+		if revived {
+			ix.deadPostings -= n
+		}
+	}
 
 	for _, t := range an.terms {
-		ix.full.insert(t.term).append(d, t.keys, weighted(t.keys, colBody), an.length)
-		if hasHead(t.keys) {
-			keys := t.keys
-			for i, k := range keys {
-				if k>>posBits > colTags {
-					keys = keys[:i]
-					break
-				}
-			}
-			ix.head.insert(t.term).append(d, keys, weighted(keys, colTags), an.length)
+		ix.full.insert(t.term).append(d, t.keys, weighted(t.keys, colBody), an.length, 1)
+		if !hasHead(t.keys) {
+			continue
 		}
+		if !created {
+			// The class's postings are there; the document counts in
+			// the term's frequency and may be its shortest.
+			p := ix.head.terms[t.term]
+			p.df++
+			p.minLen = min(p.minLen, an.length)
+			continue
+		}
+		keys := t.keys
+		for i, k := range keys {
+			if k>>posBits > colTags {
+				keys = keys[:i]
+				break
+			}
+		}
+		ix.head.insert(t.term).append(c, keys, weighted(keys, colTags), an.length, 1)
 	}
 }
 
@@ -609,9 +715,10 @@ func (f *field) mergeVocab() {
 	f.vocab, f.added = merged, f.added[:0]
 }
 
-// append adds document d, of length tokens, with its position keys and
-// their weighted count.
-func (p *postings) append(d uint32, keys []uint32, count float64, length uint32) {
+// append adds document or class d, whose shortest document has length
+// tokens, with its position keys and their weighted count. docs is the
+// number of current documents that it stands for.
+func (p *postings) append(d uint32, keys []uint32, count float64, length uint32, docs int) {
 	if len(p.docs) == 0 {
 		p.minLen = length
 	}
@@ -624,7 +731,7 @@ func (p *postings) append(d uint32, keys []uint32, count float64, length uint32)
 	p.maxCount = max(p.maxCount, c)
 	p.minLen = min(p.minLen, length)
 	p.pos = appendKeys(p.pos, keys)
-	p.df++
+	p.df += docs
 }
 
 // appendKeys appends the count of keys and the keys. The first key is
@@ -690,6 +797,8 @@ func (p *postings) keysAt(i int, dst []uint32) []uint32 {
 
 func (ix *Index) isAlive(d uint32) bool { return ix.alive[d/64]&(1<<(d%64)) != 0 }
 
+func (ix *Index) classIsAlive(c uint32) bool { return ix.classAlive[c/64]&(1<<(c%64)) != 0 }
+
 // maybeCompact rebuilds the postings without dead documents once they are
 // half as many as the live ones; see deadPostings.
 func (ix *Index) maybeCompact() {
@@ -700,6 +809,8 @@ func (ix *Index) maybeCompact() {
 			ix.byID = map[string]uint32{}
 			ix.full = field{terms: map[string]*postings{}}
 			ix.head = field{terms: map[string]*postings{}}
+			ix.classes, ix.classAlive, ix.classLen = nil, nil, nil
+			ix.classByKey = map[string]uint32{}
 		}
 		return
 	}
@@ -729,10 +840,11 @@ func (ix *Index) shrink() {
 	}
 	ix.docs = slices.Clone(ix.docs)
 	ix.lengths = slices.Clone(ix.lengths)
+	ix.classLen = slices.Clone(ix.classLen)
 }
 
-// compact drops the dead documents and renumbers the others in the same
-// order.
+// compact drops the dead documents and the classes without a document,
+// and renumbers the others in the same order.
 func (ix *Index) compact() {
 	renum := make([]uint32, len(ix.docs))
 	docs := make([]doc, 0, ix.live)
@@ -749,23 +861,48 @@ func (ix *Index) compact() {
 		alive[d/64] |= 1 << (d % 64)
 	}
 
+	classRenum := make([]uint32, len(ix.classes))
+	classes := make([]class, 0, len(ix.classes))
+	classLen := make([]uint32, 0, len(ix.classes))
+	for c, cl := range ix.classes {
+		if len(cl.docs) == 0 {
+			delete(ix.classByKey, cl.key)
+			continue
+		}
+		nc := uint32(len(classes))
+		classRenum[c] = nc
+		ix.classByKey[cl.key] = nc
+		for i, d := range cl.docs {
+			cl.docs[i] = renum[d]
+			docs[renum[d]].class = nc
+		}
+		classes = append(classes, cl)
+		classLen = append(classLen, ix.classLen[c])
+	}
+	classAlive := make([]uint64, (len(classes)+63)/64)
+	for c := range classes {
+		classAlive[c/64] |= 1 << (c % 64)
+	}
+
 	var keys []uint32
 	for _, f := range []*field{&ix.full, &ix.head} {
-		last := colBody
+		last, isAlive, renumber, newLen := colBody, ix.isAlive, renum, lengths
+		size := func(uint32) int { return 1 }
 		if f == &ix.head {
-			last = colTags
+			last, isAlive, renumber, newLen = colTags, ix.classIsAlive, classRenum, classLen
+			size = func(c uint32) int { return len(classes[c].docs) }
 		}
 		vocab := f.vocab[:0]
 		for _, e := range f.vocab {
 			term, old := e.term, e.p
 			p := &postings{}
 			for i, d := range old.docs {
-				if !ix.isAlive(d) {
+				if !isAlive(d) {
 					continue
 				}
 				keys = old.keysAt(i, keys[:0])
-				nd := renum[d]
-				p.append(nd, keys, weighted(keys, last), lengths[nd])
+				nd := renumber[d]
+				p.append(nd, keys, weighted(keys, last), newLen[nd], size(nd))
 			}
 			if len(p.docs) == 0 {
 				delete(f.terms, term)
@@ -784,5 +921,6 @@ func (ix *Index) compact() {
 		ix.byID[id] = renum[d]
 	}
 	ix.docs, ix.lengths, ix.alive, ix.dead, ix.deadPostings = docs, lengths, alive, 0, 0
+	ix.classes, ix.classLen, ix.classAlive = classes, classLen, classAlive
 	ix.shrink()
 }

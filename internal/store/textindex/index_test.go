@@ -393,3 +393,71 @@ func TestSeekFindsFirstAtOrAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedTitlesRankLikeDocuments gives many articles a few titles and
+// tags, so that the head field's classes hold many documents each, of
+// equal and of different lengths. Rankings must not change when a
+// class's documents leave and join it, when it empties and fills again,
+// and across compactions.
+func TestSharedTitlesRankLikeDocuments(t *testing.T) {
+	defer func(n int) { minCompact = n }(minCompact)
+	minCompact = 500
+	r := rand.New(rand.NewPCG(9, 10))
+	titles := []string{"node disk full", "pod crash looping", "etcd leader", "certificate rotation"}
+	article := func(id string, version int64) *knowledge.Article {
+		a := randomArticle(r, id)
+		a.Title = titles[r.IntN(len(titles))]
+		a.Tags = [][]string{nil, {"node"}}[r.IntN(2)]
+		// Bodies of few lengths, so that some documents of a class tie.
+		a.Body = randomText(r, 5*(1+r.IntN(4)))
+		a.Version = version
+		return a
+	}
+	ix := New()
+	m := &model{articles: map[string]*knowledge.Article{}, seqs: map[string]int64{}}
+	seq := int64(0)
+	for i := range 200 {
+		seq++
+		a := article(fmt.Sprintf("a%03d", i), 1)
+		ix.Update(0, nil, seq, a)
+		m.articles[a.ID], m.seqs[a.ID] = a, seq
+	}
+	if got := len(ix.classes); got != 2*len(titles) {
+		t.Fatalf("200 articles with %d titles and 2 sets of tags make %d classes, want %d", len(titles), got, 2*len(titles))
+	}
+	checkAll(t, ix, m)
+	for round := range 3 {
+		// Archive every article with the first title, so that its
+		// classes empty, and change others, so that they move.
+		for id, a := range m.articles {
+			seq++
+			if a.Title == titles[0] {
+				archived := *a
+				archived.Status = knowledge.StatusArchived
+				ix.Update(m.seqs[id], a, seq, &archived)
+				delete(m.articles, id)
+				delete(m.seqs, id)
+				continue
+			}
+			if r.IntN(2) == 0 {
+				next := article(id, a.Version+1)
+				ix.Update(m.seqs[id], a, seq, next)
+				m.articles[id], m.seqs[id] = next, seq
+			}
+		}
+		checkAll(t, ix, m)
+		for i := range 60 {
+			seq++
+			a := article(fmt.Sprintf("r%d-%02d", round, i), 1)
+			ix.Update(0, nil, seq, a)
+			m.articles[a.ID], m.seqs[a.ID] = a, seq
+		}
+		checkAll(t, ix, m)
+	}
+	if got, want := countPostings(ix), ix.livePostings+ix.deadPostings; got != want {
+		t.Errorf("the lists hold %d postings, the counts say %d", got, want)
+	}
+	if len(ix.docs) >= int(seq) {
+		t.Errorf("the index numbers %d documents after %d writes: compaction never ran", len(ix.docs), seq)
+	}
+}

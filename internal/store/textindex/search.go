@@ -41,7 +41,7 @@ type list struct {
 	docs    []uint32
 	count   []uint16 // weighted counts, by index of docs, as in postings
 	big     map[uint32]uint32
-	lengths []uint32 // the index's document lengths
+	lengths []uint32 // the lengths of what docs number; see units
 	// norm0 and norm1 are k1(1-b) and k1*b/avgLen, so that weight's
 	// denominator is w + norm0 + norm1*length, one division per score.
 	norm0, norm1 float64
@@ -50,10 +50,18 @@ type list struct {
 	i            int
 }
 
-// score returns the term's score in the current document.
-func (l *list) score() float64 {
-	w := float64(countAt(l.count, l.big, l.docs, l.i))
-	return l.idf * w * (k1 + 1) / (w + l.norm0 + l.norm1*float64(l.lengths[l.docs[l.i]]))
+// score returns the term's score in the current document, or in the
+// shortest document of the current class, and the term's weighted count
+// there.
+func (l *list) score() (score, w float64) {
+	w = float64(countAt(l.count, l.big, l.docs, l.i))
+	return l.scoreOf(w, l.lengths[l.docs[l.i]]), w
+}
+
+// scoreOf returns the term's score in a document of length tokens where
+// its weighted count is w.
+func (l *list) scoreOf(w float64, length uint32) float64 {
+	return l.idf * w * (k1 + 1) / (w + l.norm0 + l.norm1*float64(length))
 }
 
 // end is a document number beyond every real one.
@@ -134,14 +142,80 @@ func (ix *Index) rank(q Query, n int) []Hit {
 	if len(lists) == 0 || n <= 0 {
 		return nil
 	}
-	accept := ix.acceptor(q.Filters)
 	top := topN{ix: ix, n: n}
+	out := &sink{ix: ix, top: &top, accept: ix.acceptor(q.Filters), lists: lists,
+		contrib: make([]float64, len(lists)), weights: make([]float64, len(lists))}
+	if q.Head {
+		out.classes = ix.classes
+	}
 	if q.Any {
-		ix.rankAny(lists, &top, accept)
+		rankAny(lists, out)
 	} else {
-		ix.rankAll(lists, &top, accept)
+		rankAll(lists, out)
 	}
 	return top.sorted()
+}
+
+// sink takes the documents or classes that a ranking scores and offers
+// their documents to the best n.
+type sink struct {
+	ix     *Index
+	top    *topN
+	accept func(uint32) bool
+	// lists are the query's lists in the order of the ranking; contrib
+	// and weights hold the score and the weighted count of each in the
+	// document or class at hand, 0 when it lacks the term.
+	lists            []*list
+	contrib, weights []float64
+	// classes are the index's when the lists number classes.
+	classes []class
+}
+
+// full and worst are the best n's: whether it holds n documents, and the
+// lowest score among them.
+func (s *sink) full() bool     { return s.top.full() }
+func (s *sink) worst() float64 { return s.top.worst().Score }
+
+// admits reports whether a document is current and the filters accept
+// it, or whether a class has a document. A class's documents meet the
+// filters as offer takes them.
+func (s *sink) admits(u uint32) bool {
+	if s.classes != nil {
+		return s.ix.classIsAlive(u)
+	}
+	return s.ix.isAlive(u) && (s.accept == nil || s.accept(u))
+}
+
+// offer offers document or class u, which admits has let in, with the
+// scores in s.contrib. A class
+// offers its documents in ranking order until one falls below the best
+// n: the first has the score of the class, and a longer document scores
+// no higher.
+func (s *sink) offer(u uint32) {
+	if s.classes == nil {
+		s.top.offer(u, sum(s.contrib, len(s.lists)))
+		return
+	}
+	for i, d := range s.classes[u].docs {
+		score := sum(s.contrib, len(s.lists))
+		if i > 0 {
+			// Summed in the lists' order, as sum does, so that
+			// documents with the same weights and lengths tie.
+			score = 0
+			length := s.ix.lengths[d]
+			for j, l := range s.lists {
+				if w := s.weights[j]; w > 0 {
+					score += l.scoreOf(w, length)
+				}
+			}
+		}
+		if s.top.full() && score < s.top.worst().Score {
+			return
+		}
+		if s.accept == nil || s.accept(d) {
+			s.top.offer(d, score)
+		}
+	}
 }
 
 // lists returns the postings of the query's terms, or nil when a search
@@ -181,8 +255,9 @@ func stored(p *postings) termDocs {
 	return termDocs{docs: p.docs, count: p.count, big: p.big, maxCount: p.maxCount, minLen: p.minLen, df: p.df}
 }
 
-// add appends a computed posting of weighted count c.
-func (td *termDocs) add(d uint32, c float64, length uint32) {
+// add appends a computed posting of weighted count c, for document or
+// class d that stands for docs documents; see units.
+func (td *termDocs) add(d uint32, c float64, length uint32, docs int) {
 	cc := uint32(min(c, math.MaxUint32))
 	if len(td.docs) == 0 {
 		td.minLen = length
@@ -191,7 +266,32 @@ func (td *termDocs) add(d uint32, c float64, length uint32) {
 	td.count = addCount(td.count, &td.big, d, cc)
 	td.maxCount = max(td.maxCount, cc)
 	td.minLen = min(td.minLen, length)
-	td.df++
+	td.df += docs
+}
+
+// units are what the postings of a field number: documents in the full
+// field, classes in the head field.
+type units struct {
+	alive   []uint64
+	lengths []uint32 // of each document, or of each class's shortest
+	classes []class  // nil for documents
+}
+
+func (ix *Index) units(f *field) units {
+	if f == &ix.head {
+		return units{alive: ix.classAlive, lengths: ix.classLen, classes: ix.classes}
+	}
+	return units{alive: ix.alive, lengths: ix.lengths}
+}
+
+func (u *units) isAlive(x uint32) bool { return u.alive[x/64]&(1<<(x%64)) != 0 }
+
+// docs returns the number of current documents that x stands for.
+func (u *units) docs(x uint32) int {
+	if u.classes == nil {
+		return 1
+	}
+	return len(u.classes[x].docs)
 }
 
 // termList returns the postings of a term in field f with their inverse
@@ -199,7 +299,7 @@ func (td *termDocs) add(d uint32, c float64, length uint32) {
 func (ix *Index) termList(f *field, t *fulltext.Term) *list {
 	td := ix.termDocs(f, t)
 	avg := ix.avgLen()
-	l := &list{docs: td.docs, count: td.count, big: td.big, lengths: ix.lengths, norm0: k1 * (1 - b), norm1: k1 * b / avg}
+	l := &list{docs: td.docs, count: td.count, big: td.big, lengths: ix.units(f).lengths, norm0: k1 * (1 - b), norm1: k1 * b / avg}
 	if td.df == 0 {
 		l.docs = nil
 		return l
@@ -234,10 +334,11 @@ func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
 	if f == &ix.head {
 		last = colTags
 	}
+	us := ix.units(f)
 	srcs := make([]source, len(t.Tokens))
 	for j, tok := range t.Tokens {
 		if j == len(t.Tokens)-1 && t.Prefix {
-			srcs[j] = ix.prefixSource(f, tok)
+			srcs[j] = prefixSource(f, &us, tok)
 		} else if p := f.terms[tok]; p != nil {
 			srcs[j] = source{docs: p.docs, p: p}
 		}
@@ -263,12 +364,12 @@ func (ix *Index) termDocs(f *field, t *fulltext.Term) termDocs {
 			d = next
 			continue
 		}
-		if ix.isAlive(d) {
+		if us.isAlive(d) {
 			for j := range srcs {
 				keys[j] = srcs[j].keysAt(lists[j].i, keys[j][:0])
 			}
 			if w := phraseWeight(keys, last); w > 0 {
-				out.add(d, w, ix.lengths[d])
+				out.add(d, w, us.lengths[d], us.docs(d))
 			}
 		}
 		d++
@@ -453,7 +554,8 @@ func (ix *Index) prefixDocs(f *field, prefix string) termDocs {
 	// Counts are added in a table by document number; a bit set marks
 	// the documents touched, in order, so the result needs no sort. Dead
 	// documents are dropped once each at the end, not once per word.
-	acc := getAccumulator(len(ix.docs))
+	us := ix.units(f)
+	acc := getAccumulator(len(us.lengths))
 	defer putAccumulator(acc)
 	for _, w := range words {
 		p := w.p
@@ -464,14 +566,14 @@ func (ix *Index) prefixDocs(f *field, prefix string) termDocs {
 			acc.counts[d] += countAt(p.count, p.big, p.docs, i)
 		}
 	}
-	touched := acc.touched[:(len(ix.docs)+63)/64]
+	touched := acc.touched[:(len(us.lengths)+63)/64]
 	n := 0
 	for wi, word := range touched {
-		n += bits.OnesCount64(word & ix.alive[wi])
+		n += bits.OnesCount64(word & us.alive[wi])
 	}
-	out := termDocs{docs: make([]uint32, 0, n), count: make([]uint16, 0, n), minLen: math.MaxUint32, df: n}
+	out := termDocs{docs: make([]uint32, 0, n), count: make([]uint16, 0, n), minLen: math.MaxUint32}
 	for wi, word := range touched {
-		alive := ix.alive[wi]
+		alive := us.alive[wi]
 		for word != 0 {
 			bit := word & -word
 			word &^= bit
@@ -484,7 +586,8 @@ func (ix *Index) prefixDocs(f *field, prefix string) termDocs {
 			out.docs = append(out.docs, d)
 			out.count = addCount(out.count, &out.big, d, c)
 			out.maxCount = max(out.maxCount, c)
-			out.minLen = min(out.minLen, ix.lengths[d])
+			out.minLen = min(out.minLen, us.lengths[d])
+			out.df += us.docs(d)
 		}
 		touched[wi] = 0
 	}
@@ -547,14 +650,14 @@ func (s *source) keysAt(i int, dst []uint32) []uint32 {
 }
 
 // prefixSource merges the postings of every word that starts with prefix.
-// Only current documents are kept.
-func (ix *Index) prefixSource(f *field, prefix string) source {
+// Only current documents, or classes with one, are kept.
+func prefixSource(f *field, us *units, prefix string) source {
 	byDoc := map[uint32][]uint32{}
 	var buf []uint32
 	for _, e := range prefixed(f.vocab, prefix) {
 		p := e.p
 		for i, d := range p.docs {
-			if !ix.isAlive(d) {
+			if !us.isAlive(d) {
 				continue
 			}
 			buf = p.keysAt(i, buf[:0])
@@ -603,7 +706,7 @@ func (ix *Index) acceptor(filters []knowledge.Scope) func(d uint32) bool {
 // best. The same test after each seek, with the weights found so far,
 // spares the seeks in the longer lists. The search stops when no document
 // can enter.
-func (ix *Index) rankAll(lists []*list, top *topN, accept func(uint32) bool) {
+func rankAll(lists []*list, out *sink) {
 	slices.SortFunc(lists, func(a, b *list) int { return cmp.Compare(len(a.docs), len(b.docs)) })
 	lead := lists[0]
 	// rest[j] is the most that lists[j:] add to a score.
@@ -611,7 +714,7 @@ func (ix *Index) rankAll(lists []*list, top *topN, accept func(uint32) bool) {
 	for j := len(lists) - 1; j >= 1; j-- {
 		rest[j] = rest[j+1] + lists[j].max
 	}
-	contrib := make([]float64, len(lists))
+	contrib, weights := out.contrib, out.weights
 	d := uint32(0)
 next:
 	for {
@@ -622,13 +725,13 @@ next:
 			return
 		}
 		worst := math.Inf(-1)
-		if top.full() {
-			worst = top.worst().Score
+		if out.full() {
+			worst = out.worst()
 			if (lead.max+rest[1])*(1+margin) < worst {
 				return
 			}
 		}
-		contrib[0] = lead.score()
+		contrib[0], weights[0] = lead.score()
 		partial := contrib[0]
 		for j := 1; j < len(lists); j++ {
 			if (partial+rest[j])*(1+margin) < worst {
@@ -644,11 +747,11 @@ next:
 				d = c
 				continue next
 			}
-			contrib[j] = l.score()
+			contrib[j], weights[j] = l.score()
 			partial += contrib[j]
 		}
-		if ix.isAlive(d) && (accept == nil || accept(d)) {
-			top.offer(d, sum(contrib, len(lists)))
+		if out.admits(d) {
+			out.offer(d)
 		}
 		d++
 	}
@@ -669,14 +772,14 @@ func sum(v []float64, n int) float64 {
 // exceeds what the lowest lists can add together, a document found only
 // in those cannot enter. So only the other lists propose documents, and
 // the low lists are probed for them.
-func (ix *Index) rankAny(lists []*list, top *topN, accept func(uint32) bool) {
+func rankAny(lists []*list, out *sink) {
 	slices.SortStableFunc(lists, func(a, b *list) int { return cmp.Compare(a.max, b.max) })
 	// below[i] is the most that lists[:i] add to a score.
 	below := make([]float64, len(lists)+1)
 	for i, l := range lists {
 		below[i+1] = below[i] + l.max
 	}
-	contrib := make([]float64, len(lists))
+	contrib, weights := out.contrib, out.weights
 	essential := 0 // lists[essential:] propose documents
 	for essential < len(lists) {
 		d := end
@@ -689,36 +792,36 @@ func (ix *Index) rankAny(lists []*list, top *topN, accept func(uint32) bool) {
 		score := 0.0
 		for j := essential; j < len(lists); j++ {
 			l := lists[j]
-			contrib[j] = 0
+			contrib[j], weights[j] = 0, 0
 			if l.cur() == d {
-				contrib[j] = l.score()
+				contrib[j], weights[j] = l.score()
 				score += contrib[j]
 				l.i++
 			}
 		}
-		if !ix.isAlive(d) || accept != nil && !accept(d) {
+		if !out.admits(d) {
 			continue
 		}
 		pruned := false
 		for j := essential - 1; j >= 0; j-- {
-			if top.full() && (score+below[j+1])*(1+margin) < top.worst().Score {
+			if out.full() && (score+below[j+1])*(1+margin) < out.worst() {
 				pruned = true
 				break
 			}
 			l := lists[j]
 			l.seek(d)
-			contrib[j] = 0
+			contrib[j], weights[j] = 0, 0
 			if l.cur() == d {
-				contrib[j] = l.score()
+				contrib[j], weights[j] = l.score()
 				score += contrib[j]
 			}
 		}
 		if pruned {
 			continue
 		}
-		top.offer(d, sum(contrib, len(lists)))
-		if top.full() {
-			for essential < len(lists) && below[essential+1]*(1+margin) < top.worst().Score {
+		out.offer(d)
+		if out.full() {
+			for essential < len(lists) && below[essential+1]*(1+margin) < out.worst() {
 				essential++
 			}
 		}
@@ -826,8 +929,20 @@ func (ix *Index) each(q Query, fn func(a *knowledge.Article)) {
 			fn(ix.docs[d].article)
 		}
 	}
+	if q.Head {
+		// The lists number classes.
+		visitDoc := visit
+		visit = func(c uint32) {
+			for _, d := range ix.classes[c].docs {
+				visitDoc(d)
+			}
+		}
+	}
 	if q.Any {
 		seen := make([]uint64, len(ix.alive))
+		if q.Head {
+			seen = make([]uint64, len(ix.classAlive))
+		}
 		for _, l := range lists {
 			for _, d := range l.docs {
 				if seen[d/64]&(1<<(d%64)) == 0 {
