@@ -199,6 +199,16 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 		}
 		return out, err
 	}
+	if ix := s.textIndexReady(); ix != nil && strings.TrimSpace(q.Text) == "" && cur == nil && ix.Excludes(q.Filters) {
+		// No current article has a tag or metadata pair that the filters
+		// require. Lookups list by attributes that often match none, and
+		// a listing by a missing tag scanned the articles in SQLite.
+		out.Hits = []store.SearchHit{}
+		if q.Facets {
+			out.Facets = noFacets()
+		}
+		return out, nil
+	}
 	err := s.read(ctx, func(tx *txn) error {
 		var err error
 		if strings.TrimSpace(q.Text) == "" {
@@ -217,13 +227,18 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 	return out, nil
 }
 
+// noFacets returns the facets of a search that matches nothing.
+func noFacets() *store.Facets {
+	return &store.Facets{Classes: []store.FacetCount{}, Collections: []store.FacetCount{}, Tags: []store.FacetCount{}}
+}
+
 // searchText runs a search with text; see Search.
 func searchText(ctx context.Context, tx *txn, q store.SearchQuery, query *fulltext.Query, cur *fulltext.Cursor, key uint64, limit int) (store.SearchResult, error) {
 	out := store.SearchResult{Hits: []store.SearchHit{}}
 	if len(query.Terms) == 0 {
 		// Nothing in the text can match a token of the index.
 		if q.Facets {
-			out.Facets = &store.Facets{Classes: []store.FacetCount{}, Collections: []store.FacetCount{}, Tags: []store.FacetCount{}}
+			out.Facets = noFacets()
 		}
 		return out, nil
 	}
@@ -279,7 +294,7 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 	out := store.SearchResult{Hits: []store.SearchHit{}}
 	if len(query.Terms) == 0 {
 		if q.Facets {
-			out.Facets = &store.Facets{Classes: []store.FacetCount{}, Collections: []store.FacetCount{}, Tags: []store.FacetCount{}}
+			out.Facets = noFacets()
 		}
 		return out, nil
 	}
@@ -776,7 +791,7 @@ func facets(ctx context.Context, tx *txn, from string, where []string, args []an
 		return nil, mapError(err)
 	}
 	defer rows.Close()
-	f := &store.Facets{Classes: []store.FacetCount{}, Collections: []store.FacetCount{}, Tags: []store.FacetCount{}}
+	f := noFacets()
 	for rows.Next() {
 		var kind string
 		var c store.FacetCount

@@ -108,6 +108,10 @@ type Index struct {
 	// classLen holds the length of each class's shortest document, by
 	// class number.
 	classLen []uint32
+	// tagCount and metaCount count the current documents that carry each
+	// tag and each metadata pair, as metaKey writes it, so that a listing
+	// by one that no article carries needs no query; see Excludes.
+	tagCount, metaCount map[string]int
 }
 
 // doc is one indexed article version.
@@ -218,7 +222,46 @@ func New() *Index {
 		head:  field{terms: map[string]*postings{}},
 
 		classByKey: map[string]uint32{},
+		tagCount:   map[string]int{},
+		metaCount:  map[string]int{},
 	}
+}
+
+// metaKey returns the key of metadata pair k, v in Index.metaCount.
+func metaKey(k, v string) string { return k + "\x00" + v }
+
+// count adds delta to the counts of a's tags and metadata pairs.
+func (ix *Index) count(a *knowledge.Article, delta int) {
+	for _, t := range a.Tags {
+		if ix.tagCount[t] += delta; ix.tagCount[t] <= 0 {
+			delete(ix.tagCount, t)
+		}
+	}
+	for k, v := range a.Metadata {
+		key := metaKey(k, v)
+		if ix.metaCount[key] += delta; ix.metaCount[key] <= 0 {
+			delete(ix.metaCount, key)
+		}
+	}
+}
+
+// Excludes reports whether no current article can match every scope,
+// because one of them names tags that no current article carries, or a
+// metadata pair that none has. It returns false when it cannot tell.
+func (ix *Index) Excludes(scopes []knowledge.Scope) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	for _, sc := range scopes {
+		if len(sc.Tags) > 0 && !slices.ContainsFunc(sc.Tags, func(t string) bool { return ix.tagCount[t] > 0 }) {
+			return true
+		}
+		for k, v := range sc.Metadata {
+			if ix.metaCount[metaKey(k, v)] == 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Len returns the number of articles in the index.
@@ -540,6 +583,7 @@ func (ix *Index) remove(seq int64, a *analyzed) {
 	}
 	ix.livePostings -= n
 	ix.deadPostings += n
+	ix.count(ix.docs[d].article, -1)
 	ix.docs[d].article = nil
 	for _, t := range a.terms {
 		if p := ix.full.terms[t.term]; p != nil {
@@ -649,6 +693,7 @@ func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
 	ix.byID[a.ID] = d
 	ix.live++
 	ix.tokens += int64(an.length)
+	ix.count(&stored, 1)
 	c, created, revived := ix.joinClass(d, a)
 	ix.livePostings += len(an.terms)
 	if created || revived {
@@ -811,6 +856,7 @@ func (ix *Index) maybeCompact() {
 			ix.head = field{terms: map[string]*postings{}}
 			ix.classes, ix.classAlive, ix.classLen = nil, nil, nil
 			ix.classByKey = map[string]uint32{}
+			ix.tagCount, ix.metaCount = map[string]int{}, map[string]int{}
 		}
 		return
 	}

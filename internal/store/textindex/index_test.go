@@ -461,3 +461,46 @@ func TestSharedTitlesRankLikeDocuments(t *testing.T) {
 		t.Errorf("the index numbers %d documents after %d writes: compaction never ran", len(ix.docs), seq)
 	}
 }
+
+// TestExcludesFollowsTagsAndMetadata checks that Excludes rules out
+// exactly the filters that name tags or a metadata pair that no current
+// article carries, as articles gain, change and lose them.
+func TestExcludesFollowsTagsAndMetadata(t *testing.T) {
+	ix := New()
+	a := &knowledge.Article{ID: "a", Title: "a", Tags: []string{"etcd"}, Metadata: map[string]string{"service": "etcd"}, Status: knowledge.StatusPublished, Version: 1}
+	b := &knowledge.Article{ID: "b", Title: "b", Tags: []string{"etcd", "ovn"}, Status: knowledge.StatusPublished, Version: 1}
+	ix.Update(0, nil, 1, a)
+	ix.Update(0, nil, 2, b)
+	check := func(step string, sc []knowledge.Scope, want bool) {
+		t.Helper()
+		if got := ix.Excludes(sc); got != want {
+			t.Errorf("%s: Excludes(%+v) = %v, want %v", step, sc, got, want)
+		}
+	}
+	meta := func(k, v string) []knowledge.Scope { return []knowledge.Scope{{Metadata: map[string]string{k: v}}} }
+	tags := func(t ...string) []knowledge.Scope { return []knowledge.Scope{{Tags: t}} }
+	check("start", nil, false)
+	check("start", tags("etcd"), false)
+	check("start", tags("missing", "ovn"), false)
+	check("start", tags("missing"), true)
+	check("start", meta("service", "etcd"), false)
+	check("start", meta("service", "ovn"), true)
+	check("start", []knowledge.Scope{{Collections: []string{"ops"}}, {Tags: []string{"missing"}}}, true)
+
+	// b loses ovn, a changes service, then a is archived.
+	b2 := *b
+	b2.Tags, b2.Version = []string{"etcd"}, 2
+	ix.Update(2, b, 3, &b2)
+	check("after b lost ovn", tags("ovn"), true)
+	a2 := *a
+	a2.Metadata, a2.Version = map[string]string{"service": "ovn"}, 2
+	ix.Update(1, a, 4, &a2)
+	check("after a changed service", meta("service", "etcd"), true)
+	check("after a changed service", meta("service", "ovn"), false)
+	check("after a changed service", tags("etcd"), false)
+	archived := a2
+	archived.Status, archived.Version = knowledge.StatusArchived, 3
+	ix.Update(4, &a2, 5, &archived)
+	check("after a was archived", meta("service", "ovn"), true)
+	check("after a was archived", tags("etcd"), false)
+}
