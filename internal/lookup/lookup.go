@@ -293,6 +293,10 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	}
 	titles := map[string]titleInfo{}
 	values := attributeWords(req.Attributes)
+	valueTags := make(map[string][]string, len(keys))
+	for _, k := range keys {
+		valueTags[k] = attributeTags(req.Attributes[k])
+	}
 	for _, c := range byID {
 		c.score = 0
 		if best > 0 {
@@ -304,7 +308,7 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 			titles[c.hit.Title] = ti
 		}
 		c.score += titleTermsBonus * ti.coverage
-		c.matched, c.score = attributeMatches(&c.hit, ti.words, req.Attributes, values, keys, c.score)
+		c.matched, c.score = attributeMatches(&c.hit, ti.words, req.Attributes, values, valueTags, keys, c.score)
 		list = append(list, c)
 	}
 	sortCandidates(list)
@@ -373,8 +377,8 @@ func attributeTags(v string) []string {
 // equal to the value and, for TopicAttributes, the value in the title.
 // titleWords and values are the words of the hit's title and of each
 // value, as attributeWords writes them, with a space on each side of
-// titleWords.
-func attributeMatches(h *store.SearchHit, titleWords string, attrs, values map[string]string, keys []string, score float64) ([]string, float64) {
+// titleWords; tags are the attributeTags of each value.
+func attributeMatches(h *store.SearchHit, titleWords string, attrs, values map[string]string, tags map[string][]string, keys []string, score float64) ([]string, float64) {
 	var matched []string
 	for _, k := range keys {
 		v := attrs[k]
@@ -390,7 +394,7 @@ func attributeMatches(h *store.SearchHit, titleWords string, attrs, values map[s
 		if weak {
 			continue
 		}
-		if slices.ContainsFunc(attributeTags(v), func(t string) bool { return slices.Contains(h.Tags, t) }) {
+		if slices.ContainsFunc(tags[k], func(t string) bool { return slices.Contains(h.Tags, t) }) {
 			matched = append(matched, k+"="+v+" (tag)")
 			score += tagBonus
 		}
