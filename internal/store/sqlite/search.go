@@ -202,7 +202,7 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 	if ix := s.textIndexReady(); ix != nil && strings.TrimSpace(q.Text) == "" && cur == nil && ix.Excludes(q.Filters) {
 		// No current article has a tag or metadata pair that the filters
 		// require. Lookups list by attributes that often match none, and
-		// a listing by a missing tag scanned the articles in SQLite.
+		// in SQLite a listing by a missing tag scans the articles.
 		out.Hits = []store.SearchHit{}
 		if q.Facets {
 			out.Facets = noFacets()

@@ -96,8 +96,8 @@ type Index struct {
 	// document number: a search reads it for every posting it scores.
 	lengths []uint32
 	// classes group the current documents that have one title and one
-	// set of tags. They hold the same head tokens, so the head field
-	// indexes each class once, and a ranking scores a class at its
+	// set of tags. Such documents hold the same head tokens, so the head
+	// field indexes each class once. A ranking scores a class at its
 	// shortest document, whose score is the highest in the class, and
 	// takes its other documents only while they can enter the best n.
 	// Versions of one runbook for many clusters or customers share a
@@ -109,8 +109,8 @@ type Index struct {
 	// class number.
 	classLen []uint32
 	// tagCount and metaCount count the current documents that carry each
-	// tag and each metadata pair, as metaKey writes it, so that a listing
-	// by one that no article carries needs no query; see Excludes.
+	// tag and each metadata pair, as metaKey writes it. A listing by one
+	// that no article carries then needs no query; see Excludes.
 	tagCount, metaCount map[string]int
 }
 

@@ -413,6 +413,7 @@ func TestSharedTitlesRankLikeDocuments(t *testing.T) {
 		a.Version = version
 		return a
 	}
+
 	ix := New()
 	m := &model{articles: map[string]*knowledge.Article{}, seqs: map[string]int64{}}
 	seq := int64(0)
@@ -426,6 +427,7 @@ func TestSharedTitlesRankLikeDocuments(t *testing.T) {
 		t.Fatalf("200 articles with %d titles and 2 sets of tags make %d classes, want %d", len(titles), got, 2*len(titles))
 	}
 	checkAll(t, ix, m)
+
 	for round := range 3 {
 		// Archive every article with the first title, so that its
 		// classes empty, and change others, so that they move.
@@ -446,6 +448,7 @@ func TestSharedTitlesRankLikeDocuments(t *testing.T) {
 			}
 		}
 		checkAll(t, ix, m)
+
 		for i := range 60 {
 			seq++
 			a := article(fmt.Sprintf("r%d-%02d", round, i), 1)
@@ -454,6 +457,7 @@ func TestSharedTitlesRankLikeDocuments(t *testing.T) {
 		}
 		checkAll(t, ix, m)
 	}
+
 	if got, want := countPostings(ix), ix.livePostings+ix.deadPostings; got != want {
 		t.Errorf("the lists hold %d postings, the counts say %d", got, want)
 	}

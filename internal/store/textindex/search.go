@@ -162,9 +162,9 @@ type sink struct {
 	ix     *Index
 	top    *topN
 	accept func(uint32) bool
-	// lists are the query's lists in the order of the ranking; contrib
+	// lists are the query's lists in the order of the ranking. contrib
 	// and weights hold the score and the weighted count of each in the
-	// document or class at hand, 0 when it lacks the term.
+	// document or class at hand, or 0 when it lacks the term.
 	lists            []*list
 	contrib, weights []float64
 	// classes are the index's when the lists number classes.
@@ -269,8 +269,8 @@ func (td *termDocs) add(d uint32, c float64, length uint32, docs int) {
 	td.df += docs
 }
 
-// units are what the postings of a field number: documents in the full
-// field, classes in the head field.
+// units describes the numbering of a field's postings: by document in
+// the full field, by class in the head field.
 type units struct {
 	alive   []uint64
 	lengths []uint32 // of each document, or of each class's shortest
