@@ -652,12 +652,17 @@ func (ix *Index) leaveClass(d uint32) bool {
 	return false
 }
 
-// classOrder orders the documents of a class: by length, then by id.
+// classOrder orders the documents of a class: by length, then by id,
+// then by document number. Two versions of one article can be current
+// for a moment, while a store's build replays the writes it raced with.
 func (ix *Index) classOrder(d, e uint32) int {
 	if c := cmp.Compare(ix.lengths[d], ix.lengths[e]); c != 0 {
 		return c
 	}
-	return strings.Compare(ix.docs[d].id, ix.docs[e].id)
+	if c := strings.Compare(ix.docs[d].id, ix.docs[e].id); c != 0 {
+		return c
+	}
+	return cmp.Compare(d, e)
 }
 
 // hasHead reports whether any key is in the title or the tags.

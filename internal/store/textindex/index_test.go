@@ -403,7 +403,8 @@ func TestSharedTitlesRankLikeDocuments(t *testing.T) {
 	defer func(n int) { minCompact = n }(minCompact)
 	minCompact = 500
 	r := rand.New(rand.NewPCG(9, 10))
-	titles := []string{"node disk full", "pod crash looping", "etcd leader", "certificate rotation"}
+	titles := []string{"node disk full", "pod crash looping", "etcd leader", "certificate rotation",
+		"node", "disk", "pod crash", "etcd network leader", "memory alert", "node memory alert"}
 	article := func(id string, version int64) *knowledge.Article {
 		a := randomArticle(r, id)
 		a.Title = titles[r.IntN(len(titles))]
@@ -427,6 +428,13 @@ func TestSharedTitlesRankLikeDocuments(t *testing.T) {
 		t.Fatalf("200 articles with %d titles and 2 sets of tags make %d classes, want %d", len(titles), got, 2*len(titles))
 	}
 	checkAll(t, ix, m)
+	// Small n, so that the best classes hold more documents than n and
+	// the order in which they expand decides.
+	for _, text := range queries {
+		for n := 1; n <= 12; n++ {
+			checkRank(t, ix, m, Query{Terms: fulltext.Parse(text).Terms, Any: true, Head: true}, n)
+		}
+	}
 
 	for round := range 3 {
 		// Archive every article with the first title, so that its
@@ -507,4 +515,26 @@ func TestExcludesFollowsTagsAndMetadata(t *testing.T) {
 	ix.Update(4, &a2, 5, &archived)
 	check("after a was archived", meta("service", "ovn"), true)
 	check("after a was archived", tags("etcd"), false)
+}
+
+// TestReplayedBuildKeepsLiveVersion loads two versions of one article
+// with the same title, tags and length, as a store's build does when a
+// write lands between its batches, and then applies the write. The class
+// must keep the new version and drop the old one.
+func TestReplayedBuildKeepsLiveVersion(t *testing.T) {
+	ix := New()
+	v1 := &knowledge.Article{ID: "a", Title: "etcd leader", Body: "one two three", Status: knowledge.StatusPublished, Version: 1}
+	v2 := *v1
+	v2.Body, v2.Version = "four five six", 2
+	ix.Load([]Doc{{Seq: 5, Article: v1}}, 1)
+	ix.Load([]Doc{{Seq: 9, Article: &v2}}, 1)
+	ix.Update(5, v1, 9, &v2)
+
+	hits := ix.Rank(Query{Terms: fulltext.Parse("etcd").Terms, Head: true}, 5)
+	if len(hits) != 1 {
+		t.Fatalf("Rank found %d hits, want 1", len(hits))
+	}
+	if hits[0].Seq != 9 || hits[0].Article == nil {
+		t.Errorf("Rank found version %d with article %v, want version 9", hits[0].Seq, hits[0].Article)
+	}
 }
