@@ -233,10 +233,17 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	// judged queries find more relevant articles that way.
 	byID := map[string]*candidate{}
 	add := func(hits []store.SearchHit) {
+		// One allocation for the new candidates of a search, as a hit
+		// is about 200 bytes and a lookup adds dozens.
+		var fresh []candidate
 		for _, h := range hits {
 			c, ok := byID[h.ID]
 			if !ok {
-				c = &candidate{hit: h}
+				if fresh == nil {
+					fresh = make([]candidate, 0, len(hits))
+				}
+				fresh = append(fresh, candidate{hit: h})
+				c = &fresh[len(fresh)-1]
 				byID[h.ID] = c
 			}
 			c.text = max(c.text, h.Score)

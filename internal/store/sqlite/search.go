@@ -337,6 +337,7 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 		out.Next = next.Encode()
 	}
 	out.AnyTerm = iq.Any && !q.Any
+	out.Hits = make([]store.SearchHit, 0, len(page))
 	var bodies map[int64]string
 	var hints []*fulltext.Hint
 	if !q.NoSnippets && len(page) > 0 {
