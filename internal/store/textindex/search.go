@@ -142,7 +142,7 @@ func (ix *Index) rank(q Query, n int) []Hit {
 	if len(lists) == 0 || n <= 0 {
 		return nil
 	}
-	top := topN{ix: ix, n: n}
+	top := topN{ix: ix, n: n, heap: make([]Hit, 0, min(n, maxPresized))}
 	out := &sink{ix: ix, top: &top, accept: ix.acceptor(q.Filters), lists: lists,
 		contrib: make([]float64, len(lists)), weights: make([]float64, len(lists))}
 	if q.Head {
@@ -894,9 +894,14 @@ func (t *topN) down(i int) {
 	}
 }
 
-// sorted returns the documents kept, best first.
+// maxPresized bounds the capacity that a ranking allocates for its best
+// n before it finds them: a deep page may ask for a thousand.
+const maxPresized = 64
+
+// sorted returns the documents kept, best first. It sorts the heap in
+// place, so t is spent.
 func (t *topN) sorted() []Hit {
-	out := slices.Clone(t.heap)
+	out := t.heap
 	slices.SortFunc(out, func(a, b Hit) int {
 		if better(&a, &b) {
 			return -1
