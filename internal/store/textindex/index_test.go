@@ -538,3 +538,33 @@ func TestReplayedBuildKeepsLiveVersion(t *testing.T) {
 		t.Errorf("Rank found version %d with article %v, want version 9", hits[0].Seq, hits[0].Article)
 	}
 }
+
+// TestFindMatchesBinarySearch compares find with a bisection on lists of
+// even and of clustered document numbers, for present and absent ones.
+func TestFindMatchesBinarySearch(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for trial := range 300 {
+		n := r.IntN(200)
+		seen := map[uint32]bool{}
+		var docs []uint32
+		for len(docs) < n {
+			d := uint32(r.IntN(1000))
+			if trial%2 == 1 {
+				// Clustered: most numbers near the start.
+				d = uint32(r.IntN(1+r.IntN(1000)) * r.IntN(3))
+			}
+			if !seen[d] {
+				seen[d] = true
+				docs = append(docs, d)
+			}
+		}
+		slices.Sort(docs)
+		for d := range uint32(2100) {
+			i, ok := find(docs, d)
+			wi, wok := slices.BinarySearch(docs, d)
+			if ok != wok || ok && i != wi {
+				t.Fatalf("find(%v, %d) = %d, %v; want %d, %v", docs, d, i, ok, wi, wok)
+			}
+		}
+	}
+}
