@@ -65,9 +65,8 @@ type SyncerStats struct {
 //
 // It loads the copy from the change feed read from cursor 0, not from
 // search. The feed lists every change in scope in order and ends at a
-// cursor from which the stream goes on with no gap, while search pages
-// through at most 1000 hits and gives no cursor to follow the log from.
-// Then it follows GET /v1/stream.
+// cursor from which the stream goes on with no gap, while a listing gives
+// no cursor to follow the log from. Then it follows GET /v1/stream.
 // When the stream drops, it follows the change feed with long polls while
 // it waits to reconnect, with a backoff that grows while reconnecting
 // fails. Change events carry no article, so the syncer reads each changed
@@ -75,15 +74,10 @@ type SyncerStats struct {
 //
 // When the hub reports that retention removed changes after the syncer's
 // cursor, the syncer reloads: it reads again every article it has, reads
-// the newest articles that search lists, and follows the log from the
-// oldest kept entry.
-//
-// NOTE: a reload finds only the 1000 most recently updated articles that
-// the syncer did not have, because the hub pages through at most 1000
-// hits of one search. An article that is older than those, missing from
-// the copy, and whose changes retention removed, stays missing until it
-// changes again. The syncer logs a warning when a reload may have missed
-// articles this way.
+// every article in scope that a search without a query lists and the
+// copy lacks, and follows the log from the oldest kept entry. Such a
+// listing pages by update time and id, so unlike a search with a query
+// it has no depth limit.
 //
 // The syncer reports its cursor to POST /v1/cursor as it applies changes,
 // and reads the feed and the stream with record=false, so the
@@ -451,13 +445,9 @@ func (s *Syncer) knownVersion(id string) int64 {
 	return s.removed[id]
 }
 
-// Limits of GET /v1/search that a reload pages through.
-const (
-	searchPageLimit = 100
-	// searchMaxDepth is the number of hits the hub pages through for one
-	// search. The page after them has no next cursor.
-	searchMaxDepth = 1000
-)
+// searchPageLimit is the page size of the listing that a reload pages
+// through.
+const searchPageLimit = 100
 
 // resync reloads the copy after retention removed changes that the syncer
 // had not read, and moves the cursor to just before oldest, the oldest
@@ -486,10 +476,6 @@ func (s *Syncer) resync(ctx context.Context, oldest int64) error {
 		if err := s.fetch(ctx, id, 0); err != nil {
 			return err
 		}
-	}
-	if len(listed) >= searchMaxDepth {
-		s.log.Warn("the reload may have missed articles: search lists only the 1000 most recently updated, so an older article that the copy lacked appears when it next changes",
-			"oldest", oldest, "listed", len(listed))
 	}
 	s.mu.Lock()
 	s.cursor = max(oldest-1, 0)

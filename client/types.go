@@ -257,7 +257,8 @@ type SearchHit struct {
 type SearchResult struct {
 	Hits []SearchHit `json:"hits"`
 	// Next, passed as the cursor of the same search, returns the following
-	// page. It is empty on the last page and after the first 1000 hits.
+	// page. It is empty on the last page. A search with a query also ends
+	// after its first 1000 hits, while a listing without one has no limit.
 	// Pages neither repeat nor skip hits while articles that the search
 	// does not match change between them.
 	Next string `json:"next,omitempty"`

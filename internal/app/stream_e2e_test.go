@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -20,6 +21,9 @@ import (
 
 	"github.com/khub-dev/khub/client"
 	"github.com/khub-dev/khub/internal/app"
+	"github.com/khub-dev/khub/internal/knowledge"
+	"github.com/khub-dev/khub/internal/store"
+	"github.com/khub-dev/khub/internal/store/fulltext"
 )
 
 // fastHeartbeat makes idle streams send a heartbeat every 50ms.
@@ -974,5 +978,40 @@ func TestStreamWakesForOtherNode(t *testing.T) {
 		if ch := s.change(); ch.ArticleID != want {
 			t.Errorf("stream on node A sent %s, want %s written through node B", ch.ArticleID, want)
 		}
+	}
+}
+
+// TestSyncerReloadsPastSearchDepth prunes the log while more articles
+// than a search with a query pages through are missing from the copy:
+// the reload lists them all.
+func TestSyncerReloadsPastSearchDepth(t *testing.T) {
+	a, c := startHub(t, fastHeartbeat)
+	ctx := context.Background()
+	pc := createPull(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
+	g := newGate(t, c.BaseURL())
+	put(t, c, article("rb-0", "runbook", "Zero", "0"))
+	s := runSyncer(t, client.New(g.srv.URL, pc.Token()), syncerOptions())
+	waitConverged(t, s, map[string]string{"rb-0": "0"})
+
+	// The store takes the writes directly, as an import does, since a
+	// thousand requests would slow the test more than they exercise.
+	g.set(false, true)
+	want := map[string]string{"rb-0": "0"}
+	for i := range fulltext.MaxDepth + 20 {
+		id := fmt.Sprintf("rb-%04d", i+1)
+		art := knowledge.Article{ID: id, Title: "Runbook " + id, Body: id, Collection: "handbook", Class: knowledge.ClassRunbook}
+		if _, err := a.Store.SaveArticle(ctx, art, store.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		want[id] = id
+	}
+	if _, err := a.Store.PruneChanges(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	g.set(false, false)
+
+	waitConverged(t, s, want)
+	if st := s.Stats(); st.Resyncs == 0 {
+		t.Errorf("stats = %+v, want a resync", st)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store"
+	"github.com/khub-dev/khub/internal/store/fulltext"
 )
 
 // runSearchMore runs the cases of phrase and prefix queries, facets,
@@ -25,6 +26,7 @@ func runSearchMore(t *testing.T, open opener) {
 	subtest(t, "TiesByID", open, testTiesByID)
 	subtest(t, "CursorStable", open, testCursorStable)
 	subtest(t, "CursorListStable", open, testCursorListStable)
+	subtest(t, "CursorListPastSearchDepth", open, testCursorListPastSearchDepth)
 	subtest(t, "CursorRejected", open, testCursorRejected)
 	subtest(t, "Accents", open, testAccents)
 	subtest(t, "CJK", open, testCJK)
@@ -365,6 +367,21 @@ func testCursorListStable(t *testing.T, s store.Store) {
 		saveBody(t, s, fmt.Sprintf("later%d", page), "Later", "Written between pages.", minute)
 	})
 	wantSameHits(t, "listing pages with writes", got, want)
+}
+
+// testCursorListPastSearchDepth pages through a listing without text of
+// more articles than a search with text pages through. A listing pages
+// by update time and id, so it has no depth limit, and a client that
+// reloads a whole scope relies on that.
+func testCursorListPastSearchDepth(t *testing.T, s store.Store) {
+	var want []string
+	for i := range fulltext.MaxDepth + 50 {
+		id := fmt.Sprintf("deep%04d", i)
+		saveBody(t, s, id, "Listed", "Listed article.", i%7)
+		want = append(want, id)
+	}
+	got := pageAll(t, s, store.SearchQuery{Limit: 100}, func(int) {})
+	wantSameHits(t, "listing past the search depth", got, want)
 }
 
 func testCursorRejected(t *testing.T, s store.Store) {
