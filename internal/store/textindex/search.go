@@ -223,17 +223,17 @@ func (s *sink) admits(u uint32) bool {
 }
 
 // offer offers document or class u, which admits has let in, with the
-// scores in s.contrib. A class
-// offers its documents in ranking order until one falls below the best
-// n: the first has the score of the class, and a longer document scores
-// no higher.
+// scores in s.contrib. A class offers its documents in ranking order
+// until one falls below the best n: the first has the score of the
+// class, and a longer document scores no higher.
 func (s *sink) offer(u uint32) {
+	first := sum(s.contrib, len(s.lists))
 	if s.classes == nil {
-		s.top.offer(u, sum(s.contrib, len(s.lists)))
+		s.top.offer(u, first)
 		return
 	}
 	for i, d := range s.classes[u].docs {
-		score := sum(s.contrib, len(s.lists))
+		score := first
 		if i > 0 {
 			// Summed in the lists' order, as sum does, so that
 			// documents with the same weights and lengths tie.
