@@ -107,10 +107,10 @@ func (r *Request) Validate() error {
 	}
 	lower := make(map[string]string, len(r.Attributes))
 	for _, k := range sortedKeys(r.Attributes) {
-		if prev, dup := lower[attributeKey(k)]; dup {
+		if prev, dup := lower[fold(k)]; dup {
 			return &knowledge.FieldError{Field: "attributes." + k, Message: fmt.Sprintf("is %q in another case or with spaces: keys are compared in lower case without surrounding spaces, so give it once", prev)}
 		}
-		lower[attributeKey(k)] = k
+		lower[fold(k)] = k
 	}
 	onlyWeak := len(lower) > 0
 	for k := range lower {
@@ -198,8 +198,10 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	// as "service"; Validate rejects two keys that differ only in case or
 	// spaces. Values are compared without surrounding spaces.
 	attrs := make(map[string]string, len(req.Attributes))
+	written := make(map[string]string, len(req.Attributes)) // keys as sent
 	for k, v := range req.Attributes {
-		attrs[attributeKey(k)] = strings.TrimSpace(v)
+		attrs[fold(k)] = strings.TrimSpace(v)
+		written[fold(k)] = strings.TrimSpace(k)
 	}
 	req.Attributes = attrs
 	terms, originals := SalientTerms(req.Text, MaxTerms)
@@ -276,8 +278,23 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 			continue
 		}
 		tags = append(tags, attributeTags(req.Attributes[k])...)
-		if err := listBy(knowledge.Scope{Metadata: map[string]string{k: req.Attributes[k]}}); err != nil {
-			return Result{}, err
+		// Articles may write the key and value in another case, so the
+		// listing is by the pairs that they write, when the store can
+		// name them, and otherwise by the attribute as sent.
+		pairs, ok := [][2]string(nil), false
+		if mp, can := st.(metadataPairer); can {
+			pairs, ok = mp.MetadataPairs(k, req.Attributes[k])
+		}
+		if !ok {
+			// NOTE: PostgreSQL, and SQLite while it builds its text index,
+			// cannot name the pairs, so an article that writes the key or
+			// value in another case is found only through its text.
+			pairs = [][2]string{{written[k], req.Attributes[k]}}
+		}
+		for _, p := range pairs[:min(len(pairs), maxPairs)] {
+			if err := listBy(knowledge.Scope{Metadata: map[string]string{p[0]: p[1]}}); err != nil {
+				return Result{}, err
+			}
 		}
 	}
 	if len(tags) > 0 {
@@ -347,8 +364,9 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	return res, nil
 }
 
-// attributeKey returns an attribute key as lookups compare it.
-func attributeKey(k string) string { return strings.ToLower(strings.TrimSpace(k)) }
+// fold returns an attribute key or value as lookups compare it: in lower
+// case, without surrounding spaces.
+func fold(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // searchText writes the salient terms and the values of TopicAttributes as
 // fulltext search text. A value of several words is quoted
@@ -390,7 +408,7 @@ func attributeMatches(h *store.SearchHit, titleWords string, attrs, values map[s
 	for _, k := range keys {
 		v := attrs[k]
 		weak := slices.Contains(WeakAttributes, k)
-		if mv, ok := h.Metadata[k]; ok && strings.EqualFold(strings.TrimSpace(mv), strings.TrimSpace(v)) {
+		if metadataHas(h.Metadata, k, v) {
 			matched = append(matched, k+"="+v+" (metadata)")
 			if weak {
 				score += weakMetadataBonus
@@ -412,6 +430,20 @@ func attributeMatches(h *store.SearchHit, titleWords string, attrs, values map[s
 		}
 	}
 	return matched, score
+}
+
+// metadataHas reports whether meta has a key and value that equal k and v
+// after fold. k is folded already.
+func metadataHas(meta map[string]string, k, v string) bool {
+	if mv, ok := meta[k]; ok && fold(mv) == fold(v) {
+		return true
+	}
+	for mk, mv := range meta {
+		if mk != k && fold(mk) == k && fold(mv) == fold(v) {
+			return true
+		}
+	}
+	return false
 }
 
 // attributeWords returns each attribute value's words as the index reads
@@ -531,6 +563,17 @@ func visible(scope []knowledge.Scope, a *knowledge.Article) bool {
 	}
 	return true
 }
+
+// metadataPairer is a store that can name the metadata pairs that
+// current articles write, key and value, and that equal a key and value
+// after fold. It returns false when it cannot tell at the moment.
+type metadataPairer interface {
+	MetadataPairs(key, value string) ([][2]string, bool)
+}
+
+// maxPairs bounds the listings of one attribute, one per way that
+// articles write its key and value.
+const maxPairs = 4
 
 // hitHighlighter is a store that keeps its current articles' text in
 // memory, as the SQLite store's text index does, and cuts hits' snippets

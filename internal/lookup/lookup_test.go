@@ -119,9 +119,46 @@ func TestAttributeKeysIgnoreCase(t *testing.T) {
 	}
 }
 
+// TestMetadataInAnotherCase looks up an attribute whose key and value an
+// article writes in another case, with no word of the text to find it.
+// With its text index the store names the pairs as articles write them;
+// without it the listing is by the key as sent.
+func TestMetadataInAnotherCase(t *testing.T) {
+	ctx := context.Background()
+	quorum := art("quorum", "Restoring quorum", "Steps to restore quorum.", knowledge.StatusPublished, map[string]string{"Team": "Platform"})
+	other := art("other", "Error budget policy", "Errors count against the budget.", knowledge.StatusPublished, map[string]string{"team": "payments"})
+	cases := []struct {
+		name    string
+		s       store.Store
+		attrs   map[string]string
+		matched string
+	}{
+		{"indexed, other case", openStore(t, quorum, other), map[string]string{"TEAM": " platform "}, "team=platform (metadata)"},
+		{"FTS5, as written", openStoreWith(t, sqlite.Options{NoTextIndex: true}, quorum, other), map[string]string{"Team": "Platform"}, "team=Platform (metadata)"},
+	}
+	for _, tc := range cases {
+		res, err := Run(ctx, tc.s, nil, Request{Attributes: tc.attrs})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := ids(res.Hits); !slices.Equal(got, []string{"quorum"}) {
+			t.Errorf("%s: hits = %v, want [quorum]", tc.name, got)
+			continue
+		}
+		if !slices.Contains(res.Hits[0].MatchedAttributes, tc.matched) {
+			t.Errorf("%s: matched attributes = %q, want %s", tc.name, res.Hits[0].MatchedAttributes, tc.matched)
+		}
+	}
+}
+
 func openStore(t *testing.T, arts ...knowledge.Article) store.Store {
 	t.Helper()
-	s, err := sqlite.Open(filepath.Join(t.TempDir(), "khub.db"), sqlite.Options{})
+	return openStoreWith(t, sqlite.Options{}, arts...)
+}
+
+func openStoreWith(t *testing.T, opts sqlite.Options, arts ...knowledge.Article) store.Store {
+	t.Helper()
+	s, err := sqlite.Open(filepath.Join(t.TempDir(), "khub.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -166,6 +166,22 @@ func (t *textIndex) apply(updates []textUpdate) {
 	}
 }
 
+// MetadataPairs returns the metadata pairs, key and value, that current
+// articles write and that equal key and value in lower case without
+// surrounding spaces, and false while the text index builds or when the
+// store has none. Lookups compare attributes that way.
+func (s *Store) MetadataPairs(key, value string) ([][2]string, bool) {
+	ix := s.textIndexReady()
+	if ix == nil {
+		return nil, false
+	}
+	var out [][2]string
+	for _, p := range ix.MetadataPairs(key, value) {
+		out = append(out, [2]string{p.Key, p.Value})
+	}
+	return out, true
+}
+
 // textIndexReady returns the index when it is built and may serve
 // searches, or nil.
 func (s *Store) textIndexReady() *textindex.Index {

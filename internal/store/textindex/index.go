@@ -112,7 +112,14 @@ type Index struct {
 	// tag and each metadata pair, as metaKey writes it. A listing by one
 	// that no article carries then needs no query; see Excludes.
 	tagCount, metaCount map[string]int
+	// metaFold holds the metadata pairs of metaCount by their key and
+	// value as FoldMetadata writes them, so that a lookup finds the pairs
+	// that articles write in another case.
+	metaFold map[string][]MetadataPair
 }
+
+// MetadataPair is one metadata key and value as an article writes them.
+type MetadataPair struct{ Key, Value string }
 
 // doc is one indexed article version.
 type doc struct {
@@ -224,8 +231,13 @@ func New() *Index {
 		classByKey: map[string]uint32{},
 		tagCount:   map[string]int{},
 		metaCount:  map[string]int{},
+		metaFold:   map[string][]MetadataPair{},
 	}
 }
+
+// FoldMetadata returns a metadata key or value as lookups compare it: in
+// lower case, without surrounding spaces.
+func FoldMetadata(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // metaKey returns the key of metadata pair k, v in Index.metaCount.
 func metaKey(k, v string) string { return k + "\x00" + v }
@@ -239,10 +251,41 @@ func (ix *Index) count(a *knowledge.Article, delta int) {
 	}
 	for k, v := range a.Metadata {
 		key := metaKey(k, v)
+		before := ix.metaCount[key]
 		if ix.metaCount[key] += delta; ix.metaCount[key] <= 0 {
 			delete(ix.metaCount, key)
 		}
+		// A pair enters metaFold with its first article and leaves with
+		// its last.
+		fold := metaKey(FoldMetadata(k), FoldMetadata(v))
+		switch after := ix.metaCount[key]; {
+		case before == 0 && after > 0:
+			ix.metaFold[fold] = append(ix.metaFold[fold], MetadataPair{k, v})
+		case before > 0 && after == 0:
+			pairs := slices.DeleteFunc(ix.metaFold[fold], func(p MetadataPair) bool { return p == MetadataPair{k, v} })
+			if len(pairs) == 0 {
+				delete(ix.metaFold, fold)
+			} else {
+				ix.metaFold[fold] = pairs
+			}
+		}
 	}
+}
+
+// MetadataPairs returns the metadata pairs of the current articles whose
+// key and value equal key and value after FoldMetadata, as the articles
+// write them, in order.
+func (ix *Index) MetadataPairs(key, value string) []MetadataPair {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	pairs := slices.Clone(ix.metaFold[metaKey(FoldMetadata(key), FoldMetadata(value))])
+	slices.SortFunc(pairs, func(a, b MetadataPair) int {
+		if c := strings.Compare(a.Key, b.Key); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Value, b.Value)
+	})
+	return pairs
 }
 
 // Excludes reports whether no current article can match every scope,
@@ -862,6 +905,7 @@ func (ix *Index) maybeCompact() {
 			ix.classes, ix.classAlive, ix.classLen = nil, nil, nil
 			ix.classByKey = map[string]uint32{}
 			ix.tagCount, ix.metaCount = map[string]int{}, map[string]int{}
+			ix.metaFold = map[string][]MetadataPair{}
 		}
 		return
 	}

@@ -568,3 +568,28 @@ func TestFindMatchesBinarySearch(t *testing.T) {
 		}
 	}
 }
+
+// TestMetadataPairsIgnoreCase checks that MetadataPairs names the pairs
+// that current articles write, in any case, as they gain and lose them.
+func TestMetadataPairsIgnoreCase(t *testing.T) {
+	ix := New()
+	a := &knowledge.Article{ID: "a", Title: "a", Metadata: map[string]string{"Team": "Platform"}, Status: knowledge.StatusPublished, Version: 1}
+	b := &knowledge.Article{ID: "b", Title: "b", Metadata: map[string]string{"team": "platform"}, Status: knowledge.StatusPublished, Version: 1}
+	ix.Update(0, nil, 1, a)
+	ix.Update(0, nil, 2, b)
+	want := []MetadataPair{{"Team", "Platform"}, {"team", "platform"}}
+	if got := ix.MetadataPairs(" TEAM", "platform "); !slices.Equal(got, want) {
+		t.Errorf("MetadataPairs = %v, want %v", got, want)
+	}
+
+	b2 := *b
+	b2.Metadata, b2.Version = map[string]string{"team": "payments"}, 2
+	ix.Update(2, b, 3, &b2)
+	if got := ix.MetadataPairs("team", "platform"); !slices.Equal(got, want[:1]) {
+		t.Errorf("after b changed team: MetadataPairs = %v, want %v", got, want[:1])
+	}
+	ix.Update(1, a, 4, nil)
+	if got := ix.MetadataPairs("team", "platform"); len(got) != 0 {
+		t.Errorf("after a left: MetadataPairs = %v, want none", got)
+	}
+}
