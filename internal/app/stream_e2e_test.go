@@ -919,6 +919,9 @@ func TestFeedIteratorLongPolls(t *testing.T) {
 	put(t, c, article("pol", "policy", "Policy", "p"))
 
 	var got []string
+	// The feed can yield rb-2 before its PUT has returned, so the test
+	// waits for the writer before it ends and cancels ctx.
+	var writer sync.WaitGroup
 	for ch, err := range pc.Feed(ctx, 0, 1) {
 		if err != nil {
 			t.Fatal(err)
@@ -927,16 +930,17 @@ func TestFeedIteratorLongPolls(t *testing.T) {
 		if len(got) == 1 {
 			// The feed has been read to the end, so the next change
 			// arrives by long poll.
-			go func() {
+			writer.Go(func() {
 				time.Sleep(100 * time.Millisecond)
 				if _, _, err := c.PutArticle(ctx, article("rb-2", "runbook", "Two", "2")); err != nil {
 					t.Errorf("put rb-2: %v", err)
 				}
-			}()
+			})
 			continue
 		}
 		break
 	}
+	writer.Wait()
 	if strings.Join(got, " ") != "rb-1 rb-2" {
 		t.Errorf("Feed yielded %v, want rb-1 rb-2", got)
 	}
