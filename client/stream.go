@@ -103,7 +103,8 @@ func (c *Client) Stream(ctx context.Context, after int64) iter.Seq2[Change, erro
 }
 
 // streamEvent is one server-sent event. A heartbeat is a block of comment
-// lines with no fields.
+// lines without data, whose id, when it has one, is the cursor up to which
+// the hub has sent every change in scope.
 type streamEvent struct {
 	name      string
 	id        string
@@ -215,7 +216,7 @@ func (r *streamReader) next() (streamEvent, error) {
 				}
 				return ev, nil
 			case comment:
-				return streamEvent{heartbeat: true}, nil
+				return streamEvent{heartbeat: true, id: ev.id}, nil
 			}
 			ev = streamEvent{}
 			continue

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -361,7 +362,13 @@ func (s *Syncer) readStream(ctx context.Context, r *streamReader, b *backoff) er
 		switch {
 		case ev.heartbeat:
 			// Events are applied as they are read, so at a heartbeat the
-			// copy contains every change the stream had sent.
+			// copy contains every change the stream had sent. Its id
+			// covers the changes outside the scope too, so the cursor
+			// moves past them and a reconnect after retention pruned them
+			// needs no reload.
+			if covered, err := strconv.ParseInt(ev.id, 10, 64); err == nil {
+				s.advance(covered)
+			}
 			s.confirm(time.Now())
 			b.reset()
 		case ev.name == "change":

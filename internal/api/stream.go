@@ -141,12 +141,15 @@ func (ss *streamSet) end() {
 // stream serves GET /v1/stream: every change in the caller's scope as
 // server-sent events, from the cursor in Last-Event-ID or after onwards.
 // Each event has the cursor as its id, type change and the change as its
-// data, in the JSON of an entry of GET /v1/changes. A comment line
-// (": heartbeat") follows each catch-up and comes every StreamHeartbeat
-// while the stream is idle. Each one means that the stream has sent every
-// change in scope that had been announced as committed when it was
-// written. A cursor behind the oldest kept entry gets a resync-required
-// event, after which the stream goes on from the oldest kept entry.
+// data, in the JSON of an entry of GET /v1/changes. A heartbeat, a
+// comment line (": heartbeat") with an id and no data, follows each
+// catch-up and comes every StreamHeartbeat while the stream is idle. Each
+// one means that the stream has sent every change in scope up to the
+// cursor in its id. That cursor covers changes outside the scope too, so
+// a client that resumes from it skips them, and an EventSource takes it
+// as its last event id without firing an event. A cursor behind the
+// oldest kept entry gets a resync-required event, after which the stream
+// goes on from the oldest kept entry and its heartbeats carry no id.
 //
 // The handler takes the connection over from net/http and returns, and
 // one goroutine per stream serves it, so that an idle stream holds no
@@ -308,6 +311,21 @@ type sseStream struct {
 	// recorded is the cursor last handed to the pull recorder, -1 before
 	// the first.
 	recorded int64
+	// resynced is set once the stream has sent a resync-required event.
+	// Its heartbeats then carry no id, so that a client that reconnects
+	// before any change arrives hears the event again.
+	resynced bool
+}
+
+// appendHeartbeat appends a heartbeat that covers the log up to cursor
+// covered.
+func (st *sseStream) appendHeartbeat(buf []byte, covered int64) []byte {
+	if st.resynced {
+		return append(buf, ": heartbeat\n\n"...)
+	}
+	buf = append(buf, ": heartbeat\nid: "...)
+	buf = strconv.AppendInt(buf, covered, 10)
+	return append(buf, "\n\n"...)
 }
 
 // resyncRequired is the data of a resync-required event.
@@ -351,7 +369,7 @@ func (st *sseStream) run(ctx context.Context) {
 		}
 		full := sent == streamBatch
 		if !full && (heartbeatDue || sent > 0) {
-			buf = append(buf, ": heartbeat\n\n"...)
+			buf = st.appendHeartbeat(buf, max(st.after, scannedTo))
 			heartbeatDue = false
 		}
 		if len(buf) > 0 {
@@ -412,7 +430,7 @@ func (st *sseStream) wait(ctx context.Context, changed <-chan struct{}, heartbea
 			if st.integrationID != "" && !pulls.exists(ctx, st.integrationID) {
 				return false, false
 			}
-			if err := st.out.write([]byte(": heartbeat\n\n")); err != nil {
+			if err := st.out.write(st.appendHeartbeat(nil, st.after)); err != nil {
 				return false, false
 			}
 			heartbeat.Reset(st.s.cfg.StreamHeartbeat)
@@ -448,7 +466,7 @@ func (st *sseStream) checkRetention(ctx context.Context) error {
 	if err := st.out.write(fmt.Appendf(nil, "event: resync-required\ndata: %s\n\n", data)); err != nil {
 		return err
 	}
-	st.after = oldest - 1
+	st.after, st.resynced = oldest-1, true
 	return nil
 }
 

@@ -262,7 +262,7 @@ func openStream(addr, request string) (net.Conn, error) {
 	// subscriber keeps no buffer.
 	br := bufio.NewReaderSize(conn, 512)
 	var head []byte
-	for !bytes.Contains(head, []byte(": heartbeat\n\n")) {
+	for !bytes.Contains(head, []byte(": heartbeat\n")) {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
 			conn.Close()

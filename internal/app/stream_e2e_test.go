@@ -397,6 +397,53 @@ func TestStreamHeartbeat(t *testing.T) {
 	}
 }
 
+// TestStreamHeartbeatCoversOtherScopes checks that a heartbeat's id is
+// the cursor up to which the stream has covered the log, changes outside
+// the scope included, and that heartbeats after a resync-required event
+// carry no id.
+func TestStreamHeartbeatCoversOtherScopes(t *testing.T) {
+	a, c := startHub(t, fastHeartbeat)
+	ctx := context.Background()
+	pc := createPull(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
+	put(t, c, article("rb-1", "runbook", "One", "1"))
+
+	s := openSSE(t, pc, "/v1/stream", nil)
+	if ch := s.change(); ch.ArticleID != "rb-1" {
+		t.Fatalf("first change = %+v, want rb-1", ch)
+	}
+	put(t, c, article("pol-1", "policy", "Policy", "p"))
+	put(t, c, article("pol-2", "policy", "Policy", "q"))
+	head, err := a.Store.HeadCursor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strconv.FormatInt(head, 10)
+	deadline := time.Now().Add(5 * time.Second)
+	for f := s.next(false); f.id != want; f = s.next(false) {
+		if f.comment != "heartbeat" {
+			t.Fatalf("frame %+v, want only heartbeats after out-of-scope changes", f)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("heartbeat id %q after 5s, want %s, the head", f.id, want)
+		}
+	}
+
+	// After a resync-required event, a client that reconnects before a
+	// change arrives must hear it again.
+	if _, err := a.Store.PruneChanges(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	r := openSSE(t, pc, "/v1/stream?after=1", nil)
+	if f := r.next(false); f.event != "resync-required" {
+		t.Fatalf("first frame = %+v, want resync-required", f)
+	}
+	for range 3 {
+		if f := r.next(false); f.comment != "heartbeat" || f.hasID {
+			t.Fatalf("frame after the resync = %+v, want a heartbeat without an id", f)
+		}
+	}
+}
+
 func TestStreamRecordsPullCursor(t *testing.T) {
 	_, c := startHub(t)
 	ctx := context.Background()
@@ -908,6 +955,40 @@ func TestSyncerResyncsAfterPruning(t *testing.T) {
 	}
 	put(t, c, article("rb-5", "runbook", "Five", "5"))
 	waitConverged(t, s, map[string]string{"rb-1": "1, edited", "rb-3": "3", "rb-4": "4", "rb-5": "5"})
+}
+
+// TestSyncerSkipsOtherScopes lets retention remove changes that are all
+// outside the syncer's scope while it is disconnected: the stream's
+// heartbeats moved its cursor past them, so it reconnects without a
+// reload.
+func TestSyncerSkipsOtherScopes(t *testing.T) {
+	a, c := startHub(t, fastHeartbeat)
+	ctx := context.Background()
+	pc := createPull(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
+	g := newGate(t, c.BaseURL())
+	put(t, c, article("rb-1", "runbook", "One", "1"))
+	s := runSyncer(t, client.New(g.srv.URL, pc.Token()), syncerOptions())
+	waitConverged(t, s, map[string]string{"rb-1": "1"})
+
+	for i := range 3 {
+		put(t, c, article(fmt.Sprintf("pol-%d", i), "policy", "Policy", "p"))
+	}
+	head, err := a.Store.HeadCursor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the syncer's cursor to pass the other scopes' changes", func() bool { return s.Cursor() >= head })
+
+	g.set(false, true)
+	if _, err := a.Store.PruneChanges(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	g.set(false, false)
+	put(t, c, article("rb-2", "runbook", "Two", "2"))
+	waitConverged(t, s, map[string]string{"rb-1": "1", "rb-2": "2"})
+	if st := s.Stats(); st.Resyncs != 0 {
+		t.Errorf("stats = %+v, want no resync", st)
+	}
 }
 
 func TestFeedIteratorLongPolls(t *testing.T) {
