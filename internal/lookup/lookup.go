@@ -50,8 +50,12 @@ const (
 	attributeCandidates = 10
 	// titleTermsBonus is added in proportion to the share of the subject's
 	// words that the title holds: titles name what an article is about.
-	titleTermsBonus   = 0.5
-	metadataBonus     = 0.5
+	titleTermsBonus = 0.5
+	// metadataBonus puts an article whose metadata names the attribute's
+	// value above one that only names it in the title (text relevance 1
+	// plus titleBonus). A tool that sends service=etcd wants the articles
+	// whose metadata declares etcd before those that mention it.
+	metadataBonus     = 1.5
 	weakMetadataBonus = 0.15 // for WeakAttributes
 	tagBonus          = 0.2
 	titleBonus        = 0.25

@@ -305,6 +305,26 @@ func TestAttributesRank(t *testing.T) {
 	}
 }
 
+// TestMetadataOutranksTitleMention looks up a service alone: the article
+// whose metadata names it goes before those that only mention it.
+func TestMetadataOutranksTitleMention(t *testing.T) {
+	arts := []knowledge.Article{
+		art("quorum", "Restoring quorum", "Steps to restore quorum.", knowledge.StatusPublished, map[string]string{"service": "etcd"}),
+		art("leader", "etcd leader election", "How etcd elects a leader.", knowledge.StatusPublished, nil),
+		art("backup", "etcd backup", "Back up etcd daily.", knowledge.StatusPublished, nil),
+	}
+	for _, w := range strings.Fields("coffee ladder badge visitor leave holiday parking printer") {
+		arts = append(arts, art("filler-"+w, "About the "+w, "The "+w+" rules.", knowledge.StatusPublished, nil))
+	}
+	res, err := Run(context.Background(), openStore(t, arts...), nil, Request{Attributes: map[string]string{"Service": "ETCD"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(res.Hits); len(got) != 3 || got[0] != "quorum" {
+		t.Errorf("hits = %v, want quorum first and the two etcd articles", got)
+	}
+}
+
 // Ticket text in Chinese or Japanese often has no punctuation for long
 // stretches; the lookup still finds the article whose words it contains.
 func TestLookupCJKRun(t *testing.T) {
