@@ -107,6 +107,7 @@ func ExampleSyncer() {
 	defer cancel()
 	admin.PutArticle(ctx, runbook("db-failover", "Promote the replica."))
 	admin.PutArticle(ctx, runbook("old-vpn", "Use the old VPN."))
+	admin.PutArticle(ctx, runbook("cache-flush", "Flush the cache."))
 	admin.ArchiveArticle(ctx, "old-vpn")
 
 	s := client.NewSyncer(helpdesk, client.SyncerOptions{})
@@ -118,12 +119,17 @@ func ExampleSyncer() {
 	fmt.Println(s.Len(), a.Body, ok, s.Cursor())
 	_, ok = s.Get("old-vpn")
 	fmt.Println("archived article kept:", ok)
+	for _, a := range s.Articles() {
+		fmt.Println(a.ID, a.Version)
+	}
 
 	cancel()
 	fmt.Println(<-done)
 	// Output:
-	// 1 Promote the replica. true 3
+	// 2 Promote the replica. true 4
 	// archived article kept: false
+	// cache-flush 1
+	// db-failover 1
 	// context canceled
 }
 

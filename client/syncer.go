@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,6 +167,24 @@ func (s *Syncer) Get(id string) (Article, bool) {
 		a.Metadata = maps.Clone(a.Metadata)
 	}
 	return a, ok
+}
+
+// Articles returns the articles of the local copy, sorted by id, as one
+// state of the copy. Like Get, it returns copies that the caller may
+// change.
+func (s *Syncer) Articles() []Article {
+	s.mu.RLock()
+	out := make([]Article, 0, len(s.articles))
+	for _, a := range s.articles {
+		out = append(out, a)
+	}
+	s.mu.RUnlock()
+	for i := range out {
+		out[i].Tags = slices.Clone(out[i].Tags)
+		out[i].Metadata = maps.Clone(out[i].Metadata)
+	}
+	slices.SortFunc(out, func(a, b Article) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // Len returns the number of articles in the local copy.

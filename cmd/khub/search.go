@@ -27,10 +27,11 @@ func newSearchCmd() *cobra.Command {
 		Example: `  khub search "database failover"
   khub search failover --class runbook --meta team=platform --limit 5
   khub search failover --facets
-  khub search failover --cursor NEXT   # the next page, NEXT as printed after the hits`,
+  khub search failover --cursor NEXT   # the next page, NEXT as printed after the hits
+  khub search ""                       # the newest articles`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return fmt.Errorf(`search needs the words to look for, as in: khub search "database failover"`)
+				return fmt.Errorf(`search needs the words to look for, as in: khub search "database failover", or "" for the newest articles: khub search ""`)
 			}
 			return nil
 		},

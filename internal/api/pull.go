@@ -301,7 +301,7 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if wait > s.cfg.MaxWait {
-			s.writeError(w, r, badRequest("wait", "wait %s is longer than the maximum %s", wait, s.cfg.MaxWait))
+			s.writeError(w, r, badRequest("wait", "wait %s is longer than the maximum %s: send a shorter wait and poll again when it ends", wait, s.cfg.MaxWait))
 			return
 		}
 	}

@@ -112,7 +112,7 @@ func (r *Request) Validate() error {
 	lower := make(map[string]string, len(r.Attributes))
 	for _, k := range sortedKeys(r.Attributes) {
 		if prev, dup := lower[fold(k)]; dup {
-			return &knowledge.FieldError{Field: "attributes." + k, Message: fmt.Sprintf("is %q in another case or with spaces: keys are compared in lower case without surrounding spaces, so give it once", prev)}
+			return &knowledge.FieldError{Field: "attributes." + k, Message: fmt.Sprintf("and attributes.%s are the same key, because keys are compared in lower case without surrounding spaces: send it once", prev)}
 		}
 		lower[fold(k)] = k
 	}
