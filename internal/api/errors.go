@@ -139,6 +139,16 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			// encoding/json names a map, not the key, whose value has
+			// another type; checkKeys names the key.
+			keys := json.NewDecoder(bytes.NewReader(body))
+			keys.UseNumber()
+			if err := checkKeys(keys, reflect.TypeOf(v), "", false); err != nil {
+				return err
+			}
+		}
 		return decodeError(err, limit, reflect.TypeOf(v))
 	}
 	if dec.More() {
@@ -254,6 +264,29 @@ func hex4(b []byte) (rune, bool) {
 	return rune(n), err == nil
 }
 
+// checkMapString reads one value of a map of strings from dec and rejects
+// it unless it is a string, naming the key in path.
+func checkMapString(dec *json.Decoder, path string) error {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return badRequest(path, "the body is not valid JSON: %v", err)
+	}
+	kind := "a number"
+	switch {
+	case raw[0] == '"':
+		return nil
+	case string(raw) == "null":
+		return badRequest(path, "%s holds null where a string belongs: give a string, or leave the entry out", path)
+	case raw[0] == '{':
+		kind = "an object"
+	case raw[0] == '[':
+		kind = "an array"
+	case raw[0] == 't' || raw[0] == 'f':
+		kind = "a boolean"
+	}
+	return badRequest(path, "%s must be a string, not %s: write the value in quotes", path, kind)
+}
+
 // checkKeys reads one JSON value from dec and rejects the object keys that
 // encoding/json accepts silently when it decodes into type t. These are a
 // key that names a field only when case is ignored, such as "Title" for
@@ -293,6 +326,13 @@ func checkKeys(dec *json.Decoder, t reflect.Type, path string, element bool) err
 			var next reflect.Type
 			inMap := t != nil && t.Kind() == reflect.Map
 			switch {
+			case inMap && t.Elem().Kind() == reflect.String:
+				// encoding/json names the map, not the key, in the error
+				// of a value of another type.
+				if err := checkMapString(dec, field); err != nil {
+					return err
+				}
+				continue
 			case inMap:
 				next = t.Elem()
 			case fields != nil:

@@ -41,23 +41,25 @@ func TestErrorsStayShort(t *testing.T) {
 }
 
 // TestMapValueTypeError checks the message for a value of the wrong type
-// inside a map, whose key encoding/json does not report, and for a map of
-// the wrong type.
+// inside a map, which names its key, and for a map of the wrong type.
 func TestMapValueTypeError(t *testing.T) {
 	f := newCacheFixture(t, resultcache.Config{})
 	for _, c := range []struct {
-		body, want string
+		body, field, want string
 	}{
-		{`{"text":"x","attributes":{"service":5}}`, "each value of attributes must be a string, not number"},
-		{`{"text":"x","attributes":5}`, "attributes must be an object, not number"},
+		{`{"text":"x","attributes":{"service":5}}`, "attributes.service", "attributes.service must be a string, not a number"},
+		{`{"text":"x","attributes":{"service":"a","team":{"x":1}}}`, "attributes.team", "attributes.team must be a string, not an object"},
+		{`{"text":"x","attributes":{"service":true}}`, "attributes.service", "attributes.service must be a string, not a boolean"},
+		{`{"text":"x","attributes":{"service":null}}`, "attributes.service", "attributes.service holds null"},
+		{`{"text":"x","attributes":5}`, "attributes", "attributes must be an object, not number"},
 	} {
 		w := f.do(t, testAdminToken, http.MethodPost, "/v1/lookup", c.body)
 		var e client.ErrorBody
 		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
 			t.Fatal(err)
 		}
-		if w.Code != http.StatusBadRequest || e.Error.Field != "attributes" || !strings.Contains(e.Error.Message, c.want) {
-			t.Errorf("%s: status %d, field %q, message %q; want 400 on attributes saying %q", c.body, w.Code, e.Error.Field, e.Error.Message, c.want)
+		if w.Code != http.StatusBadRequest || e.Error.Field != c.field || !strings.Contains(e.Error.Message, c.want) {
+			t.Errorf("%s: status %d, field %q, message %q; want 400 on %s saying %q", c.body, w.Code, e.Error.Field, e.Error.Message, c.field, c.want)
 		}
 	}
 }

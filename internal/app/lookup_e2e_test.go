@@ -148,7 +148,7 @@ func TestLookupBadRequests(t *testing.T) {
 		{"negative limit", `{"text": "disk", "limit": -1}`, "limit"},
 		{"empty attribute", `{"text": "disk", "attributes": {"service": ""}}`, "attributes.service"},
 		{"unknown field", `{"text": "disk", "severity": "high"}`, "severity"},
-		{"wrong type", `{"text": "disk", "attributes": {"service": 5}}`, "attributes"},
+		{"wrong type", `{"text": "disk", "attributes": {"service": 5}}`, "attributes.service"},
 		{"text too long", `{"text": "` + strings.Repeat("a", 70000) + `"}`, "text"},
 	}
 	for _, tc := range cases {
