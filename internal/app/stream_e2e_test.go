@@ -957,18 +957,28 @@ func TestSyncerResyncsAfterPruning(t *testing.T) {
 	waitConverged(t, s, map[string]string{"rb-1": "1, edited", "rb-3": "3", "rb-4": "4", "rb-5": "5"})
 }
 
+// syncerBehindGate starts a hub with the first article, a pull
+// integration for runbooks and a syncer that reaches the hub through a
+// gate, and waits until the syncer holds the article. It returns the hub,
+// an admin client, the gate and the syncer.
+func syncerBehindGate(t *testing.T, first client.Article) (*app.App, *client.Client, *gate, *client.Syncer) {
+	t.Helper()
+	a, c := startHub(t, fastHeartbeat)
+	pc := createPull(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
+	g := newGate(t, c.BaseURL())
+	put(t, c, first)
+	s := runSyncer(t, client.New(g.srv.URL, pc.Token()), syncerOptions())
+	waitConverged(t, s, map[string]string{first.ID: first.Body})
+	return a, c, g, s
+}
+
 // TestSyncerSkipsOtherScopes lets retention remove changes that are all
 // outside the syncer's scope while it is disconnected: the stream's
 // heartbeats moved its cursor past them, so it reconnects without a
 // reload.
 func TestSyncerSkipsOtherScopes(t *testing.T) {
-	a, c := startHub(t, fastHeartbeat)
+	a, c, g, s := syncerBehindGate(t, article("rb-1", "runbook", "One", "1"))
 	ctx := context.Background()
-	pc := createPull(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
-	g := newGate(t, c.BaseURL())
-	put(t, c, article("rb-1", "runbook", "One", "1"))
-	s := runSyncer(t, client.New(g.srv.URL, pc.Token()), syncerOptions())
-	waitConverged(t, s, map[string]string{"rb-1": "1"})
 
 	for i := range 3 {
 		put(t, c, article(fmt.Sprintf("pol-%d", i), "policy", "Policy", "p"))
@@ -1070,13 +1080,8 @@ func TestStreamWakesForOtherNode(t *testing.T) {
 // than a search with a query pages through are missing from the copy:
 // the reload lists them all.
 func TestSyncerReloadsPastSearchDepth(t *testing.T) {
-	a, c := startHub(t, fastHeartbeat)
+	a, _, g, s := syncerBehindGate(t, article("rb-0", "runbook", "Zero", "0"))
 	ctx := context.Background()
-	pc := createPull(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
-	g := newGate(t, c.BaseURL())
-	put(t, c, article("rb-0", "runbook", "Zero", "0"))
-	s := runSyncer(t, client.New(g.srv.URL, pc.Token()), syncerOptions())
-	waitConverged(t, s, map[string]string{"rb-0": "0"})
 
 	// The store takes the writes directly, as an import does, since a
 	// thousand requests would slow the test more than they exercise.
