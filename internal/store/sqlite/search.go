@@ -519,9 +519,7 @@ func searchFilter(where []string, args []any, scopes ...knowledge.Scope) ([]stri
 // Leaving it out spares FTS5 scoring most articles, which is what makes an
 // any-term search of common words slow. Articles that contain only such
 // terms rank after all others, so when the shorter query finds fewer than
-// n matches, the whole query runs instead. Otherwise the whole query
-// scores the matches that the shorter one found, so that their scores and
-// order are those of the in-memory index, which scores every term.
+// n matches, the whole query runs instead.
 func rankQuery(ctx context.Context, tx *txn, query *fulltext.Query, anyTerm, titleFirst bool, filters []knowledge.Scope, n int) ([]fulltext.Ranked, error) {
 	full := query.FTS5(anyTerm)
 	if titleFirst {
@@ -544,35 +542,10 @@ func rankQuery(ctx context.Context, tx *txn, query *fulltext.Query, anyTerm, tit
 		return rank(ctx, tx, full, filters, n)
 	}
 	ranking, err := rank(ctx, tx, rare.FTS5(true), filters, n)
-	if err != nil {
-		return nil, err
-	}
-	if len(ranking) >= n {
-		return rescore(ctx, tx, full, ranking)
+	if err != nil || len(ranking) >= n {
+		return ranking, err
 	}
 	return rank(ctx, tx, full, filters, n)
-}
-
-// rescore scores the matches of ranking by FTS5 expression expr, which
-// they all match, and orders them by that score and then by id.
-func rescore(ctx context.Context, tx *txn, expr string, ranking []fulltext.Ranked) ([]fulltext.Ranked, error) {
-	args := []any{expr, bm25Rank}
-	for _, r := range ranking {
-		args = append(args, r.Seq)
-	}
-	out, err := rankRows(ctx, tx, `SELECT v.seq, v.article_id, rank
-		FROM article_fts CROSS JOIN article_search v ON v.seq = article_fts.rowid
-		WHERE article_fts MATCH ? AND rank MATCH ? AND article_fts.rowid IN (`+placeholders(len(ranking))+`)`, args)
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(out, func(a, b fulltext.Ranked) int {
-		if c := cmp.Compare(b.Score, a.Score); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	return out, nil
 }
 
 // withoutCommonTerms returns the query without the terms of one word, or a

@@ -109,54 +109,6 @@ func TestTextIndexRanksAsFTS5(t *testing.T) {
 	}
 }
 
-// TestAnyTermCommonWordRanksAsIndex searches any of three words, one of
-// them in more than half of the articles, where FTS5 first ranks without
-// that word. Its tiny share of the score decides between two articles,
-// and FTS5 must order them as the index does.
-func TestAnyTermCommonWordRanksAsIndex(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "khub.db")
-	fts, err := Open(path, Options{NoTextIndex: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fts.Close()
-	save := func(id, body string) {
-		t.Helper()
-		a := knowledge.Article{ID: id, Title: "Zebra", Body: body, Collection: "probe", Class: knowledge.ClassReference}
-		if _, err := fts.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	save("ord-a", "quokka other")
-	save("ord-b", "quokka meaning")
-	for i := range 14 {
-		save(fmt.Sprintf("ord-f%02d", i), fmt.Sprintf("quokka filler%d more words here", i))
-	}
-	for i := range 20 {
-		save(fmt.Sprintf("com-%02d", i), fmt.Sprintf("meaning only text %d", i))
-	}
-	mem, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mem.Close()
-
-	got, want := searchBoth(t, mem, fts, store.SearchQuery{Text: "quokka meaning xyzzy", Limit: 2})
-	if !want.AnyTerm || len(want.Hits) != 2 || want.Hits[0].ID != "ord-b" {
-		t.Fatalf("FTS5 hits = %+v, any term %v; want ord-b first, matching any term", want.Hits, want.AnyTerm)
-	}
-	for i := range got.Hits {
-		g, w := got.Hits[i], want.Hits[i]
-		if g.ID != w.ID || math.Abs(g.Score-w.Score) > 1e-9*math.Abs(w.Score) {
-			t.Errorf("hit %d is %s with %v, FTS5 has %s with %v", i, g.ID, g.Score, w.ID, w.Score)
-		}
-	}
-	if got.Next != want.Next {
-		t.Errorf("next = %q, FTS5 gives %q", got.Next, want.Next)
-	}
-}
-
 // TestTextIndexBuildsBesideWrites opens a store whose index is built in
 // the background while articles are written, changed and archived: every
 // write must reach the index, whether it committed before, during or
