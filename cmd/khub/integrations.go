@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -309,13 +311,17 @@ func scopeText(sc *client.Scope) string {
 		values []string
 	}{{"collections", sc.Collections}, {"classes", sc.Classes}, {"tags", sc.Tags}} {
 		if len(p.values) > 0 {
-			parts = append(parts, p.name+" "+oneLine(strings.Join(p.values, ", ")))
+			values := make([]string, len(p.values))
+			for i, v := range p.values {
+				values[i] = scopeValue(v)
+			}
+			parts = append(parts, p.name+" "+strings.Join(values, ", "))
 		}
 	}
 	if len(sc.Metadata) > 0 {
 		pairs := make([]string, 0, len(sc.Metadata))
 		for k, v := range sc.Metadata {
-			pairs = append(pairs, oneLine(k+"="+v))
+			pairs = append(pairs, scopeValue(k)+"="+scopeValue(v))
 		}
 		slices.Sort(pairs)
 		parts = append(parts, "metadata "+strings.Join(pairs, ", "))
@@ -324,6 +330,20 @@ func scopeText(sc *client.Scope) string {
 		return "every article"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// scopeValue writes a value of a scope for scopeText. A value of only
+// letters, digits and the punctuation of ids and slugs stays as it is.
+// Others are quoted, so that a comma, equals sign or space inside one
+// cannot make it read as two.
+func scopeValue(v string) string {
+	plain := v != "" && !strings.ContainsFunc(v, func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("-_./:@", r)
+	})
+	if plain {
+		return v
+	}
+	return strconv.Quote(v)
 }
 
 // currentError returns the integration's last delivery error when no
