@@ -4,6 +4,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/text/cases"
 )
 
 // Scope selects the articles an integration receives. Each non-empty dimension
@@ -254,4 +257,18 @@ func AnnouncedTo(scopes []Scope, c *Change) (announced, left bool) {
 // operations events, by their class or their collection.
 func (s Scope) NamesOperations() bool {
 	return slices.Contains(s.Classes, ClassOperations) || slices.Contains(s.Collections, OpsCollection)
+}
+
+// FoldMetadata returns a metadata key or value as lookups compare it:
+// without surrounding spaces and case-folded, so that "STRASSE" equals
+// "straße" and "ΟΔΟΣ" equals "οδος".
+func FoldMetadata(s string) string {
+	s = strings.TrimSpace(s)
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			// A Caser keeps state, so each call takes its own.
+			return cases.Fold().String(s)
+		}
+	}
+	return strings.ToLower(s)
 }

@@ -120,3 +120,19 @@ func TestScopeEmpty(t *testing.T) {
 		}
 	}
 }
+
+func TestFoldMetadata(t *testing.T) {
+	for _, c := range [][2]string{
+		{" Payments-API ", "payments-api"},
+		{"STRASSE", "straße"},
+		{"ΟΔΟΣ", "οδος"},
+		{"İSTANBUL", "i̇stanbul"},
+	} {
+		if a, b := FoldMetadata(c[0]), FoldMetadata(c[1]); a != b {
+			t.Errorf("FoldMetadata(%q) = %q and FoldMetadata(%q) = %q, want them equal", c[0], a, c[1], b)
+		}
+	}
+	if FoldMetadata("etcd") == FoldMetadata("etc") {
+		t.Error("FoldMetadata makes etcd equal etc")
+	}
+}

@@ -82,7 +82,7 @@ type Request struct {
 	Text string
 	// Attributes are facts about the work, such as account, product,
 	// service and severity, compared with articles' metadata, tags and
-	// titles. Keys are compared in lower case.
+	// titles. Keys are compared ignoring case.
 	Attributes map[string]string
 	// Limit is the number of hits, 1 to MaxLimit; 0 means DefaultLimit.
 	Limit int
@@ -112,7 +112,7 @@ func (r *Request) Validate() error {
 	lower := make(map[string]string, len(r.Attributes))
 	for _, k := range sortedKeys(r.Attributes) {
 		if prev, dup := lower[fold(k)]; dup {
-			return &knowledge.FieldError{Field: "attributes." + k, Message: fmt.Sprintf("and attributes.%s are the same key, because keys are compared in lower case without surrounding spaces: send it once", prev)}
+			return &knowledge.FieldError{Field: "attributes." + k, Message: fmt.Sprintf("and attributes.%s are the same key, because keys are compared ignoring case and surrounding spaces: send it once", prev)}
 		}
 		lower[fold(k)] = k
 	}
@@ -131,9 +131,11 @@ func (r *Request) Validate() error {
 		case strings.TrimSpace(v) == "":
 			return &knowledge.FieldError{Field: field, Message: "is empty: give a value or leave the attribute out"}
 		case len(v) > knowledge.MaxMetadataValue:
-			return &knowledge.FieldError{Field: field, Message: fmt.Sprintf("is %d bytes long; the maximum is %d", len(v), knowledge.MaxMetadataValue)}
+			return &knowledge.FieldError{Field: field, Message: fmt.Sprintf("is %d bytes long; the maximum is %d: send the value that identifies the work", len(v), knowledge.MaxMetadataValue)}
 		case !utf8.ValidString(v):
 			return &knowledge.FieldError{Field: field, Message: "is not valid UTF-8: send the value encoded as UTF-8"}
+		case strings.ContainsFunc(v, unicode.IsControl):
+			return &knowledge.FieldError{Field: field, Message: "contains a control character: send the value on one line of printable characters"}
 		}
 	}
 	if r.Limit < 0 || r.Limit > MaxLimit {
@@ -198,7 +200,7 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	if limit == 0 {
 		limit = DefaultLimit
 	}
-	// Keys are compared in lower case, as tools send "Service" as often
+	// Keys are compared ignoring case, as tools send "Service" as often
 	// as "service"; Validate rejects two keys that differ only in case or
 	// spaces. Values are compared without surrounding spaces.
 	attrs := make(map[string]string, len(req.Attributes))
@@ -285,6 +287,7 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 		// Articles may write the key and value in another case, so the
 		// listing is by the pairs that they write, when the store can
 		// name them, and otherwise by the attribute as sent.
+		sent := [2]string{written[k], req.Attributes[k]}
 		pairs, ok := [][2]string(nil), false
 		if mp, can := st.(metadataPairer); can {
 			pairs, ok = mp.MetadataPairs(k, req.Attributes[k])
@@ -293,7 +296,12 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 			// NOTE: PostgreSQL, and SQLite while it builds its text index,
 			// cannot name the pairs, so an article that writes the key or
 			// value in another case is found only through its text.
-			pairs = [][2]string{{written[k], req.Attributes[k]}}
+			pairs = [][2]string{sent}
+		}
+		// The pair as sent goes first, as it is the likeliest, and the
+		// pairs of the whole hub, not the scope, may exceed maxPairs.
+		if i := slices.Index(pairs, sent); i > 0 {
+			pairs = slices.Insert(slices.Delete(pairs, i, i+1), 0, sent)
 		}
 		for _, p := range pairs[:min(len(pairs), maxPairs)] {
 			if err := listBy(knowledge.Scope{Metadata: map[string]string{p[0]: p[1]}}); err != nil {
@@ -368,9 +376,9 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	return res, nil
 }
 
-// fold returns an attribute key or value as lookups compare it: in lower
-// case, without surrounding spaces.
-func fold(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+// fold returns an attribute key or value as lookups compare it; see
+// knowledge.FoldMetadata.
+func fold(s string) string { return knowledge.FoldMetadata(s) }
 
 // searchText writes the salient terms and the values of TopicAttributes as
 // fulltext search text. A value of several words is quoted
@@ -576,8 +584,9 @@ type metadataPairer interface {
 }
 
 // maxPairs bounds the listings of one attribute, one per way that
-// articles write its key and value.
-const maxPairs = 4
+// articles write its key and value. Each costs a query, and a hub whose
+// articles write one pair in more ways than this has a data problem.
+const maxPairs = 16
 
 // hitHighlighter is a store that keeps its current articles' text in
 // memory, as the SQLite store's text index does, and cuts hits' snippets

@@ -3,6 +3,7 @@ package lookup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -147,6 +148,46 @@ func TestMetadataInAnotherCase(t *testing.T) {
 		}
 		if !slices.Contains(res.Hits[0].MatchedAttributes, tc.matched) {
 			t.Errorf("%s: matched attributes = %q, want %s", tc.name, res.Hits[0].MatchedAttributes, tc.matched)
+		}
+	}
+}
+
+// TestMetadataPairAsSentFirst gives one metadata pair more case variants
+// than a lookup lists: the article that writes it as the request sends it
+// is still found, as is one written with another fold such as ß.
+func TestMetadataPairAsSentFirst(t *testing.T) {
+	var arts []knowledge.Article
+	// Upper-case variants sort before the lower-case pair that the
+	// request sends.
+	for i := range maxPairs + 4 {
+		v := []byte("payments")
+		for j := range v {
+			if i&(1<<j) != 0 {
+				v[j] -= 'a' - 'A'
+			}
+		}
+		if string(v) == "payments" {
+			continue
+		}
+		arts = append(arts, art(fmt.Sprintf("variant-%02d", i), "Variant", "A variant.", knowledge.StatusPublished, map[string]string{"Service": string(v)}))
+	}
+	arts = append(arts,
+		art("exact", "Exact", "The exact pair.", knowledge.StatusPublished, map[string]string{"service": "payments"}),
+		art("street", "Street", "A street.", knowledge.StatusPublished, map[string]string{"road": "Straße"}))
+	s := openStore(t, arts...)
+	for _, c := range []struct {
+		attrs map[string]string
+		want  string
+	}{
+		{map[string]string{"service": "payments"}, "exact"},
+		{map[string]string{"road": "STRASSE"}, "street"},
+	} {
+		res, err := Run(context.Background(), s, nil, Request{Attributes: c.attrs, Limit: MaxLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(res.Hits); !slices.Contains(got, c.want) {
+			t.Errorf("lookup %v: hits = %v, want %s among them", c.attrs, got, c.want)
 		}
 	}
 }

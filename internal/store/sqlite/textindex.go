@@ -167,9 +167,9 @@ func (t *textIndex) apply(updates []textUpdate) {
 }
 
 // MetadataPairs returns the metadata pairs, key and value, that current
-// articles write and that equal key and value in lower case without
-// surrounding spaces, and false while the text index builds or when the
-// store has none. Lookups compare attributes that way.
+// articles write and that equal key and value after
+// knowledge.FoldMetadata, and false while the text index builds or when
+// the store has none. Lookups compare attributes that way.
 func (s *Store) MetadataPairs(key, value string) ([][2]string, bool) {
 	ix := s.textIndexReady()
 	if ix == nil {

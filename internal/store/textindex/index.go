@@ -113,7 +113,7 @@ type Index struct {
 	// that no article carries then needs no query; see Excludes.
 	tagCount, metaCount map[string]int
 	// metaFold holds the metadata pairs of metaCount by their key and
-	// value as FoldMetadata writes them, so that a lookup finds the pairs
+	// value as knowledge.FoldMetadata writes them, so that a lookup finds the pairs
 	// that articles write in another case.
 	metaFold map[string][]MetadataPair
 }
@@ -235,10 +235,6 @@ func New() *Index {
 	}
 }
 
-// FoldMetadata returns a metadata key or value as lookups compare it: in
-// lower case, without surrounding spaces.
-func FoldMetadata(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
-
 // metaKey returns the key of metadata pair k, v in Index.metaCount.
 func metaKey(k, v string) string { return k + "\x00" + v }
 
@@ -257,7 +253,7 @@ func (ix *Index) count(a *knowledge.Article, delta int) {
 		}
 		// A pair enters metaFold with its first article and leaves with
 		// its last.
-		fold := metaKey(FoldMetadata(k), FoldMetadata(v))
+		fold := metaKey(knowledge.FoldMetadata(k), knowledge.FoldMetadata(v))
 		switch after := ix.metaCount[key]; {
 		case before == 0 && after > 0:
 			ix.metaFold[fold] = append(ix.metaFold[fold], MetadataPair{k, v})
@@ -273,12 +269,12 @@ func (ix *Index) count(a *knowledge.Article, delta int) {
 }
 
 // MetadataPairs returns the metadata pairs of the current articles whose
-// key and value equal key and value after FoldMetadata, as the articles
+// key and value equal key and value after knowledge.FoldMetadata, as the articles
 // write them, in order.
 func (ix *Index) MetadataPairs(key, value string) []MetadataPair {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	pairs := slices.Clone(ix.metaFold[metaKey(FoldMetadata(key), FoldMetadata(value))])
+	pairs := slices.Clone(ix.metaFold[metaKey(knowledge.FoldMetadata(key), knowledge.FoldMetadata(value))])
 	slices.SortFunc(pairs, func(a, b MetadataPair) int {
 		if c := strings.Compare(a.Key, b.Key); c != 0 {
 			return c
