@@ -465,7 +465,8 @@ func decodeError(err error, limit int64, target reflect.Type) error {
 			// encoding/json names the map, not the key whose value is wrong.
 			return badRequest(field, "each value of %s must be %s, not %s: write every value in quotes", field, jsonKind(typeErr.Type.Kind().String()), got)
 		}
-		return badRequest(field, "%s must be %s, not %s", field, jsonKind(typeErr.Type.Kind().String()), got)
+		want := jsonKind(typeErr.Type.Kind().String())
+		return badRequest(field, "%s must be %s, not %s: send %s", field, want, got, want)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)

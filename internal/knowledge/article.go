@@ -330,7 +330,7 @@ func checkMetadataKey(prefix, k string) error {
 	case k == "":
 		return &FieldError{Field: bare, Message: "has an empty key: give every metadata value a key"}
 	case len(k) > MaxMetadataKey:
-		return &FieldError{Field: bare, Message: fmt.Sprintf("key %.40q… is %d bytes long; the maximum is %d", k, len(k), MaxMetadataKey)}
+		return &FieldError{Field: bare, Message: fmt.Sprintf("key %.40q… is %d bytes long; the maximum is %d: use a shorter key", k, len(k), MaxMetadataKey)}
 	case !utf8.ValidString(k):
 		return &FieldError{Field: bare, Message: "has a key that is not valid UTF-8"}
 	case strings.ContainsFunc(k, unicode.IsControl):
@@ -345,7 +345,7 @@ func ValidateClass(field string, c Class) error { return checkName(field, string
 
 func checkName(field, v string) error {
 	if len(v) > MaxNameLen {
-		return &FieldError{Field: field, Message: fmt.Sprintf("is %d bytes long; the maximum is %d", len(v), MaxNameLen)}
+		return &FieldError{Field: field, Message: fmt.Sprintf("is %d bytes long; the maximum is %d: use a shorter name", len(v), MaxNameLen)}
 	}
 	if !namePattern.MatchString(v) {
 		return &FieldError{Field: field, Message: fmt.Sprintf("%q is invalid: use lower-case letters, digits, '.', '_' and '-'", v)}
@@ -355,13 +355,13 @@ func checkName(field, v string) error {
 
 func checkText(field, v string, max int) error {
 	if len(v) > max {
-		return &FieldError{Field: field, Message: fmt.Sprintf("is %d bytes long; the maximum is %d", len(v), max)}
+		return &FieldError{Field: field, Message: fmt.Sprintf("is %d bytes long; the maximum is %d: shorten it", len(v), max)}
 	}
 	if !utf8.ValidString(v) {
-		return &FieldError{Field: field, Message: "is not valid UTF-8"}
+		return &FieldError{Field: field, Message: "is not valid UTF-8: send the text encoded as UTF-8"}
 	}
 	if strings.ContainsRune(v, 0) {
-		return &FieldError{Field: field, Message: "contains a NUL character"}
+		return &FieldError{Field: field, Message: "contains a NUL character: remove it"}
 	}
 	return nil
 }
