@@ -447,11 +447,7 @@ func TestStreamHeartbeatCoversOtherScopes(t *testing.T) {
 func TestStreamRecordsPullCursor(t *testing.T) {
 	_, c := startHub(t)
 	ctx := context.Background()
-	in, err := c.CreateIntegration(ctx, client.IntegrationRequest{Name: "helpdesk", Freshness: "15m", Pattern: "pull", Scope: client.Scope{Classes: []string{"runbook"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := client.New(c.BaseURL(), in.Token)
+	in, pc := createPullIntegration(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
 	put(t, c, article("rb-1", "runbook", "One", "1"))
 	put(t, c, article("pol", "policy", "Policy", "p"))
 
@@ -469,6 +465,8 @@ func TestStreamRecordsPullCursor(t *testing.T) {
 func TestReadsWithoutRecording(t *testing.T) {
 	_, c := startHub(t)
 	ctx := context.Background()
+	// Without lookups, which createPullIntegration turns on: an
+	// integration that looks up and has never read the feed is not stale.
 	in, err := c.CreateIntegration(ctx, client.IntegrationRequest{Name: "syncer", Freshness: "15m", Pattern: "pull", Scope: client.Scope{Classes: []string{"runbook"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -511,11 +509,7 @@ func TestReadsWithoutRecording(t *testing.T) {
 func TestCursorReport(t *testing.T) {
 	_, c := startHub(t)
 	ctx := context.Background()
-	in, err := c.CreateIntegration(ctx, client.IntegrationRequest{Name: "helpdesk", Freshness: "15m", Pattern: "pull", Scope: client.Scope{Classes: []string{"runbook"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := client.New(c.BaseURL(), in.Token)
+	in, pc := createPullIntegration(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
 	put(t, c, article("rb-1", "runbook", "One", "1"))
 	put(t, c, article("rb-2", "runbook", "Two", "2"))
 
@@ -606,11 +600,7 @@ func TestStreamEndsWhenIntegrationDeleted(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			_, c := startHub(t)
 			ctx := context.Background()
-			in, err := c.CreateIntegration(ctx, client.IntegrationRequest{Name: "helpdesk", Freshness: "15m", Pattern: "pull", Scope: client.Scope{Classes: []string{"runbook"}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			pc := client.New(c.BaseURL(), in.Token)
+			in, pc := createPullIntegration(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
 			s := openSSE(t, pc, path, nil)
 			s.next(false)
 			if err := c.DeleteIntegration(ctx, in.ID); err != nil {
@@ -749,11 +739,7 @@ func TestSyncerDropsArticleThatLeavesScope(t *testing.T) {
 func TestSyncerReportsCursorForFreshness(t *testing.T) {
 	a, c := startHub(t, fastHeartbeat)
 	ctx := context.Background()
-	in, err := c.CreateIntegration(ctx, client.IntegrationRequest{Name: "helpdesk", Freshness: "15m", Pattern: "pull", Scope: client.Scope{Classes: []string{"runbook"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := client.New(c.BaseURL(), in.Token)
+	in, pc := createPullIntegration(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
 	put(t, c, article("rb-1", "runbook", "One", "1"))
 	s := runSyncer(t, pc, syncerOptions())
 	put(t, c, article("rb-2", "runbook", "Two", "2"))
