@@ -141,8 +141,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			// encoding/json names a map, not the key, whose value has
-			// another type; checkKeys names the key.
+			// encoding/json names the map, not the key, when a value has
+			// another type. checkKeys names the key.
 			keys := json.NewDecoder(bytes.NewReader(body))
 			keys.UseNumber()
 			if err := checkKeys(keys, reflect.TypeOf(v), "", false); err != nil {

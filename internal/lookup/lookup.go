@@ -204,10 +204,10 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	// as "service"; Validate rejects two keys that differ only in case or
 	// spaces. Values are compared without surrounding spaces.
 	attrs := make(map[string]string, len(req.Attributes))
-	written := make(map[string]string, len(req.Attributes)) // keys as sent
+	sentKeys := make(map[string]string, len(req.Attributes))
 	for k, v := range req.Attributes {
 		attrs[fold(k)] = strings.TrimSpace(v)
-		written[fold(k)] = strings.TrimSpace(k)
+		sentKeys[fold(k)] = strings.TrimSpace(k)
 	}
 	req.Attributes = attrs
 	terms, originals := SalientTerms(req.Text, MaxTerms)
@@ -287,7 +287,7 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 		// Articles may write the key and value in another case, so the
 		// listing is by the pairs that they write, when the store can
 		// name them, and otherwise by the attribute as sent.
-		sent := [2]string{written[k], req.Attributes[k]}
+		sent := [2]string{sentKeys[k], req.Attributes[k]}
 		pairs, ok := [][2]string(nil), false
 		if mp, can := st.(metadataPairer); can {
 			pairs, ok = mp.MetadataPairs(k, req.Attributes[k])
@@ -376,7 +376,7 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	return res, nil
 }
 
-// fold returns an attribute key or value as lookups compare it; see
+// fold returns an attribute key or value as lookups compare it, with
 // knowledge.FoldMetadata.
 func fold(s string) string { return knowledge.FoldMetadata(s) }
 
@@ -414,7 +414,7 @@ func attributeTags(v string) []string {
 // equal to the value and, for TopicAttributes, the value in the title.
 // titleWords and values are the words of the hit's title and of each
 // value, as attributeWords writes them, with a space on each side of
-// titleWords; tags are the attributeTags of each value.
+// titleWords. tags are the attributeTags of each value.
 func attributeMatches(h *store.SearchHit, titleWords string, attrs, values map[string]string, tags map[string][]string, keys []string, score float64) ([]string, float64) {
 	var matched []string
 	for _, k := range keys {
@@ -584,8 +584,8 @@ type metadataPairer interface {
 }
 
 // maxPairs bounds the listings of one attribute, one per way that
-// articles write its key and value. Each costs a query, and a hub whose
-// articles write one pair in more ways than this has a data problem.
+// articles write its key and value. Each listing costs a query, so the
+// ways past this bound are not listed.
 const maxPairs = 16
 
 // hitHighlighter is a store that keeps its current articles' text in

@@ -122,8 +122,8 @@ func TestAttributeKeysIgnoreCase(t *testing.T) {
 
 // TestMetadataInAnotherCase looks up an attribute whose key and value an
 // article writes in another case, with no word of the text to find it.
-// With its text index the store names the pairs as articles write them;
-// without it the listing is by the key as sent.
+// With its text index the store names the pairs as articles write them.
+// Without it the listing is by the key and value as sent.
 func TestMetadataInAnotherCase(t *testing.T) {
 	ctx := context.Background()
 	quorum := art("quorum", "Restoring quorum", "Steps to restore quorum.", knowledge.StatusPublished, map[string]string{"Team": "Platform"})

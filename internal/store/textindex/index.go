@@ -80,8 +80,8 @@ type Index struct {
 	alive []uint64          // bit set of the documents that are current
 	bySeq map[int64]uint32  // document number of each current version
 	byID  map[string]uint32 // document number of each article's version
-	// full indexes title, tags and body by document; head only title and
-	// tags, for searches that rank by those alone, by class.
+	// full indexes title, tags and body by document. head indexes only
+	// title and tags, by class, for searches that rank by those alone.
 	full, head field
 	live       int   // current documents
 	tokens     int64 // tokens of the current documents, all columns
@@ -96,7 +96,7 @@ type Index struct {
 	// document number: a search reads it for every posting it scores.
 	lengths []uint32
 	// classes group the current documents that have one title and one
-	// set of tags. Such documents hold the same head tokens, so the head
+	// set of tags. Such documents contain the same head tokens, so the head
 	// field indexes each class once. A ranking scores a class at its
 	// shortest document, whose score is the highest in the class, and
 	// takes its other documents only while they can enter the best n.
@@ -110,11 +110,11 @@ type Index struct {
 	classLen []uint32
 	// tagCount and metaCount count the current documents that carry each
 	// tag and each metadata pair, as metaKey writes it. A listing by one
-	// that no article carries then needs no query; see Excludes.
+	// that no article carries then needs no query. See Excludes.
 	tagCount, metaCount map[string]int
-	// metaFold holds the metadata pairs of metaCount by their key and
-	// value as knowledge.FoldMetadata writes them, so that a lookup finds the pairs
-	// that articles write in another case.
+	// metaFold maps a key and value, as knowledge.FoldMetadata writes
+	// them, to the pairs of metaCount that fold to them, so that a lookup
+	// finds the pairs that articles write in another case.
 	metaFold map[string][]MetadataPair
 }
 
@@ -133,7 +133,7 @@ type doc struct {
 	article *knowledge.Article
 }
 
-// class is the current documents with one title and set of tags.
+// class is a set of current documents with one title and one set of tags.
 type class struct {
 	key string // see classKey
 	// docs are in ranking order for any search of the head field: by
@@ -286,7 +286,8 @@ func (ix *Index) MetadataPairs(key, value string) []MetadataPair {
 
 // Excludes reports whether no current article can match every scope,
 // because one of them names tags that no current article carries, or a
-// metadata pair that none has. It returns false when it cannot tell.
+// metadata pair that none has. It returns false when every scope may
+// match.
 func (ix *Index) Excludes(scopes []knowledge.Scope) bool {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
@@ -754,8 +755,8 @@ func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
 			continue
 		}
 		if !created {
-			// The class's postings are there; the document counts in
-			// the term's frequency and may be its shortest.
+			// The class's postings exist already. The document counts
+			// in the term's frequency and may be the class's shortest.
 			p := ix.head.terms[t.term]
 			p.df++
 			p.minLen = min(p.minLen, an.length)
@@ -806,7 +807,7 @@ func (f *field) mergeVocab() {
 
 // append adds document or class d, whose shortest document has length
 // tokens, with its position keys and their weighted count. docs is the
-// number of current documents that it stands for.
+// number of current documents that d represents.
 func (p *postings) append(d uint32, keys []uint32, count float64, length uint32, docs int) {
 	if len(p.docs) == 0 {
 		p.minLen = length

@@ -41,7 +41,7 @@ type list struct {
 	docs    []uint32
 	count   []uint16 // weighted counts, by index of docs, as in postings
 	big     map[uint32]uint32
-	lengths []uint32 // the lengths of what docs number; see units
+	lengths []uint32 // the lengths of the documents or classes in docs, as units gives them
 	// norm0 and norm1 are k1(1-b) and k1*b/avgLen, so that weight's
 	// denominator is w + norm0 + norm1*length, one division per score.
 	norm0, norm1 float64
@@ -207,7 +207,7 @@ type sink struct {
 	classes []class
 }
 
-// full and worst are the best n's: whether it holds n documents, and the
+// full reports whether the best n are complete, and worst returns the
 // lowest score among them.
 func (s *sink) full() bool     { return s.top.full() }
 func (s *sink) worst() float64 { return s.top.worst().Score }
@@ -291,8 +291,8 @@ func stored(p *postings) termDocs {
 	return termDocs{docs: p.docs, count: p.count, big: p.big, maxCount: p.maxCount, minLen: p.minLen, df: p.df}
 }
 
-// add appends a computed posting of weighted count c, for document or
-// class d that stands for docs documents; see units.
+// add appends a computed posting of weighted count c for document or
+// class d, which represents docs documents (see units).
 func (td *termDocs) add(d uint32, c float64, length uint32, docs int) {
 	cc := uint32(min(c, math.MaxUint32))
 	if len(td.docs) == 0 {
@@ -322,7 +322,7 @@ func (ix *Index) units(f *field) units {
 
 func (u *units) isAlive(x uint32) bool { return u.alive[x/64]&(1<<(x%64)) != 0 }
 
-// docs returns the number of current documents that x stands for.
+// docs returns the number of current documents that x represents.
 func (u *units) docs(x uint32) int {
 	if u.classes == nil {
 		return 1
@@ -931,7 +931,7 @@ func (t *topN) down(i int) {
 }
 
 // maxPresized bounds the capacity that a ranking allocates for its best
-// n before it finds them: a deep page may ask for a thousand.
+// n before it finds them, because a deep page may ask for a thousand.
 const maxPresized = 64
 
 // sorted returns the documents kept, best first. It sorts the heap in
