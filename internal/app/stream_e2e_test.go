@@ -444,10 +444,23 @@ func TestStreamHeartbeatCoversOtherScopes(t *testing.T) {
 	}
 }
 
+// createFeedReader creates a pull integration without lookups and returns
+// it with a client that uses its token. Unlike createPullIntegration's,
+// it turns stale as soon as a change in scope is unread, because an
+// integration with lookups that has never read the feed is not stale.
+func createFeedReader(t *testing.T, c *client.Client, name string, scope client.Scope) (client.Integration, *client.Client) {
+	t.Helper()
+	in, err := c.CreateIntegration(context.Background(), client.IntegrationRequest{Name: name, Freshness: "15m", Pattern: "pull", Scope: scope})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in, client.New(c.BaseURL(), in.Token)
+}
+
 func TestStreamRecordsPullCursor(t *testing.T) {
 	_, c := startHub(t)
 	ctx := context.Background()
-	in, pc := createPullIntegration(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
+	in, pc := createFeedReader(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
 	put(t, c, article("rb-1", "runbook", "One", "1"))
 	put(t, c, article("pol", "policy", "Policy", "p"))
 
@@ -465,13 +478,7 @@ func TestStreamRecordsPullCursor(t *testing.T) {
 func TestReadsWithoutRecording(t *testing.T) {
 	_, c := startHub(t)
 	ctx := context.Background()
-	// Without lookups, which createPullIntegration turns on: an
-	// integration that looks up and has never read the feed is not stale.
-	in, err := c.CreateIntegration(ctx, client.IntegrationRequest{Name: "syncer", Freshness: "15m", Pattern: "pull", Scope: client.Scope{Classes: []string{"runbook"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := client.New(c.BaseURL(), in.Token)
+	in, pc := createFeedReader(t, c, "syncer", client.Scope{Classes: []string{"runbook"}})
 	put(t, c, article("rb-1", "runbook", "One", "1"))
 	put(t, c, article("rb-2", "runbook", "Two", "2"))
 
@@ -509,7 +516,7 @@ func TestReadsWithoutRecording(t *testing.T) {
 func TestCursorReport(t *testing.T) {
 	_, c := startHub(t)
 	ctx := context.Background()
-	in, pc := createPullIntegration(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
+	in, pc := createFeedReader(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
 	put(t, c, article("rb-1", "runbook", "One", "1"))
 	put(t, c, article("rb-2", "runbook", "Two", "2"))
 
@@ -600,7 +607,7 @@ func TestStreamEndsWhenIntegrationDeleted(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			_, c := startHub(t)
 			ctx := context.Background()
-			in, pc := createPullIntegration(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
+			in, pc := createFeedReader(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
 			s := openSSE(t, pc, path, nil)
 			s.next(false)
 			if err := c.DeleteIntegration(ctx, in.ID); err != nil {
@@ -739,7 +746,7 @@ func TestSyncerDropsArticleThatLeavesScope(t *testing.T) {
 func TestSyncerReportsCursorForFreshness(t *testing.T) {
 	a, c := startHub(t, fastHeartbeat)
 	ctx := context.Background()
-	in, pc := createPullIntegration(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
+	in, pc := createFeedReader(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
 	put(t, c, article("rb-1", "runbook", "One", "1"))
 	s := runSyncer(t, pc, syncerOptions())
 	put(t, c, article("rb-2", "runbook", "Two", "2"))
