@@ -272,3 +272,25 @@ func FoldMetadata(s string) string {
 	}
 	return strings.ToLower(s)
 }
+
+// EqualFoldMetadata reports whether FoldMetadata(a) equals
+// FoldMetadata(b). It allocates nothing when both are ASCII, as lookups
+// compare every candidate's metadata with each attribute.
+func EqualFoldMetadata(a, b string) bool {
+	a, b = strings.TrimSpace(a), strings.TrimSpace(b)
+	if isASCII(a) && isASCII(b) {
+		return strings.EqualFold(a, b)
+	}
+	// strings.EqualFold folds rune by rune, while cases.Fold also makes
+	// ß equal ss.
+	return FoldMetadata(a) == FoldMetadata(b)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}

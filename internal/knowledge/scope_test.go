@@ -136,3 +136,15 @@ func TestFoldMetadata(t *testing.T) {
 		t.Error("FoldMetadata makes etcd equal etc")
 	}
 }
+
+func TestEqualFoldMetadata(t *testing.T) {
+	for _, a := range []string{"", " Payments-API ", "payments-api", "payments_api", "STRASSE", "straße", "strasse ",
+		"ΟΔΟΣ", "οδος", "İSTANBUL", "i̇stanbul", "istanbul", "etcd", "etc", "ETCD", "K", "k", "\u212a"} {
+		for _, b := range []string{"", "payments-api", "PAYMENTS-API", "straße", "STRASSE", "οδος", "i̇stanbul", "ISTANBUL", "etcd", "etc", "k", "\u212a"} {
+			want := FoldMetadata(a) == FoldMetadata(b)
+			if got := EqualFoldMetadata(a, b); got != want {
+				t.Errorf("EqualFoldMetadata(%q, %q) = %v, want %v as FoldMetadata gives", a, b, got, want)
+			}
+		}
+	}
+}

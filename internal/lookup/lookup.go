@@ -279,19 +279,17 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 		add(r.Hits)
 		return nil
 	}
+	av := newAttributeValues(st, req.Attributes)
 	for _, k := range keys {
 		if slices.Contains(WeakAttributes, k) {
 			continue
 		}
-		tags = append(tags, attributeTags(req.Attributes[k])...)
+		tags = append(tags, av.tags[k]...)
 		// Articles may write the key and value in another case, so the
 		// listing is by the pairs that they write, when the store can
 		// name them, and otherwise by the attribute as sent.
 		sent := [2]string{sentKeys[k], req.Attributes[k]}
-		pairs, ok := [][2]string(nil), false
-		if mp, can := st.(metadataPairer); can {
-			pairs, ok = mp.MetadataPairs(k, req.Attributes[k])
-		}
+		pairs, ok := av.written[k]
 		if !ok {
 			// NOTE: PostgreSQL, and SQLite while it builds its text index,
 			// cannot name the pairs, so an article that writes the key or
@@ -301,7 +299,7 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 		// The pair as sent goes first, as it is the likeliest, and the
 		// pairs of the whole hub, not the scope, may exceed maxPairs.
 		if i := slices.Index(pairs, sent); i > 0 {
-			pairs = slices.Insert(slices.Delete(pairs, i, i+1), 0, sent)
+			pairs = slices.Insert(slices.Delete(slices.Clone(pairs), i, i+1), 0, sent)
 		}
 		for _, p := range pairs[:min(len(pairs), maxPairs)] {
 			if err := listBy(knowledge.Scope{Metadata: map[string]string{p[0]: p[1]}}); err != nil {
@@ -328,11 +326,6 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 		words    string
 	}
 	titles := map[string]titleInfo{}
-	values := attributeWords(req.Attributes)
-	valueTags := make(map[string][]string, len(keys))
-	for _, k := range keys {
-		valueTags[k] = attributeTags(req.Attributes[k])
-	}
 	for _, c := range byID {
 		c.score = 0
 		if best > 0 {
@@ -344,7 +337,7 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 			titles[c.hit.Title] = ti
 		}
 		c.score += titleTermsBonus * ti.coverage
-		c.matched, c.score = attributeMatches(&c.hit, ti.words, req.Attributes, values, valueTags, keys, c.score)
+		c.matched, c.score = av.matches(&c.hit, ti.words, c.score)
 		list = append(list, c)
 	}
 	sortCandidates(list)
@@ -409,18 +402,48 @@ func attributeTags(v string) []string {
 	return out
 }
 
-// attributeMatches returns the attributes that the hit matches, as
+// attributeValues are a request's attributes in the forms that candidates
+// are compared with.
+type attributeValues struct {
+	attrs map[string]string // folded key to value
+	keys  []string          // sorted
+	// words are each value's words as the index reads them, joined by
+	// spaces, and tags its attributeTags.
+	words map[string]string
+	tags  map[string][]string
+	// written holds, for each key whose pairs the store can name, the
+	// pairs of key and value that current articles write and that equal
+	// the attribute after fold.
+	written map[string][][2]string
+}
+
+func newAttributeValues(st store.Store, attrs map[string]string) *attributeValues {
+	av := &attributeValues{attrs: attrs, keys: sortedKeys(attrs), words: make(map[string]string, len(attrs)),
+		tags: make(map[string][]string, len(attrs)), written: make(map[string][][2]string, len(attrs))}
+	mp, canPair := st.(metadataPairer)
+	for k, v := range attrs {
+		av.words[k] = strings.Join(fulltext.Words(v), " ")
+		av.tags[k] = attributeTags(v)
+		if canPair {
+			if pairs, ok := mp.MetadataPairs(k, v); ok {
+				av.written[k] = pairs
+			}
+		}
+	}
+	return av
+}
+
+// matches returns the attributes that the hit matches, as
 // "key=value (how)", and score plus their bonuses: equal metadata, a tag
 // equal to the value and, for TopicAttributes, the value in the title.
-// titleWords and values are the words of the hit's title and of each
-// value, as attributeWords writes them, with a space on each side of
-// titleWords. tags are the attributeTags of each value.
-func attributeMatches(h *store.SearchHit, titleWords string, attrs, values map[string]string, tags map[string][]string, keys []string, score float64) ([]string, float64) {
+// titleWords are the words of the hit's title as the index reads them,
+// joined by spaces and with a space on each side.
+func (av *attributeValues) matches(h *store.SearchHit, titleWords string, score float64) ([]string, float64) {
 	var matched []string
-	for _, k := range keys {
-		v := attrs[k]
+	for _, k := range av.keys {
+		v := av.attrs[k]
 		weak := slices.Contains(WeakAttributes, k)
-		if metadataHas(h.Metadata, k, v) {
+		if av.metadataHas(h.Metadata, k) {
 			matched = append(matched, k+"="+v+" (metadata)")
 			if weak {
 				score += weakMetadataBonus
@@ -431,11 +454,11 @@ func attributeMatches(h *store.SearchHit, titleWords string, attrs, values map[s
 		if weak {
 			continue
 		}
-		if slices.ContainsFunc(tags[k], func(t string) bool { return slices.Contains(h.Tags, t) }) {
+		if slices.ContainsFunc(av.tags[k], func(t string) bool { return slices.Contains(h.Tags, t) }) {
 			matched = append(matched, k+"="+v+" (tag)")
 			score += tagBonus
 		}
-		if words := values[k]; slices.Contains(TopicAttributes, k) && words != "" &&
+		if words := av.words[k]; slices.Contains(TopicAttributes, k) && words != "" &&
 			strings.Contains(titleWords, " "+words+" ") {
 			matched = append(matched, k+"="+v+" (title)")
 			score += titleBonus
@@ -444,28 +467,29 @@ func attributeMatches(h *store.SearchHit, titleWords string, attrs, values map[s
 	return matched, score
 }
 
-// metadataHas reports whether meta has a key and value that equal k and v
-// after fold. k is folded already.
-func metadataHas(meta map[string]string, k, v string) bool {
-	if mv, ok := meta[k]; ok && fold(mv) == fold(v) {
+// metadataHas reports whether meta has a key and value that equal
+// attribute k after fold. When the store named the pairs that articles
+// write, only those are looked up, which spares a pass over every
+// candidate's metadata.
+func (av *attributeValues) metadataHas(meta map[string]string, k string) bool {
+	if pairs, ok := av.written[k]; ok {
+		for _, p := range pairs {
+			if mv, ok := meta[p[0]]; ok && mv == p[1] {
+				return true
+			}
+		}
+		return false
+	}
+	v := av.attrs[k]
+	if mv, ok := meta[k]; ok && knowledge.EqualFoldMetadata(mv, v) {
 		return true
 	}
 	for mk, mv := range meta {
-		if mk != k && fold(mk) == k && fold(mv) == fold(v) {
+		if mk != k && knowledge.EqualFoldMetadata(mk, k) && knowledge.EqualFoldMetadata(mv, v) {
 			return true
 		}
 	}
 	return false
-}
-
-// attributeWords returns each attribute value's words as the index reads
-// them, joined by spaces.
-func attributeWords(attrs map[string]string) map[string]string {
-	out := make(map[string]string, len(attrs))
-	for k, v := range attrs {
-		out[k] = strings.Join(fulltext.Words(v), " ")
-	}
-	return out
 }
 
 // titleCoverage returns the share of terms that the title contains, as
