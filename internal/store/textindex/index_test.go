@@ -429,10 +429,15 @@ func TestSharedTitlesRankLikeDocuments(t *testing.T) {
 	}
 	checkAll(t, ix, m)
 	// Small n, so that the best classes hold more documents than n and
-	// the order in which they expand decides.
-	for _, text := range queries {
-		for n := 1; n <= 12; n++ {
-			checkRank(t, ix, m, Query{Terms: fulltext.Parse(text).Terms, Any: true, Head: true}, n)
+	// the order in which they expand decides. Both ways of ranking
+	// classes run: every class scored, and MaxScore.
+	defer func(n int) { maxClassScan = n }(maxClassScan)
+	for _, scan := range []int{maxClassScan, 0} {
+		maxClassScan = scan
+		for _, text := range queries {
+			for n := 1; n <= 12; n++ {
+				checkRank(t, ix, m, Query{Terms: fulltext.Parse(text).Terms, Any: true, Head: true}, n)
+			}
 		}
 	}
 

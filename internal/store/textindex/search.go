@@ -184,9 +184,12 @@ func (ix *Index) rank(q Query, n int) []Hit {
 	if q.Head {
 		out.classes = ix.classes
 	}
-	if q.Any {
+	switch {
+	case q.Any && q.Head && postingsOf(lists) <= maxClassScan:
+		rankClasses(lists, out)
+	case q.Any:
 		rankAny(lists, out)
-	} else {
+	default:
 		rankAll(lists, out)
 	}
 	return top.sorted()
@@ -790,6 +793,70 @@ next:
 			out.offer(d)
 		}
 		d++
+	}
+}
+
+// maxClassScan bounds the postings that rankClasses reads. Titles recur
+// in many articles where one runbook has a version per cluster or site,
+// and then the lists of classes are short. A variable for tests.
+var maxClassScan = 4096
+
+func postingsOf(lists []*list) int {
+	n := 0
+	for _, l := range lists {
+		n += len(l.docs)
+	}
+	return n
+}
+
+// rankClasses ranks the classes that contain any term, as rankAny does,
+// from lists that number classes. It scores every class in the lists
+// and expands the classes best first, so that the best n fill with the
+// articles of the best class and those of a worse class are offered
+// only while they can enter. rankAny offers the classes in the order of
+// their numbers, and each better class then pushes out the articles of
+// the ones before it.
+func rankClasses(lists []*list, out *sink) {
+	// The order of rankAny, so that the scores sum alike.
+	slices.SortStableFunc(lists, func(a, b *list) int { return cmp.Compare(a.max, b.max) })
+	type scored struct {
+		class uint32
+		score float64
+	}
+	var found []scored
+	contrib, weights := out.contrib, out.weights
+	for {
+		c := end
+		for _, l := range lists {
+			c = min(c, l.cur())
+		}
+		if c == end {
+			break
+		}
+		for j, l := range lists {
+			contrib[j], weights[j] = 0, 0
+			if l.cur() == c {
+				contrib[j], weights[j] = l.score()
+				l.i++
+			}
+		}
+		if out.admits(c) {
+			found = append(found, scored{c, sum(contrib, len(lists))})
+		}
+	}
+	slices.SortFunc(found, func(a, b scored) int { return cmp.Compare(b.score, a.score) })
+	for _, f := range found {
+		if out.full() && f.score < out.worst() {
+			return
+		}
+		for j, l := range lists {
+			contrib[j], weights[j] = 0, 0
+			if i, ok := find(l.docs, f.class); ok {
+				l.i = i
+				contrib[j], weights[j] = l.score()
+			}
+		}
+		out.offer(f.class)
 	}
 }
 
