@@ -182,7 +182,7 @@ type Result struct {
 
 // candidate is an article under consideration.
 type candidate struct {
-	hit       store.SearchHit
+	hit       *store.SearchHit // in the search's result, which the lookup owns
 	text      float64 // search score, 0 when only an attribute found it
 	score     float64
 	matched   []string
@@ -210,7 +210,9 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 		sentKeys[fold(k)] = strings.TrimSpace(k)
 	}
 	req.Attributes = attrs
-	terms, originals := SalientTerms(req.Text, MaxTerms)
+	subject, rest, _ := strings.Cut(strings.TrimSpace(req.Text), "\n")
+	subjectWords := fulltext.SplitWords(subject)
+	terms, originals := salientTerms(subjectWords, fulltext.SplitWords(rest), MaxTerms)
 	text := searchText(terms, req.Attributes)
 	// A topic attribute's value is searched as a phrase too; a hit that
 	// holds it names the value as written among its matched terms.
@@ -221,8 +223,7 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 			}
 		}
 	}
-	subject, _, _ := strings.Cut(strings.TrimSpace(req.Text), "\n")
-	subjectTerms, _ := SalientTerms(subject, MaxTerms)
+	subjectTerms, _ := salientTerms(subjectWords, nil, MaxTerms)
 	res := Result{Terms: []string{}, Hits: []Hit{}}
 	for _, t := range terms {
 		// A camel-case word and the phrase of its parts share their
@@ -239,12 +240,13 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	// tags while there are enough of them. On 100,000 articles that about
 	// halves the cost of a lookup (BenchmarkSearchLookup100k), and the
 	// judged queries find more relevant articles that way.
-	byID := map[string]*candidate{}
+	byID := make(map[string]*candidate, candidates)
 	add := func(hits []store.SearchHit) {
-		// One allocation for the new candidates of a search, as a hit
-		// is about 200 bytes and a lookup adds dozens.
+		// One allocation for the new candidates of a search, as a
+		// lookup adds dozens.
 		var fresh []candidate
-		for _, h := range hits {
+		for i := range hits {
+			h := &hits[i]
 			c, ok := byID[h.ID]
 			if !ok {
 				if fresh == nil {
@@ -257,8 +259,9 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 			c.text = max(c.text, h.Score)
 		}
 	}
+	query := fulltext.Parse(text)
 	if text != "" {
-		r, err := st.Search(ctx, store.SearchQuery{Text: text, Filters: scope, Limit: candidates, Any: true, TitleFirst: true, NoSnippets: true})
+		r, err := st.Search(ctx, store.SearchQuery{Text: text, Parsed: &query, Filters: scope, Limit: candidates, Any: true, TitleFirst: true, NoSnippets: true})
 		if err != nil {
 			return Result{}, err
 		}
@@ -337,7 +340,7 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 			titles[c.hit.Title] = ti
 		}
 		c.score += titleTermsBonus * ti.coverage
-		c.matched, c.score = av.matches(&c.hit, ti.words, c.score)
+		c.matched, c.score = av.matches(c.hit, ti.words, c.score)
 		list = append(list, c)
 	}
 	sortCandidates(list)
@@ -347,7 +350,6 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 	}
 	list = list[:min(limit, len(list))]
 
-	query := fulltext.Parse(text)
 	hls, cut, err := highlightHits(ctx, st, list, &query)
 	if err != nil {
 		return Result{}, err
@@ -547,7 +549,7 @@ func putCurrentFirst(ctx context.Context, st store.Store, scope []knowledge.Scop
 			return slices.Insert(slices.Delete(list, i, i+1), 0, rep), nil
 		}
 		rep := &candidate{extra: true, replacing: first.hit.ID, score: first.score,
-			hit: store.SearchHit{ID: a.ID, Title: a.Title, Collection: a.Collection, Class: a.Class,
+			hit: &store.SearchHit{ID: a.ID, Title: a.Title, Collection: a.Collection, Class: a.Class,
 				Tags: a.Tags, Metadata: a.Metadata, Status: a.Status, Version: a.Version}}
 		return slices.Insert(list, 0, rep), nil
 	}
@@ -631,7 +633,7 @@ func highlightHits(ctx context.Context, st store.Store, list []*candidate, query
 	}
 	hits := make([]*store.SearchHit, len(list))
 	for i, c := range list {
-		hits[i] = &c.hit
+		hits[i] = c.hit
 	}
 	return hs.HighlightHits(ctx, hits, query)
 }

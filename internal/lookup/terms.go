@@ -71,7 +71,16 @@ const minStem = fulltext.MinPrefixRunes
 // characters stands for itself: an article that matches one pair of a run
 // need not hold the run.
 func SalientTerms(text string, max int) (terms []string, originals map[string]string) {
-	subject, _, _ := strings.Cut(strings.TrimSpace(text), "\n")
+	subject, rest, _ := strings.Cut(strings.TrimSpace(text), "\n")
+	subjectWords := fulltext.SplitWords(subject)
+	return salientTerms(subjectWords, fulltext.SplitWords(rest), max)
+}
+
+// salientTerms is SalientTerms of a text whose first line has the words
+// subject and whose other lines have the words rest. The text's words
+// are those of both, and a line break ends a word, so each line is
+// split once.
+func salientTerms(subject, rest []fulltext.Word, max int) (terms []string, originals map[string]string) {
 	type stat struct {
 		term, original string
 		score, first   int
@@ -93,8 +102,8 @@ func SalientTerms(text string, max int) (terms []string, originals map[string]st
 		}
 		st.score += weight
 	}
-	count := func(s string, weight int) {
-		for _, w := range fulltext.SplitWords(s) {
+	count := func(words []fulltext.Word, weight int) {
+		for _, w := range words {
 			if pairs := cjkPairs(w); pairs != nil {
 				// A run of CJK text has no spaces between its words, so
 				// searched whole it would have to appear as it is. Each
@@ -122,8 +131,11 @@ func SalientTerms(text string, max int) (terms []string, originals map[string]st
 		}
 	}
 
+	// The subject counts three times: twice as the subject, once as
+	// part of the text.
 	count(subject, 2)
-	count(text, 1)
+	count(subject, 1)
+	count(rest, 1)
 	slices.SortStableFunc(order, func(a, b *stat) int {
 		if a.score != b.score {
 			return b.score - a.score

@@ -272,6 +272,17 @@ type SearchQuery struct {
 	// NoSnippets leaves Snippet, SnippetHTML and Matched empty and saves
 	// reading the body of each hit.
 	NoSnippets bool
+	// Parsed, when set, is fulltext.Parse(Text) from a caller that parsed
+	// the text already, so that the store does not parse it again.
+	Parsed *fulltext.Query
+}
+
+// Query returns the parsed text: Parsed, or else fulltext.Parse(Text).
+func (q *SearchQuery) Query() fulltext.Query {
+	if q.Parsed != nil {
+		return *q.Parsed
+	}
+	return fulltext.Parse(q.Text)
 }
 
 // SearchResult is one page of hits.

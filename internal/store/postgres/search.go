@@ -121,7 +121,7 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 		}
 	}
 
-	query := fulltext.Parse(q.Text)
+	query := q.Query()
 	key := fulltext.CursorKey(query, q.Filters)
 	if strings.TrimSpace(q.Text) == "" {
 		out, err := s.listNewest(ctx, q, cur, key, limit)

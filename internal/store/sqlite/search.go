@@ -189,7 +189,7 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 			return store.SearchResult{}, err
 		}
 	}
-	query := fulltext.Parse(q.Text)
+	query := q.Query()
 	key := fulltext.CursorKey(query, q.Filters)
 	var out store.SearchResult
 	if ix := s.textIndexReady(); ix != nil && strings.TrimSpace(q.Text) != "" {
