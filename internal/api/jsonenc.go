@@ -108,6 +108,100 @@ func appendSearchHit(b []byte, h *client.SearchHit) []byte {
 	return append(b, '}')
 }
 
+// lookupResultJSON is a lookup result that encodes itself.
+type lookupResultJSON struct{ *client.LookupResult }
+
+func (r lookupResultJSON) appendJSON(b []byte) []byte {
+	// As for searches: the strings and about 250 bytes of names and
+	// numbers per hit.
+	n := 64
+	for _, t := range r.Terms {
+		n += len(t) + 3
+	}
+	for i := range r.Hits {
+		h := &r.Hits[i]
+		n += 250 + len(h.ID) + len(h.Title) + len(h.Collection) + len(h.Class) + len(h.Status) +
+			len(h.Snippet) + len(h.SnippetHTML) + len(h.Reason) + len(h.ReplacedBy) + len(h.Owner)
+		for _, t := range h.MatchedTerms {
+			n += len(t) + 3
+		}
+		for _, t := range h.MatchedAttributes {
+			n += len(t) + 3
+		}
+	}
+	return appendLookupResult(slices.Grow(b, n), r.LookupResult)
+}
+
+// appendLookupResult appends the JSON of a lookup result, byte for byte
+// what writeJSON writes for it, for the reason given at
+// appendSearchResult.
+func appendLookupResult(b []byte, r *client.LookupResult) []byte {
+	b = append(b, `{"hits":`...)
+	if r.Hits == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range r.Hits {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendLookupHit(b, &r.Hits[i])
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"terms":`...)
+	b = appendJSONTexts(b, r.Terms)
+	return append(b, "}\n"...)
+}
+
+func appendLookupHit(b []byte, h *client.LookupHit) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONText(b, h.ID)
+	b = append(b, `,"title":`...)
+	b = appendJSONText(b, h.Title)
+	b = append(b, `,"collection":`...)
+	b = appendJSONText(b, h.Collection)
+	b = append(b, `,"class":`...)
+	b = appendJSONText(b, h.Class)
+	b = append(b, `,"status":`...)
+	b = appendJSONText(b, h.Status)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, h.Version, 10)
+	b = append(b, `,"snippet":`...)
+	b = appendJSONText(b, h.Snippet)
+	b = append(b, `,"snippet_html":`...)
+	b = appendJSONText(b, h.SnippetHTML)
+	b = append(b, `,"score":`...)
+	b = appendJSONFloat(b, h.Score)
+	b = append(b, `,"reason":`...)
+	b = appendJSONText(b, h.Reason)
+	if len(h.MatchedTerms) > 0 {
+		b = append(b, `,"matched_terms":`...)
+		b = appendJSONTexts(b, h.MatchedTerms)
+	}
+	if len(h.MatchedAttributes) > 0 {
+		b = append(b, `,"matched_attributes":`...)
+		b = appendJSONTexts(b, h.MatchedAttributes)
+	}
+	if h.Deprecated {
+		b = append(b, `,"deprecated":true`...)
+	} else {
+		b = append(b, `,"deprecated":false`...)
+	}
+	if h.ReplacedBy != "" {
+		b = append(b, `,"replaced_by":`...)
+		b = appendJSONText(b, h.ReplacedBy)
+	}
+	if h.Owner != "" {
+		b = append(b, `,"owner":`...)
+		b = appendJSONText(b, h.Owner)
+	}
+	if h.ReviewOverdue {
+		b = append(b, `,"review_overdue":true`...)
+	}
+	return append(b, '}')
+}
+
 // appendJSONTexts appends a list of strings, or null for a nil list, as
 // encoding/json does.
 func appendJSONTexts(b []byte, list []string) []byte {
@@ -132,6 +226,10 @@ func appendJSONText(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) && plain8(s[i:i+8]) {
+			i += 8
+			continue
+		}
 		if c := s[i]; c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
 				i++
@@ -175,6 +273,21 @@ func appendJSONText(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// plain8 reports whether the 8 bytes of s are ASCII that a JSON string
+// holds as it is: no control character, quote or backslash. It tests
+// them at once, as snippets and titles are mostly such text.
+func plain8(s string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	v := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	// A byte x below n sets the high bit of (x - n) &^ x; a byte equal to
+	// c leaves zero in v ^ c, which the same test with n = 1 finds. Bytes
+	// of 0x80 and above set their own high bit.
+	quote, backslash := v^(ones*'"'), v^(ones*'\\')
+	m := (v-ones*0x20)&^v | (quote-ones)&^quote | (backslash-ones)&^backslash | v
+	return m&highs == 0
 }
 
 // appendJSONFloat appends f as encoding/json writes a float64: like

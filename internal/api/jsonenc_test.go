@@ -1,9 +1,12 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/khub-dev/khub/client"
@@ -68,5 +71,84 @@ func TestSearchResultEncoding(t *testing.T) {
 		if got.Body.String() != want.Body.String() {
 			t.Fatalf("appendSearchResult wrote\n%q\nwant what encoding/json writes:\n%q", got.Body, want.Body)
 		}
+	}
+}
+
+// TestLookupResultEncoding checks that appendLookupResult writes the bytes
+// that writeJSON writes, for hits with every kind of field left empty or
+// set.
+func TestLookupResultEncoding(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 11))
+	pieces := []string{"a", "Zürich", "<mark>", `"`, `\`, "\n", "\x00", "\u2028", "\xff", "日本語", "🚨", " ", "service=etcd (metadata)"}
+	text := func() string {
+		s := ""
+		for range r.IntN(6) {
+			s += pieces[r.IntN(len(pieces))]
+		}
+		return s
+	}
+	texts := func() []string {
+		switch r.IntN(3) {
+		case 0:
+			return nil
+		case 1:
+			return []string{}
+		}
+		out := make([]string, 1+r.IntN(3))
+		for i := range out {
+			out[i] = text()
+		}
+		return out
+	}
+	for round := range 300 {
+		res := client.LookupResult{Hits: []client.LookupHit{}, Terms: texts()}
+		if round%7 == 0 {
+			res.Hits = nil
+		}
+		for range r.IntN(4) {
+			res.Hits = append(res.Hits, client.LookupHit{ID: text(), Title: text(), Collection: text(), Class: text(),
+				Status: text(), Version: r.Int64N(1 << 40), Snippet: text(), SnippetHTML: text(),
+				Score: r.Float64() * 3, Reason: text(), MatchedTerms: texts(), MatchedAttributes: texts(),
+				Deprecated: r.IntN(2) == 0, ReplacedBy: text(), Owner: text(), ReviewOverdue: r.IntN(2) == 0})
+		}
+		want, got := httptest.NewRecorder(), httptest.NewRecorder()
+		writeJSON(want, 200, res)
+		writeJSON(got, 200, lookupResultJSON{&res})
+		if got.Body.String() != want.Body.String() {
+			t.Fatalf("appendLookupResult wrote\n%q\nwant what encoding/json writes:\n%q", got.Body, want.Body)
+		}
+	}
+}
+
+// TestJSONTextEncoding checks appendJSONText against encoding/json on
+// strings long enough for its test of eight bytes at once: every byte
+// value at every place of a plain run, and random mixes.
+func TestJSONTextEncoding(t *testing.T) {
+	check := func(s string) {
+		t.Helper()
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(appendJSONText(nil, s)) + "\n"; got != want.String() {
+			t.Fatalf("appendJSONText(%q) = %s, want %s", s, got, want.String())
+		}
+	}
+	plain := "abcdefghijklmnopqrstuvwx"
+	for c := range 256 {
+		for at := range 17 {
+			check(plain[:at] + string([]byte{byte(c)}) + plain[at:])
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := []string{"a", "Z", " ", "~", "\x7f", `"`, `\`, "\x00", "\x1f", "\n", "é", "\u2028", "\xff", "日", "🚨", "!", "#", "[", "]", "^", "`"}
+	for range 2000 {
+		var sb strings.Builder
+		for range r.IntN(40) {
+			sb.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		check(sb.String())
 	}
 }

@@ -37,7 +37,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 	}
 	out := cached.(*lookupEntry).render(s.now())
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, lookupResultJSON{&out})
 }
 
 // runLookup runs a lookup within scope and converts the result to its API
