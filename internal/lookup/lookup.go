@@ -183,7 +183,7 @@ type Result struct {
 // candidate is an article under consideration.
 type candidate struct {
 	hit       *store.SearchHit // in the search's result, which the lookup owns
-	text      float64 // search score, 0 when only an attribute found it
+	text      float64          // search score, 0 when only an attribute found it
 	score     float64
 	matched   []string
 	extra     bool // added as a replacement, not found by the search
@@ -472,7 +472,9 @@ func (av *attributeValues) matches(h *store.SearchHit, titleWords string, score 
 // metadataHas reports whether meta has a key and value that equal
 // attribute k after fold. When the store named the pairs that articles
 // write, only those are looked up, which spares a pass over every
-// candidate's metadata.
+// candidate's metadata. The store names them once per lookup, so a
+// candidate whose article changed its spelling since then misses the
+// bonus.
 func (av *attributeValues) metadataHas(meta map[string]string, k string) bool {
 	if pairs, ok := av.written[k]; ok {
 		for _, p := range pairs {

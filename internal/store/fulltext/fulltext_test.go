@@ -227,6 +227,73 @@ func TestNextPage(t *testing.T) {
 	}
 }
 
+// TestNeedIsEnough checks that a ranking cut after Need hits gives the
+// page and the cursor that the whole ranking gives, on the first page
+// and on later ones, with and without the swap that the tail repairs.
+func TestNeedIsEnough(t *testing.T) {
+	names := make([]string, 40)
+	for i := range names {
+		names[i] = fmt.Sprintf("h%02d", i)
+	}
+	all := ranked(names...)
+	for limit := 1; limit <= 12; limit++ {
+		for change := range 4 {
+			checkNeed(t, all, limit, change)
+		}
+	}
+}
+
+// checkNeed pages through all with limit hits a page and compares each
+// page of a ranking cut after Need hits with that of the whole ranking.
+// Before each later page, change 1 swaps the hits on either side of the
+// boundary, change 2 moves the last returned hit to the end and change 3
+// moves the last three behind the next page, as writes between pages can
+// do.
+func checkNeed(t *testing.T, all []Ranked, limit, change int) {
+	t.Helper()
+	var c *Cursor
+	for range 4 {
+		ranking := slices.Clone(all)
+		if c != nil {
+			switch change {
+			case 1:
+				ranking[c.Offset-1], ranking[c.Offset] = ranking[c.Offset], ranking[c.Offset-1]
+			case 2:
+				last := ranking[c.Offset-1]
+				ranking = append(slices.Delete(ranking, c.Offset-1, c.Offset), last)
+			case 3:
+				// The last three returned fall behind the next page.
+				n := min(3, c.Offset)
+				fell := slices.Clone(ranking[c.Offset-n : c.Offset])
+				ranking = slices.Delete(ranking, c.Offset-n, c.Offset)
+				at := min(len(ranking), c.Offset-n+limit)
+				ranking = slices.Insert(ranking, at, fell...)
+			}
+		}
+		full, fullNext := NextPage(ranking, c, limit, 7, false)
+		cut, cutNext := NextPage(ranking[:min(len(ranking), Need(c, limit))], c, limit, 7, false)
+		if !slices.Equal(ids(cut), ids(full)) || (cutNext == nil) != (fullNext == nil) ||
+			cutNext != nil && cutNext.Encode() != fullNext.Encode() {
+			t.Fatalf("limit %d, offset %d, change %d: a ranking of Need hits gives page %v, the whole ranking %v",
+				limit, offsetOf(c), change, ids(cut), ids(full))
+		}
+		if fullNext == nil {
+			return
+		}
+		var err error
+		if c, err = DecodeCursor(fullNext.Encode()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func offsetOf(c *Cursor) int {
+	if c == nil {
+		return 0
+	}
+	return c.Offset
+}
+
 func TestNextPageFallsBackToKeyset(t *testing.T) {
 	var names []string
 	for i := range 30 {

@@ -168,13 +168,14 @@ func DecodeCursor(s string) (*Cursor, error) {
 // Need returns how many hits of the ranking NextPage needs to pick the page
 // of limit hits after c, which is nil for the first page. They are the hits
 // before the page, the page, the hits that a repaired boundary can shift,
-// and one more to tell whether another page follows.
+// and one more to tell whether another page follows. The first page has
+// no boundary to repair. Ranking fewer hits raises the score that the
+// last must beat, which prunes more.
 func Need(c *Cursor, limit int) int {
-	off := 0
-	if c != nil {
-		off = c.Offset
+	if c == nil {
+		return limit + 1
 	}
-	return off + limit + tailLen + 1
+	return c.Offset + limit + tailLen + 1
 }
 
 // NextPage picks the page of at most limit hits after cursor c from the
