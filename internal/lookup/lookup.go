@@ -282,7 +282,7 @@ func Run(ctx context.Context, st store.Store, scope []knowledge.Scope, req Reque
 		add(r.Hits)
 		return nil
 	}
-	av := newAttributeValues(st, req.Attributes)
+	av := newAttributeValues(st, req.Attributes, sentKeys)
 	for _, k := range keys {
 		if slices.Contains(WeakAttributes, k) {
 			continue
@@ -409,6 +409,10 @@ func attributeTags(v string) []string {
 type attributeValues struct {
 	attrs map[string]string // folded key to value
 	keys  []string          // sorted
+	// sent holds each key as the request wrote it, without surrounding
+	// spaces. Keys are folded from it, never twice: folding is not
+	// idempotent, as cases.Fold maps Cherokee letters back and forth.
+	sent map[string]string
 	// words are each value's words as the index reads them, joined by
 	// spaces, and tags its attributeTags.
 	words map[string]string
@@ -419,15 +423,15 @@ type attributeValues struct {
 	written map[string][][2]string
 }
 
-func newAttributeValues(st store.Store, attrs map[string]string) *attributeValues {
-	av := &attributeValues{attrs: attrs, keys: sortedKeys(attrs), words: make(map[string]string, len(attrs)),
+func newAttributeValues(st store.Store, attrs, sent map[string]string) *attributeValues {
+	av := &attributeValues{attrs: attrs, keys: sortedKeys(attrs), sent: sent, words: make(map[string]string, len(attrs)),
 		tags: make(map[string][]string, len(attrs)), written: make(map[string][][2]string, len(attrs))}
 	mp, canPair := st.(metadataPairer)
 	for k, v := range attrs {
 		av.words[k] = strings.Join(fulltext.Words(v), " ")
 		av.tags[k] = attributeTags(v)
 		if canPair {
-			if pairs, ok := mp.MetadataPairs(k, v); ok {
+			if pairs, ok := mp.MetadataPairs(sent[k], v); ok {
 				av.written[k] = pairs
 			}
 		}
@@ -442,10 +446,11 @@ func newAttributeValues(st store.Store, attrs map[string]string) *attributeValue
 // joined by spaces and with a space on each side.
 func (av *attributeValues) matches(h *store.SearchHit, titleWords string, score float64) ([]string, float64) {
 	var matched []string
-	for _, k := range av.keys {
+	inMetadata := av.metadataMatches(h.Metadata)
+	for i, k := range av.keys {
 		v := av.attrs[k]
 		weak := slices.Contains(WeakAttributes, k)
-		if av.metadataHas(h.Metadata, k) {
+		if inMetadata&(1<<i) != 0 {
 			matched = append(matched, k+"="+v+" (metadata)")
 			if weak {
 				score += weakMetadataBonus
@@ -469,32 +474,25 @@ func (av *attributeValues) matches(h *store.SearchHit, titleWords string, score 
 	return matched, score
 }
 
-// metadataHas reports whether meta has a key and value that equal
-// attribute k after fold. When the store named the pairs that articles
-// write, only those are looked up, which spares a pass over every
-// candidate's metadata. The store names them once per lookup, so a
-// candidate whose article changed its spelling since then misses the
-// bonus.
-func (av *attributeValues) metadataHas(meta map[string]string, k string) bool {
-	if pairs, ok := av.written[k]; ok {
-		for _, p := range pairs {
-			if mv, ok := meta[p[0]]; ok && mv == p[1] {
-				return true
+// metadataMatches returns the attributes that meta holds, as bit i for
+// av.keys[i]: a key and value that equal the attribute after fold. It
+// reads meta in one pass, as each candidate's metadata is a map of its
+// own that a lookup would otherwise hash into once per attribute.
+// MaxAttributes keeps the bits within 32, which the constant below checks.
+func (av *attributeValues) metadataMatches(meta map[string]string) uint32 {
+	var found uint32
+	for mk, mv := range meta {
+		for i, k := range av.keys {
+			if found&(1<<i) == 0 && knowledge.EqualFoldMetadata(mk, av.sent[k]) && knowledge.EqualFoldMetadata(mv, av.attrs[k]) {
+				found |= 1 << i
 			}
 		}
-		return false
 	}
-	v := av.attrs[k]
-	if mv, ok := meta[k]; ok && knowledge.EqualFoldMetadata(mv, v) {
-		return true
-	}
-	for mk, mv := range meta {
-		if mk != k && knowledge.EqualFoldMetadata(mk, k) && knowledge.EqualFoldMetadata(mv, v) {
-			return true
-		}
-	}
-	return false
+	return found
 }
+
+// The bits of metadataMatches hold every attribute.
+const _ = uint32(1) << (MaxAttributes - 1)
 
 // titleCoverage returns the share of terms that the title contains, as
 // the index reads it: camel-case words also in parts, a stem followed by

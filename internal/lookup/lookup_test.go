@@ -128,6 +128,7 @@ func TestMetadataInAnotherCase(t *testing.T) {
 	ctx := context.Background()
 	quorum := art("quorum", "Restoring quorum", "Steps to restore quorum.", knowledge.StatusPublished, map[string]string{"Team": "Platform"})
 	other := art("other", "Error budget policy", "Errors count against the budget.", knowledge.StatusPublished, map[string]string{"team": "payments"})
+	cherokee := art("quorum", "Restoring quorum", "Steps to restore quorum.", knowledge.StatusPublished, map[string]string{"Ꭰ": "x"})
 	cases := []struct {
 		name    string
 		s       store.Store
@@ -136,6 +137,10 @@ func TestMetadataInAnotherCase(t *testing.T) {
 	}{
 		{"indexed, other case", openStore(t, quorum, other), map[string]string{"TEAM": " platform "}, "team=platform (metadata)"},
 		{"FTS5, as written", openStoreWith(t, sqlite.Options{NoTextIndex: true}, quorum, other), map[string]string{"Team": "Platform"}, "team=Platform (metadata)"},
+		// cases.Fold maps some Cherokee letters back and forth, so a key
+		// folded twice no longer equals itself folded once.
+		{"indexed, Cherokee key", openStore(t, cherokee, other), map[string]string{"Ꭰ": "x"}, "ꭰ=x (metadata)"},
+		{"FTS5, Cherokee key", openStoreWith(t, sqlite.Options{NoTextIndex: true}, cherokee, other), map[string]string{"Ꭰ": "x"}, "ꭰ=x (metadata)"},
 	}
 	for _, tc := range cases {
 		res, err := Run(ctx, tc.s, nil, Request{Attributes: tc.attrs})
@@ -189,6 +194,45 @@ func TestMetadataPairAsSentFirst(t *testing.T) {
 		if got := ids(res.Hits); !slices.Contains(got, c.want) {
 			t.Errorf("lookup %v: hits = %v, want %s among them", c.attrs, got, c.want)
 		}
+	}
+}
+
+// respellStore saves article id with metadata meta when a lookup asks
+// which metadata pairs articles write, as a write between the lookup's
+// search and its comparison of the candidates would.
+type respellStore struct {
+	*sqlite.Store
+	t    *testing.T
+	id   string
+	meta map[string]string
+}
+
+func (r respellStore) MetadataPairs(key, value string) ([][2]string, bool) {
+	a, err := r.GetArticle(context.Background(), r.id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	a.Metadata = r.meta
+	if _, err := r.SaveArticle(context.Background(), a, store.SaveOptions{}); err != nil {
+		r.t.Fatal(err)
+	}
+	return r.Store.MetadataPairs(key, value)
+}
+
+// TestMetadataMatchSurvivesRespelling checks that a candidate whose
+// metadata matches an attribute keeps the bonus when a write changes how
+// the article spells the pair while the lookup runs, both spellings
+// being equal to the attribute after fold.
+func TestMetadataMatchSurvivesRespelling(t *testing.T) {
+	s := openStore(t, art("x", "Etcd leader election", "How etcd elects a leader.", knowledge.StatusPublished, map[string]string{"Service": "ETCD"}),
+		art("y", "Etcd backup", "Back up etcd.", knowledge.StatusPublished, nil))
+	st := respellStore{Store: s.(*sqlite.Store), t: t, id: "x", meta: map[string]string{"service": "etcd"}}
+	res, err := Run(context.Background(), st, nil, Request{Text: "etcd leader", Attributes: map[string]string{"service": "etcd"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hits) == 0 || res.Hits[0].ID != "x" || !slices.Contains(res.Hits[0].MatchedAttributes, "service=etcd (metadata)") {
+		t.Fatalf("hits = %+v, want x first with its metadata matched", res.Hits)
 	}
 }
 
