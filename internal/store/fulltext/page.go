@@ -168,14 +168,17 @@ func DecodeCursor(s string) (*Cursor, error) {
 // Need returns how many hits of the ranking NextPage needs to pick the page
 // of limit hits after c, which is nil for the first page. They are the hits
 // before the page, the page, the hits that a repaired boundary can shift,
-// and one more to tell whether another page follows. The first page has
-// no boundary to repair. Ranking fewer hits raises the score that the
-// last must beat, which prunes more.
+// and one more to tell whether another page follows. A first page has no
+// boundary to repair, yet it asks for the same: SQLite's FTS5 ranking
+// leaves out common terms only when the rest find as many hits as asked
+// for (see rankQuery in the sqlite package), so asking for fewer would
+// change which hits a first page shows.
 func Need(c *Cursor, limit int) int {
-	if c == nil {
-		return limit + 1
+	off := 0
+	if c != nil {
+		off = c.Offset
 	}
-	return c.Offset + limit + tailLen + 1
+	return off + limit + tailLen + 1
 }
 
 // NextPage picks the page of at most limit hits after cursor c from the

@@ -182,3 +182,40 @@ func TestOpenRejectsQuestionMark(t *testing.T) {
 		t.Error("Open of a path with '?' succeeded, want an error")
 	}
 }
+
+// TestFTS5PagesRankAlike pages through a search whose words without the
+// common one find a few more articles than a page: every page must come
+// from one ranking, so no hit on a later page scores above one on an
+// earlier page.
+func TestFTS5PagesRankAlike(t *testing.T) {
+	ctx := context.Background()
+	s := openTempWith(t, Options{NoTextIndex: true})
+	bodies := map[string]string{"a": "zebra alpha", "b": "zebra node", "c": "zebra beta", "y": "yak gamma"}
+	for i := range 12 {
+		bodies[fmt.Sprintf("n%02d", i)] = "node delta"
+	}
+	for id, body := range bodies {
+		a := knowledge.Article{ID: id, Title: "Note " + id, Body: body, Collection: "kb", Class: knowledge.ClassReference}
+		a.Normalize()
+		if _, err := s.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []store.SearchHit
+	cursor := ""
+	for range 10 {
+		res, err := s.Search(ctx, store.SearchQuery{Text: "zebra node yak", Limit: 2, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, res.Hits...)
+		if cursor = res.Next; cursor == "" {
+			break
+		}
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i].Score > seen[i-1].Score {
+			t.Fatalf("hit %d, %s, scores %v above hit %d, %s, with %v", i, seen[i].ID, seen[i].Score, i-1, seen[i-1].ID, seen[i-1].Score)
+		}
+	}
+}
