@@ -481,6 +481,9 @@ func (av *attributeValues) matches(h *store.SearchHit, titleWords string, score 
 // MaxAttributes keeps the bits within 32, which the constant below checks.
 func (av *attributeValues) metadataMatches(meta map[string]string) uint32 {
 	var found uint32
+	if len(meta) == 0 {
+		return 0
+	}
 	for mk, mv := range meta {
 		for i, k := range av.keys {
 			if found&(1<<i) == 0 && knowledge.EqualFoldMetadata(mk, av.sent[k]) && knowledge.EqualFoldMetadata(mv, av.attrs[k]) {
