@@ -1,6 +1,7 @@
 package knowledge
 
 import (
+	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -284,6 +285,29 @@ func EqualFoldMetadata(a, b string) bool {
 	// strings.EqualFold folds rune by rune, while cases.Fold also makes
 	// ß equal ss.
 	return FoldMetadata(a) == FoldMetadata(b)
+}
+
+// MetadataFoldHash returns a hash of a metadata key and value after
+// FoldMetadata. Pairs that are equal after fold have equal hashes, so a
+// hash missing from an article's MetadataFoldHashes rules the pair out;
+// a hash found there may, rarely, belong to another pair.
+func MetadataFoldHash(key, value string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(FoldMetadata(key)))
+	h.Write([]byte{0})
+	h.Write([]byte(FoldMetadata(value)))
+	return h.Sum64()
+}
+
+// MetadataFoldHashes returns the MetadataFoldHash of each pair of meta,
+// sorted. It is never nil, so that nil can stand for hashes not computed.
+func MetadataFoldHashes(meta map[string]string) []uint64 {
+	out := make([]uint64, 0, len(meta))
+	for k, v := range meta {
+		out = append(out, MetadataFoldHash(k, v))
+	}
+	slices.Sort(out)
+	return out
 }
 
 func isASCII(s string) bool {

@@ -145,6 +145,9 @@ func TestEqualFoldMetadata(t *testing.T) {
 			if got := EqualFoldMetadata(a, b); got != want {
 				t.Errorf("EqualFoldMetadata(%q, %q) = %v, want %v as FoldMetadata gives", a, b, got, want)
 			}
+			if want && MetadataFoldHash(a, "v") != MetadataFoldHash(b, " V") {
+				t.Errorf("MetadataFoldHash differs for keys %q and %q, which are equal after fold", a, b)
+			}
 		}
 	}
 }

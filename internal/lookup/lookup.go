@@ -421,11 +421,17 @@ type attributeValues struct {
 	// pairs of key and value that current articles write and that equal
 	// the attribute after fold.
 	written map[string][][2]string
+	// hashes holds knowledge.MetadataFoldHash of each attribute, in the
+	// order of keys.
+	hashes []uint64
 }
 
 func newAttributeValues(st store.Store, attrs, sent map[string]string) *attributeValues {
 	av := &attributeValues{attrs: attrs, keys: sortedKeys(attrs), sent: sent, words: make(map[string]string, len(attrs)),
 		tags: make(map[string][]string, len(attrs)), written: make(map[string][][2]string, len(attrs))}
+	for _, k := range av.keys {
+		av.hashes = append(av.hashes, knowledge.MetadataFoldHash(sent[k], attrs[k]))
+	}
 	mp, canPair := st.(metadataPairer)
 	for k, v := range attrs {
 		av.words[k] = strings.Join(fulltext.Words(v), " ")
@@ -446,7 +452,7 @@ func newAttributeValues(st store.Store, attrs, sent map[string]string) *attribut
 // joined by spaces and with a space on each side.
 func (av *attributeValues) matches(h *store.SearchHit, titleWords string, score float64) ([]string, float64) {
 	var matched []string
-	inMetadata := av.metadataMatches(h.Metadata)
+	inMetadata := av.metadataMatches(h.Metadata, h.MetadataFolds)
 	for i, k := range av.keys {
 		v := av.attrs[k]
 		weak := slices.Contains(WeakAttributes, k)
@@ -475,11 +481,19 @@ func (av *attributeValues) matches(h *store.SearchHit, titleWords string, score 
 }
 
 // metadataMatches returns the attributes that meta holds, as bit i for
-// av.keys[i]: a key and value that equal the attribute after fold. It
-// reads meta in one pass, as each candidate's metadata is a map of its
-// own that a lookup would otherwise hash into once per attribute.
-// MaxAttributes keeps the bits within 32, which the constant below checks.
-func (av *attributeValues) metadataMatches(meta map[string]string) uint32 {
+// av.keys[i]: a key and value that equal the attribute after fold. folds
+// are knowledge.MetadataFoldHashes of meta, or nil. Each candidate's
+// metadata is a map of its own, whose reads miss the processor's caches,
+// so when no attribute's hash is among folds the map is not read. Else
+// it is read in one pass, against every attribute at once. MaxAttributes
+// keeps the bits within 32, which the constant below checks.
+func (av *attributeValues) metadataMatches(meta map[string]string, folds []uint64) uint32 {
+	if folds != nil && !slices.ContainsFunc(av.hashes, func(h uint64) bool {
+		_, ok := slices.BinarySearch(folds, h)
+		return ok
+	}) {
+		return 0
+	}
 	var found uint32
 	if len(meta) == 0 {
 		return 0

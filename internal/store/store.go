@@ -365,6 +365,10 @@ type SearchHit struct {
 	// weights A, B and C. Scores of the two back-ends are not comparable.
 	// It is 0 without search text.
 	Score float64 `json:"score"`
+	// MetadataFolds are knowledge.MetadataFoldHashes of Metadata, when
+	// the store keeps them, so that a lookup can rule out its attributes
+	// without reading the map; nil otherwise.
+	MetadataFolds []uint64 `json:"-"`
 }
 
 // ChangePage is one read of the change log.

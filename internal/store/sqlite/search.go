@@ -224,6 +224,12 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchRe
 	if q.TitleFirst {
 		out.Next = ""
 	}
+	if ix := s.textIndexReady(); ix != nil {
+		for i := range out.Hits {
+			h := &out.Hits[i]
+			h.MetadataFolds, _ = ix.MetadataFolds(h.ID, h.Version)
+		}
+	}
 	return out, nil
 }
 
@@ -327,10 +333,10 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 	})
 
 	ranking := make([]fulltext.Ranked, len(hits))
-	articles := make(map[int64]*knowledge.Article, len(hits))
-	for i, h := range hits {
-		ranking[i] = h.Ranked
-		articles[h.Seq] = h.Article
+	bySeq := make(map[int64]*textindex.Hit, len(hits))
+	for i := range hits {
+		ranking[i] = hits[i].Ranked
+		bySeq[hits[i].Seq] = &hits[i]
 	}
 	page, next := fulltext.NextPage(ranking, cur, limit, key, iq.Any)
 	if next != nil {
@@ -352,11 +358,13 @@ func (s *Store) searchIndexed(ctx context.Context, ix *textindex.Index, q store.
 		hints = ix.Hints(seqs, query.Terms)
 	}
 	for i, r := range page {
-		a := articles[r.Seq]
+		hit := bySeq[r.Seq]
+		a := hit.Article
 		// The index's own tags and metadata, which it never changes; see
 		// store.SearchHit.
 		h := store.SearchHit{ID: a.ID, Title: a.Title, Collection: a.Collection, Class: a.Class,
-			Tags: a.Tags, Metadata: a.Metadata, Status: a.Status, Version: a.Version, Score: r.Score}
+			Tags: a.Tags, Metadata: a.Metadata, Status: a.Status, Version: a.Version, Score: r.Score,
+			MetadataFolds: hit.MetadataFolds}
 		if h.Tags == nil {
 			h.Tags = []string{}
 		}

@@ -402,3 +402,36 @@ func TestKnownHeadWaitsForTheIndex(t *testing.T) {
 		t.Errorf("HeadCursor = %d, %v; KnownHead = %d", h, err, s.KnownHead())
 	}
 }
+
+// TestHitsCarryMetadataFolds checks that hits of a search and of a
+// listing carry the metadata hashes of their version while the text index
+// serves, and none without it.
+func TestHitsCarryMetadataFolds(t *testing.T) {
+	ctx := context.Background()
+	a := knowledge.Article{ID: "quorum", Title: "Restoring quorum", Body: "Steps to restore quorum.", Collection: "ops",
+		Class: knowledge.ClassRunbook, Metadata: map[string]string{"Team": "Platform"}}
+	a.Normalize()
+	want := knowledge.MetadataFoldHashes(a.Metadata)
+	for _, opts := range []Options{{}, {NoTextIndex: true}} {
+		s := openTempWith(t, opts)
+		if _, err := s.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []store.SearchQuery{
+			{Text: "quorum"},
+			{Filters: []knowledge.Scope{{Metadata: map[string]string{"Team": "Platform"}}}},
+		} {
+			res, err := s.Search(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Hits) != 1 {
+				t.Fatalf("%+v: %d hits, want 1", q, len(res.Hits))
+			}
+			got := res.Hits[0].MetadataFolds
+			if opts.NoTextIndex && got != nil || !opts.NoTextIndex && !slices.Equal(got, want) {
+				t.Errorf("NoTextIndex %v, %+v: MetadataFolds = %v, want %v", opts.NoTextIndex, q, got, want)
+			}
+		}
+	}
+}

@@ -131,6 +131,9 @@ type doc struct {
 	// shows in a search.
 	id      string
 	article *knowledge.Article
+	// metaFolds are knowledge.MetadataFoldHashes of the article's
+	// metadata, which lookups compare with their attributes.
+	metaFolds []uint64
 }
 
 // class is a set of current documents with one title and one set of tags.
@@ -351,13 +354,26 @@ func (ix *Index) Current(id string) (*knowledge.Article, bool) {
 	return ix.docs[d].article, true
 }
 
+// MetadataFolds returns the knowledge.MetadataFoldHashes of version
+// version of article id, and false unless that version is current.
+func (ix *Index) MetadataFolds(id string, version int64) ([]uint64, bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	d, ok := ix.byID[id]
+	if !ok || ix.docs[d].article.Version != version {
+		return nil, false
+	}
+	return ix.docs[d].metaFolds, true
+}
+
 // analyzed is an article's text as the index stores it.
 type analyzed struct {
 	length uint32
 	terms  []termPositions
 	// layout is the body's, when every token of the body is one index
 	// token in order, which Hints needs; nil otherwise.
-	layout *fulltext.Layout
+	layout    *fulltext.Layout
+	metaFolds []uint64 // see doc
 }
 
 // termPositions is one token of an article with its position keys, in
@@ -370,7 +386,7 @@ type termPositions struct {
 // analyze splits an article's columns into index tokens, as the SQLite
 // store's FTS5 table tokenizes fulltext.IndexText.
 func analyze(a *knowledge.Article) analyzed {
-	var out analyzed
+	out := analyzed{metaFolds: knowledge.MetadataFoldHashes(a.Metadata)}
 	at := map[string]int{}
 	for col, text := range [3]string{a.Title, strings.Join(a.Tags, " "), a.Body} {
 		var indexed string
@@ -728,7 +744,7 @@ func (ix *Index) add(seq int64, a *knowledge.Article, an *analyzed) {
 	stored.Metadata = maps.Clone(a.Metadata)
 
 	d := uint32(len(ix.docs))
-	ix.docs = append(ix.docs, doc{seq: seq, layout: an.layout, id: stored.ID, article: &stored})
+	ix.docs = append(ix.docs, doc{seq: seq, layout: an.layout, id: stored.ID, article: &stored, metaFolds: an.metaFolds})
 	ix.lengths = append(ix.lengths, an.length)
 	if int(d/64) >= len(ix.alive) {
 		ix.alive = append(ix.alive, 0)

@@ -598,3 +598,28 @@ func TestMetadataPairsIgnoreCase(t *testing.T) {
 		t.Errorf("after a left: MetadataPairs = %v, want none", got)
 	}
 }
+
+// TestMetadataFoldsFollowVersions checks that the metadata hashes that
+// hits and MetadataFolds give are those of the current version.
+func TestMetadataFoldsFollowVersions(t *testing.T) {
+	ix := New()
+	a := &knowledge.Article{ID: "a", Title: "etcd quorum", Metadata: map[string]string{"Team": "Platform"}, Status: knowledge.StatusPublished, Version: 1}
+	ix.Update(0, nil, 1, a)
+	want := knowledge.MetadataFoldHashes(map[string]string{"team": "platform"})
+	if got, ok := ix.MetadataFolds("a", 1); !ok || !slices.Equal(got, want) {
+		t.Errorf("MetadataFolds(a, 1) = %v, %v; want %v", got, ok, want)
+	}
+	a2 := *a
+	a2.Metadata, a2.Version = nil, 2
+	ix.Update(1, a, 2, &a2)
+	if _, ok := ix.MetadataFolds("a", 1); ok {
+		t.Error("MetadataFolds(a, 1) found a version that is no longer current")
+	}
+	if got, ok := ix.MetadataFolds("a", 2); !ok || got == nil || len(got) != 0 {
+		t.Errorf("MetadataFolds(a, 2) = %#v, %v; want an empty, non-nil list", got, ok)
+	}
+	hits := ix.Rank(Query{Terms: fulltext.Parse("quorum").Terms}, 5)
+	if len(hits) != 1 || hits[0].MetadataFolds == nil || len(hits[0].MetadataFolds) != 0 {
+		t.Errorf("hits = %+v, want a with no metadata hashes", hits)
+	}
+}

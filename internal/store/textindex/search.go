@@ -29,6 +29,9 @@ type Query struct {
 type Hit struct {
 	fulltext.Ranked
 	Article *knowledge.Article
+	// MetadataFolds are knowledge.MetadataFoldHashes of the article's
+	// metadata.
+	MetadataFolds []uint64
 }
 
 // margin is the relative slack of the score bounds that prune a search:
@@ -960,7 +963,7 @@ func (t *topN) offer(d uint32, score float64) {
 			return
 		}
 	}
-	h := Hit{Ranked: fulltext.Ranked{Seq: doc.seq, ID: doc.id, Score: score}, Article: doc.article}
+	h := Hit{Ranked: fulltext.Ranked{Seq: doc.seq, ID: doc.id, Score: score}, Article: doc.article, MetadataFolds: doc.metaFolds}
 	if !t.full() {
 		t.heap = append(t.heap, h)
 		t.up(len(t.heap) - 1)
