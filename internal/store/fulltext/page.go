@@ -201,12 +201,20 @@ func Need(c *Cursor, limit int) int {
 // across the page boundary. The cursor therefore also keeps the hashes of
 // the last returned hits (Tail): the page drops those from the new ranking
 // and checks that the hits before the boundary are the rest of the
-// returned set, which repairs such a swap exactly. Only when articles that
-// the query matches were changed, added or removed between pages can both
-// checks fail; the page then continues after the last hit's (score, id)
-// in the new ranking, leaves out the tail, and may repeat or miss one of
-// the changed hits. A matching article added between pages may appear on
-// a later page, or not at all when it ranks above the pages read.
+// returned set, which repairs such a swap exactly. When articles that the
+// query matches were changed, added or removed between pages, both checks
+// can fail; the page then continues after the last hit's (score, id) in
+// the new ranking, leaves out the tail, and may repeat or miss one of the
+// changed hits. A matching article added between pages may appear on a
+// later page, or not at all when it ranks above the pages read.
+//
+// NOTE: unrelated writes that move the statistics far also fail both
+// checks, as when many long articles arrive while nearly every article
+// holds the searched word, whose weight then leaves its floor. Every
+// score changes, so comparing the new ones with the cursor's can repeat
+// or miss hits or end the pages early. Continuing after the last hit's
+// own place in the new ranking, when its version is unchanged, would
+// keep the pages going.
 func NextPage(ranking []Ranked, c *Cursor, limit int, key uint64, anyTerm bool) ([]Ranked, *Cursor) {
 	rest := ranking
 	var seen uint64
