@@ -45,18 +45,7 @@ func (r searchResultJSON) appendJSON(b []byte) []byte {
 // faster. Facets, which few searches request, go through encoding/json.
 func appendSearchResult(b []byte, r *client.SearchResult) []byte {
 	b = append(b, `{"hits":`...)
-	if r.Hits == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range r.Hits {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendSearchHit(b, &r.Hits[i])
-		}
-		b = append(b, ']')
-	}
+	b = appendJSONList(b, r.Hits, appendSearchHit)
 	if r.Next != "" {
 		b = append(b, `,"next":`...)
 		b = appendJSONText(b, r.Next)
@@ -72,37 +61,52 @@ func appendSearchResult(b []byte, r *client.SearchResult) []byte {
 }
 
 func appendSearchHit(b []byte, h *client.SearchHit) []byte {
-	b = append(b, `{"id":`...)
-	b = appendJSONText(b, h.ID)
-	b = append(b, `,"title":`...)
-	b = appendJSONText(b, h.Title)
-	b = append(b, `,"collection":`...)
-	b = appendJSONText(b, h.Collection)
-	b = append(b, `,"class":`...)
-	b = appendJSONText(b, h.Class)
+	b = appendHitStart(b, h.ID, h.Title, h.Collection, h.Class)
 	b = append(b, `,"tags":`...)
 	b = appendJSONTexts(b, h.Tags)
-
-	b = append(b, `,"status":`...)
-	b = appendJSONText(b, h.Status)
-	b = append(b, `,"version":`...)
-	b = strconv.AppendInt(b, h.Version, 10)
-	b = append(b, `,"snippet":`...)
-	b = appendJSONText(b, h.Snippet)
-	b = append(b, `,"snippet_html":`...)
-	b = appendJSONText(b, h.SnippetHTML)
+	b = appendHitText(b, h.Status, h.Version, h.Snippet, h.SnippetHTML)
 	if len(h.Matched) > 0 {
 		b = append(b, `,"matched":`...)
 		b = appendJSONTexts(b, h.Matched)
 	}
-
 	b = append(b, `,"score":`...)
 	b = appendJSONFloat(b, h.Score)
-	if h.Owner != "" {
+	return appendHitReview(b, h.Owner, h.ReviewOverdue)
+}
+
+// appendHitStart opens the object of a search or lookup hit with the
+// fields that both begin with.
+func appendHitStart(b []byte, id, title, collection, class string) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONText(b, id)
+	b = append(b, `,"title":`...)
+	b = appendJSONText(b, title)
+	b = append(b, `,"collection":`...)
+	b = appendJSONText(b, collection)
+	b = append(b, `,"class":`...)
+	return appendJSONText(b, class)
+}
+
+// appendHitText appends the status, version and snippets of a hit.
+func appendHitText(b []byte, status string, version int64, snippet, snippetHTML string) []byte {
+	b = append(b, `,"status":`...)
+	b = appendJSONText(b, status)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, version, 10)
+	b = append(b, `,"snippet":`...)
+	b = appendJSONText(b, snippet)
+	b = append(b, `,"snippet_html":`...)
+	return appendJSONText(b, snippetHTML)
+}
+
+// appendHitReview appends a hit's review fields, which both leave out
+// when empty, and closes its object.
+func appendHitReview(b []byte, owner string, overdue bool) []byte {
+	if owner != "" {
 		b = append(b, `,"owner":`...)
-		b = appendJSONText(b, h.Owner)
+		b = appendJSONText(b, owner)
 	}
-	if h.ReviewOverdue {
+	if overdue {
 		b = append(b, `,"review_overdue":true`...)
 	}
 	return append(b, '}')
@@ -137,40 +141,15 @@ func (r lookupResultJSON) appendJSON(b []byte) []byte {
 // appendSearchResult.
 func appendLookupResult(b []byte, r *client.LookupResult) []byte {
 	b = append(b, `{"hits":`...)
-	if r.Hits == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range r.Hits {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendLookupHit(b, &r.Hits[i])
-		}
-		b = append(b, ']')
-	}
+	b = appendJSONList(b, r.Hits, appendLookupHit)
 	b = append(b, `,"terms":`...)
 	b = appendJSONTexts(b, r.Terms)
 	return append(b, "}\n"...)
 }
 
 func appendLookupHit(b []byte, h *client.LookupHit) []byte {
-	b = append(b, `{"id":`...)
-	b = appendJSONText(b, h.ID)
-	b = append(b, `,"title":`...)
-	b = appendJSONText(b, h.Title)
-	b = append(b, `,"collection":`...)
-	b = appendJSONText(b, h.Collection)
-	b = append(b, `,"class":`...)
-	b = appendJSONText(b, h.Class)
-	b = append(b, `,"status":`...)
-	b = appendJSONText(b, h.Status)
-	b = append(b, `,"version":`...)
-	b = strconv.AppendInt(b, h.Version, 10)
-	b = append(b, `,"snippet":`...)
-	b = appendJSONText(b, h.Snippet)
-	b = append(b, `,"snippet_html":`...)
-	b = appendJSONText(b, h.SnippetHTML)
+	b = appendHitStart(b, h.ID, h.Title, h.Collection, h.Class)
+	b = appendHitText(b, h.Status, h.Version, h.Snippet, h.SnippetHTML)
 	b = append(b, `,"score":`...)
 	b = appendJSONFloat(b, h.Score)
 	b = append(b, `,"reason":`...)
@@ -192,28 +171,27 @@ func appendLookupHit(b []byte, h *client.LookupHit) []byte {
 		b = append(b, `,"replaced_by":`...)
 		b = appendJSONText(b, h.ReplacedBy)
 	}
-	if h.Owner != "" {
-		b = append(b, `,"owner":`...)
-		b = appendJSONText(b, h.Owner)
-	}
-	if h.ReviewOverdue {
-		b = append(b, `,"review_overdue":true`...)
-	}
-	return append(b, '}')
+	return appendHitReview(b, h.Owner, h.ReviewOverdue)
 }
 
 // appendJSONTexts appends a list of strings, or null for a nil list, as
 // encoding/json does.
 func appendJSONTexts(b []byte, list []string) []byte {
+	return appendJSONList(b, list, func(b []byte, s *string) []byte { return appendJSONText(b, *s) })
+}
+
+// appendJSONList appends a list with each element written by each, or
+// null for a nil list, as encoding/json does.
+func appendJSONList[T any](b []byte, list []T, each func([]byte, *T) []byte) []byte {
 	if list == nil {
 		return append(b, "null"...)
 	}
 	b = append(b, '[')
-	for i, s := range list {
+	for i := range list {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONText(b, s)
+		b = each(b, &list[i])
 	}
 	return append(b, ']')
 }

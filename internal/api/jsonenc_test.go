@@ -12,20 +12,20 @@ import (
 	"github.com/khub-dev/khub/client"
 )
 
-// TestSearchResultEncoding checks that appendSearchResult writes the bytes
-// that writeJSON writes, for hits with every kind of string and score.
-func TestSearchResultEncoding(t *testing.T) {
-	r := rand.New(rand.NewPCG(8, 9))
-	pieces := []string{"a", "Zürich", "<mark>", "&amp;", `"`, `\`, "\n", "\t", "\x00", "\x1f", "\x7f", "\b", "\f", "\r",
-		"\u2028", "\u2029", "\xff", "\xe2\x80", "日本語", "🚨", "…", " ", "/", "'"}
-	text := func() string {
+// randomTexts returns makers of random strings of up to pieces pieces
+// that need every kind of escape, and of lists of them that are nil,
+// empty or not.
+func randomTexts(r *rand.Rand, pieces int) (text func() string, texts func() []string) {
+	kinds := []string{"a", "Zürich", "<mark>", "&amp;", `"`, `\`, "\n", "\t", "\x00", "\x1f", "\x7f", "\b", "\f", "\r",
+		"\u2028", "\u2029", "\xff", "\xe2\x80", "日本語", "🚨", "…", " ", "/", "'", "service=etcd (metadata)"}
+	text = func() string {
 		s := ""
-		for range r.IntN(8) {
-			s += pieces[r.IntN(len(pieces))]
+		for range r.IntN(pieces) {
+			s += kinds[r.IntN(len(kinds))]
 		}
 		return s
 	}
-	texts := func() []string {
+	texts = func() []string {
 		switch r.IntN(3) {
 		case 0:
 			return nil
@@ -38,6 +38,14 @@ func TestSearchResultEncoding(t *testing.T) {
 		}
 		return out
 	}
+	return text, texts
+}
+
+// TestSearchResultEncoding checks that appendSearchResult writes the bytes
+// that writeJSON writes, for hits with every kind of string and score.
+func TestSearchResultEncoding(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	text, texts := randomTexts(r, 8)
 	scores := []float64{0, 1, -1, 0.5, 1e-7, 1.5e-7, 9.99e-7, 1e-6, 1e20, 1e21, 1.5e21, 12.345678901234567, -3.2e-10, math.SmallestNonzeroFloat64, math.MaxFloat64}
 	// score returns one of scores, or a multiple of it when that is
 	// finite, since encoding/json rejects infinities.
@@ -79,27 +87,7 @@ func TestSearchResultEncoding(t *testing.T) {
 // set.
 func TestLookupResultEncoding(t *testing.T) {
 	r := rand.New(rand.NewPCG(10, 11))
-	pieces := []string{"a", "Zürich", "<mark>", `"`, `\`, "\n", "\x00", "\u2028", "\xff", "日本語", "🚨", " ", "service=etcd (metadata)"}
-	text := func() string {
-		s := ""
-		for range r.IntN(6) {
-			s += pieces[r.IntN(len(pieces))]
-		}
-		return s
-	}
-	texts := func() []string {
-		switch r.IntN(3) {
-		case 0:
-			return nil
-		case 1:
-			return []string{}
-		}
-		out := make([]string, 1+r.IntN(3))
-		for i := range out {
-			out[i] = text()
-		}
-		return out
-	}
+	text, texts := randomTexts(r, 6)
 	for round := range 300 {
 		res := client.LookupResult{Hits: []client.LookupHit{}, Terms: texts()}
 		if round%7 == 0 {
