@@ -582,3 +582,75 @@ func TestSnippetPicksLeadingOrHighlight(t *testing.T) {
 		t.Errorf("query: snippet %q, want [failover] marked", got.Text)
 	}
 }
+
+// TestNextPageAnchorsOnLastHit checks the pages after writes that move
+// every score: the last returned hit, unchanged, anchors the next page,
+// where the cursor's score would rule out every hit.
+func TestNextPageAnchorsOnLastHit(t *testing.T) {
+	// Three strong hits and twenty tied ones, in pages of five.
+	var names []string
+	for i := range 20 {
+		names = append(names, fmt.Sprintf("tie%02d", i))
+	}
+	all := append(ranked("top0", "top1", "top2"), ranked(names...)...)
+	for i := range all {
+		all[i].Seq = int64(100 + i)
+		if i >= 3 {
+			all[i].Score = 1
+		}
+	}
+	var c *Cursor
+	for range 2 {
+		_, c = NextPage(all, c, 5, 7, false)
+	}
+	if c.ID != "tie06" || c.Seq != all[9].Seq {
+		t.Fatalf("cursor after two pages = %+v, want tie06 with its row", c)
+	}
+	// top0 was rewritten: it falls to the end, and the longer article
+	// lifts every other score above the cursor's.
+	moved := slices.Clone(all[1:])
+	for i := range moved {
+		moved[i].Score += 0.01
+	}
+	moved = append(moved, Ranked{Seq: 200, ID: "top0", Score: 0.5})
+	page, next := NextPage(moved, c, 5, 7, false)
+	if got := ids(page); !slices.Equal(got, []string{"tie07", "tie08", "tie09", "tie10", "tie11"}) || next == nil {
+		t.Errorf("page after the scores moved = %v, next %v; want tie07 to tie11 and more", got, next)
+	}
+	// Without the row, as in cursors written before it was kept, the
+	// score decides, and only the changed hit follows.
+	old := *c
+	old.Seq = 0
+	if page, _ := NextPage(moved, &old, 5, 7, false); !slices.Equal(ids(page), []string{"top0"}) {
+		t.Errorf("page of a cursor without the row = %v, want [top0]", ids(page))
+	}
+	// A ranking of Need hits in which the anchor fell next to the end
+	// cannot show what follows it, so the score decides there too.
+	at := slices.IndexFunc(moved, func(r Ranked) bool { return r.ID == "tie06" })
+	fell := slices.Delete(slices.Clone(moved), at, at+1)
+	fell = append(fell, moved[at], Ranked{Seq: 201, ID: "extra", Score: 0.4})
+	if len(fell) != Need(c, 5) {
+		t.Fatalf("the cut ranking has %d hits, want Need's %d", len(fell), Need(c, 5))
+	}
+	if page, _ := NextPage(fell, c, 5, 7, false); !slices.Equal(ids(page), []string{"top0", "extra"}) {
+		t.Errorf("page of a cut ranking = %v, want the score's [top0 extra]", ids(page))
+	}
+}
+
+// TestCursorKeepsRow checks that a cursor's row survives encoding and
+// that a cursor without one still decodes.
+func TestCursorKeepsRow(t *testing.T) {
+	for _, c := range []Cursor{
+		{Key: 7, Offset: 10, Seen: 3, Tail: []uint64{1, 2}, Score: 1.5, ID: "tie06", Seq: 109},
+		{Key: 7, Offset: 10, Seen: 3, Tail: []uint64{1, 2}, Score: 1.5, ID: "tie06"},
+		{Key: 7, List: true, Updated: -5, ID: "x", Seq: -3},
+	} {
+		got, err := DecodeCursor(c.Encode())
+		if err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		if got.Seq != c.Seq || got.ID != c.ID || got.Updated != c.Updated || got.Offset != c.Offset {
+			t.Errorf("decoded %+v, want %+v", got, c)
+		}
+	}
+}

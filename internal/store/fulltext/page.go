@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 
 	"github.com/khub-dev/khub/internal/knowledge"
 )
@@ -55,9 +56,11 @@ type Cursor struct {
 	Offset int
 	Seen   uint64
 	Tail   []uint64
-	// Score and ID are those of the last hit.
+	// Score and ID are those of the last hit, and Seq is the row of its
+	// version (Ranked.Seq), or 0 in cursors written without it.
 	Score float64
 	ID    string
+	Seq   int64
 }
 
 // CursorKey returns the key that binds a cursor to a query and its
@@ -95,6 +98,9 @@ func (c *Cursor) Encode() string {
 	if c.List {
 		b[1] |= 2
 	}
+	if c.Seq != 0 {
+		b[1] |= 4
+	}
 	b = binary.BigEndian.AppendUint64(b, c.Key)
 	b = binary.AppendUvarint(b, uint64(c.Offset))
 	b = binary.BigEndian.AppendUint64(b, c.Seen)
@@ -104,6 +110,9 @@ func (c *Cursor) Encode() string {
 	}
 	b = binary.BigEndian.AppendUint64(b, math.Float64bits(c.Score))
 	b = binary.AppendVarint(b, c.Updated)
+	if c.Seq != 0 {
+		b = binary.AppendVarint(b, c.Seq)
+	}
 	b = append(b, c.ID...)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
@@ -115,7 +124,8 @@ func DecodeCursor(s string) (*Cursor, error) {
 	if err != nil || len(b) < 2 || b[0] != cursorVersion {
 		return nil, bad
 	}
-	c := &Cursor{Any: b[1]&1 != 0, List: b[1]&2 != 0}
+	flags := b[1]
+	c := &Cursor{Any: flags&1 != 0, List: flags&2 != 0}
 	b = b[2:]
 	u64 := func() (uint64, bool) {
 		if len(b) < 8 {
@@ -161,7 +171,14 @@ func DecodeCursor(s string) (*Cursor, error) {
 	if c.Updated, n = binary.Varint(b); n <= 0 {
 		return nil, bad
 	}
-	c.ID = string(b[n:])
+	b = b[n:]
+	if flags&4 != 0 {
+		if c.Seq, n = binary.Varint(b); n <= 0 || c.Seq == 0 {
+			return nil, bad
+		}
+		b = b[n:]
+	}
+	c.ID = string(b)
 	return c, nil
 }
 
@@ -201,20 +218,21 @@ func Need(c *Cursor, limit int) int {
 // across the page boundary. The cursor therefore also keeps the hashes of
 // the last returned hits (Tail): the page drops those from the new ranking
 // and checks that the hits before the boundary are the rest of the
-// returned set, which repairs such a swap exactly. When articles that the
-// query matches were changed, added or removed between pages, both checks
-// can fail; the page then continues after the last hit's (score, id) in
-// the new ranking, leaves out the tail, and may repeat or miss one of the
-// changed hits. A matching article added between pages may appear on a
-// later page, or not at all when it ranks above the pages read.
+// returned set, which repairs such a swap exactly. Both checks fail when
+// articles that the query matches were changed, added or removed between
+// pages, and when unrelated writes move every score far, as when many long
+// articles arrive while nearly every article holds the searched word,
+// whose weight then leaves its floor. The page then continues after the
+// last hit's place in the new ranking, when that hit's version is
+// unchanged and the ranking shows what follows it, and otherwise after
+// the last hit's (score, id). It leaves out the tail and may repeat or
+// miss one of the changed hits. A matching article added between pages
+// may appear on a later page, or not at all when it ranks above the pages
+// read.
 //
-// NOTE: unrelated writes that move the statistics far also fail both
-// checks, as when many long articles arrive while nearly every article
-// holds the searched word, whose weight then leaves its floor. Every
-// score changes, so comparing the new ones with the cursor's can repeat
-// or miss hits or end the pages early. Continuing after the last hit's
-// own place in the new ranking, when its version is unchanged, would
-// keep the pages going.
+// NOTE: after every score moved, hits that changed places with the last
+// one are repeated or missed. Ranking later pages with the statistics of
+// the first would keep their order.
 func NextPage(ranking []Ranked, c *Cursor, limit int, key uint64, anyTerm bool) ([]Ranked, *Cursor) {
 	rest := ranking
 	var seen uint64
@@ -222,7 +240,7 @@ func NextPage(ranking []Ranked, c *Cursor, limit int, key uint64, anyTerm bool) 
 	offset := 0
 	if c != nil {
 		offset, seen, tail = c.Offset, c.Seen, c.Tail
-		rest = continueAfter(ranking, c)
+		rest = continueAfter(ranking, c, limit)
 	}
 	page := rest[:min(limit, len(rest))]
 	if len(page) == 0 || len(rest) <= limit || offset+len(page) >= MaxDepth {
@@ -237,13 +255,13 @@ func NextPage(ranking []Ranked, c *Cursor, limit int, key uint64, anyTerm bool) 
 	}
 	next.Tail = tail[max(0, len(tail)-tailLen):]
 	last := page[len(page)-1]
-	next.Score, next.ID = last.Score, last.ID
+	next.Score, next.ID, next.Seq = last.Score, last.ID, last.Seq
 	return page, next
 }
 
 // continueAfter returns the hits of the ranking that c has not returned,
 // in ranking order; see NextPage.
-func continueAfter(ranking []Ranked, c *Cursor) []Ranked {
+func continueAfter(ranking []Ranked, c *Cursor, limit int) []Ranked {
 	if c.Offset <= len(ranking) && xorIDs(ranking[:c.Offset]) == c.Seen {
 		return ranking[c.Offset:]
 	}
@@ -268,6 +286,22 @@ func continueAfter(ranking []Ranked, c *Cursor) []Ranked {
 	}
 	if k := c.Offset - len(c.Tail); k >= 0 && k <= len(rest) && xorIDs(rest[:k]) == target {
 		return rest[k:]
+	}
+	// The last hit, unchanged, anchors the page: its place in the new
+	// ranking holds when writes moved every score, which makes the
+	// cursor's score useless. It is used only when the ranking shows
+	// what follows it, as a ranking of Need hits may end right after a
+	// hit that fell.
+	if at := slices.IndexFunc(ranking, func(r Ranked) bool { return c.Seq != 0 && r.Seq == c.Seq && r.ID == c.ID }); at >= 0 {
+		var after []Ranked
+		for _, r := range ranking[at+1:] {
+			if !inTail(r) {
+				after = append(after, r)
+			}
+		}
+		if len(after) > limit || len(ranking) < Need(c, limit) {
+			return after
+		}
 	}
 	var after []Ranked
 	for _, r := range rest {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/khub-dev/khub/internal/knowledge"
@@ -216,6 +217,56 @@ func TestFTS5PagesRankAlike(t *testing.T) {
 	for i := 1; i < len(seen); i++ {
 		if seen[i].Score > seen[i-1].Score {
 			t.Fatalf("hit %d, %s, scores %v above hit %d, %s, with %v", i, seen[i].ID, seen[i].Score, i-1, seen[i-1].ID, seen[i-1].Score)
+		}
+	}
+}
+
+// TestPagesSurviveScoreShift pages through a search for a word that
+// every article holds, one hit a page, and adds long articles without it
+// halfway. The word's weight leaves its floor and every score rises, so
+// the cursor's score no longer places the page: the last hit's place
+// does, and every article comes once, with the index and with FTS5.
+func TestPagesSurviveScoreShift(t *testing.T) {
+	for _, opts := range []Options{{}, {NoTextIndex: true}} {
+		ctx := context.Background()
+		s := openTempWith(t, opts)
+		save := func(id, body string) {
+			a := knowledge.Article{ID: id, Title: "Note " + id, Body: body, Collection: "kb", Class: knowledge.ClassReference}
+			a.Normalize()
+			if _, err := s.SaveArticle(ctx, a, store.SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 10 {
+			save(fmt.Sprintf("short%d", i), "harbor")
+			save(fmt.Sprintf("long%d", i), "harbor harbor harbor "+strings.Repeat("lorem ", 59))
+		}
+		seen := map[string]int{}
+		cursor := ""
+		for page := range 40 {
+			if page == 12 {
+				for i := range 30 {
+					save(fmt.Sprintf("other%d", i), strings.Repeat("ipsum ", 1000))
+				}
+			}
+			res, err := s.Search(ctx, store.SearchQuery{Text: "harbor", Limit: 1, Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range res.Hits {
+				seen[h.ID]++
+			}
+			if cursor = res.Next; cursor == "" {
+				break
+			}
+		}
+		if len(seen) != 20 {
+			t.Errorf("NoTextIndex %v: the pages returned %d of the 20 articles: %v", opts.NoTextIndex, len(seen), seen)
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("NoTextIndex %v: %s came %d times", opts.NoTextIndex, id, n)
+			}
 		}
 	}
 }
