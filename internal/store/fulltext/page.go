@@ -186,10 +186,10 @@ func DecodeCursor(s string) (*Cursor, error) {
 // of limit hits after c, which is nil for the first page. They are the hits
 // before the page, the page, the hits that a repaired boundary can shift,
 // and one more to tell whether another page follows. A first page has no
-// boundary to repair, yet it asks for the same: SQLite's FTS5 ranking
-// leaves out common terms only when the rest find as many hits as asked
-// for (see rankQuery in the sqlite package), so asking for fewer would
-// change which hits a first page shows.
+// boundary to repair, yet it requests as many. SQLite's FTS5 ranking
+// leaves out common terms only when the rest find as many hits as
+// requested (see rankQuery in the sqlite package), so a smaller request
+// would change which hits a first page shows.
 func Need(c *Cursor, limit int) int {
 	off := 0
 	if c != nil {
@@ -220,15 +220,15 @@ func Need(c *Cursor, limit int) int {
 // and checks that the hits before the boundary are the rest of the
 // returned set, which repairs such a swap exactly. Both checks fail when
 // articles that the query matches were changed, added or removed between
-// pages, and when unrelated writes move every score far, as when many long
-// articles arrive while nearly every article holds the searched word,
-// whose weight then leaves its floor. The page then continues after the
-// last hit's place in the new ranking, when that hit's version is
-// unchanged and the ranking shows what follows it, and otherwise after
-// the last hit's (score, id). It leaves out the tail and may repeat or
-// miss one of the changed hits. A matching article added between pages
-// may appear on a later page, or not at all when it ranks above the pages
-// read.
+// pages. They also fail when unrelated writes move every score far. That
+// happens when many long articles arrive while nearly every article
+// contains the searched word, whose weight then leaves its floor. The
+// page then continues after the last hit's place in the new ranking, when
+// that hit's version is unchanged and the ranking shows what follows it,
+// and otherwise after the last hit's (score, id). It leaves out the tail
+// and may repeat or miss one of the changed hits. A matching article
+// added between pages may appear on a later page, or not at all when it
+// ranks above the pages read.
 //
 // NOTE: after every score moved, hits that changed places with the last
 // one are repeated or missed. Ranking later pages with the statistics of
