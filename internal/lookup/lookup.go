@@ -494,10 +494,10 @@ func (av *attributeValues) metadataMatches(meta map[string]string, folds []uint6
 	}) {
 		return 0
 	}
-	var found uint32
 	if len(meta) == 0 {
 		return 0
 	}
+	var found uint32
 	for mk, mv := range meta {
 		for i, k := range av.keys {
 			if found&(1<<i) == 0 && knowledge.EqualFoldMetadata(mk, av.sent[k]) && knowledge.EqualFoldMetadata(mv, av.attrs[k]) {
