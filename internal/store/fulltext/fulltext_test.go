@@ -1,7 +1,10 @@
 package fulltext
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -624,22 +627,82 @@ func TestNextPageAnchorsOnLastHit(t *testing.T) {
 	if page, _ := NextPage(moved, &old, 5, 7, false); !slices.Equal(ids(page), []string{"top0"}) {
 		t.Errorf("page of a cursor without the row = %v, want [top0]", ids(page))
 	}
-	// A ranking of Need hits in which the anchor fell next to the end
-	// cannot show what follows it, so the score decides there too.
+	// In a ranking of Need hits the anchor fell next to the end: the
+	// short page after it is not the last.
 	at := slices.IndexFunc(moved, func(r Ranked) bool { return r.ID == "tie06" })
 	fell := slices.Delete(slices.Clone(moved), at, at+1)
 	fell = append(fell, moved[at], Ranked{Seq: 201, ID: "extra", Score: 0.4})
 	if len(fell) != Need(c, 5) {
 		t.Fatalf("the cut ranking has %d hits, want Need's %d", len(fell), Need(c, 5))
 	}
-	if page, _ := NextPage(fell, c, 5, 7, false); !slices.Equal(ids(page), []string{"top0", "extra"}) {
-		t.Errorf("page of a cut ranking = %v, want the score's [top0 extra]", ids(page))
+	if page, next := NextPage(fell, c, 5, 7, false); !slices.Equal(ids(page), []string{"extra"}) || next == nil {
+		t.Errorf("page of a cut ranking = %v, next %v; want [extra] and more", ids(page), next)
+	}
+}
+
+// simpleRanking returns n hits h00, h01... with rows from 1 and falling
+// scores.
+func simpleRanking(n int) []Ranked {
+	out := make([]Ranked, n)
+	for i := range out {
+		out[i] = Ranked{Seq: int64(i + 1), ID: fmt.Sprintf("h%02d", i), Score: float64(100 - i)}
+	}
+	return out
+}
+
+// TestNextPageLastHitFell lifts every score and moves the unchanged last
+// hit eleven places down, so that a ranking of Need hits shows only a
+// few hits after it: the pages go on.
+func TestNextPageLastHitFell(t *testing.T) {
+	all := simpleRanking(40)
+	_, c := NextPage(all, nil, 10, 1, false)
+	var moved []Ranked
+	for _, r := range all[1:] {
+		if r.ID != "h09" {
+			r.Score += 50
+			moved = append(moved, r)
+		}
+	}
+	last := all[9]
+	last.Score = 129.5
+	at := slices.IndexFunc(moved, func(r Ranked) bool { return r.ID == "h21" })
+	moved = slices.Insert(moved, at, last)[:Need(c, 10)]
+	page, next := NextPage(moved, c, 10, 1, false)
+	if len(page) == 0 || next == nil {
+		t.Errorf("page 2 = %v, next %v; want hits and more", ids(page), next)
+	}
+}
+
+// TestNextPageLastHitEdited lifts every score and edits the last hit: the
+// hit before it in the tail anchors the page.
+func TestNextPageLastHitEdited(t *testing.T) {
+	all := simpleRanking(40)
+	_, c := NextPage(all, nil, 10, 1, false)
+	var moved []Ranked
+	for _, r := range all[1:] {
+		r.Score += 50
+		if r.ID == "h09" {
+			r.Seq = 1000
+		}
+		moved = append(moved, r)
+	}
+	page, next := NextPage(moved[:Need(c, 10)], c, 10, 1, false)
+	if got := ids(page); !slices.Equal(got, []string{"h10", "h11", "h12", "h13", "h14", "h15", "h16", "h17", "h18", "h19"}) || next == nil {
+		t.Errorf("page 2 = %v, next %v; want h10 to h19 and more", got, next)
 	}
 }
 
 // TestCursorKeepsRow checks that a cursor's row survives encoding and
-// that a cursor without one still decodes.
+// that a version 1 cursor, written without one, still decodes.
 func TestCursorKeepsRow(t *testing.T) {
+	// Version 1: key 7, offset 10, seen 3, no tail, score 1.5, updated
+	// 0, id "tie06".
+	v1 := []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 7, 10, 0, 0, 0, 0, 0, 0, 0, 3, 0}
+	v1 = binary.BigEndian.AppendUint64(v1, math.Float64bits(1.5))
+	v1 = append(binary.AppendVarint(v1, 0), "tie06"...)
+	if got, err := DecodeCursor(base64.RawURLEncoding.EncodeToString(v1)); err != nil || got.ID != "tie06" || got.Seq != 0 || got.Offset != 10 || got.Score != 1.5 {
+		t.Errorf("version 1 cursor decoded as %+v, %v", got, err)
+	}
 	for _, c := range []Cursor{
 		{Key: 7, Offset: 10, Seen: 3, Tail: []uint64{1, 2}, Score: 1.5, ID: "tie06", Seq: 109},
 		{Key: 7, Offset: 10, Seen: 3, Tail: []uint64{1, 2}, Score: 1.5, ID: "tie06"},

@@ -25,8 +25,10 @@ const (
 )
 
 // cursorVersion starts every encoded cursor, so that a later format can
-// tell old cursors apart.
-const cursorVersion = 1
+// tell old cursors apart. Version 2 added Seq. A hub that reads only
+// version 1 then rejects a newer cursor instead of reading its Seq as
+// part of the ID.
+const cursorVersion = 2
 
 // ErrBadCursor is wrapped by the errors of DecodeCursor and CheckCursor.
 var ErrBadCursor = errors.New("invalid cursor")
@@ -57,7 +59,7 @@ type Cursor struct {
 	Seen   uint64
 	Tail   []uint64
 	// Score and ID are those of the last hit, and Seq is the row of its
-	// version (Ranked.Seq), or 0 in cursors written without it.
+	// version (Ranked.Seq), or 0 in version 1 cursors, which lack it.
 	Score float64
 	ID    string
 	Seq   int64
@@ -98,9 +100,6 @@ func (c *Cursor) Encode() string {
 	if c.List {
 		b[1] |= 2
 	}
-	if c.Seq != 0 {
-		b[1] |= 4
-	}
 	b = binary.BigEndian.AppendUint64(b, c.Key)
 	b = binary.AppendUvarint(b, uint64(c.Offset))
 	b = binary.BigEndian.AppendUint64(b, c.Seen)
@@ -110,9 +109,7 @@ func (c *Cursor) Encode() string {
 	}
 	b = binary.BigEndian.AppendUint64(b, math.Float64bits(c.Score))
 	b = binary.AppendVarint(b, c.Updated)
-	if c.Seq != 0 {
-		b = binary.AppendVarint(b, c.Seq)
-	}
+	b = binary.AppendVarint(b, c.Seq)
 	b = append(b, c.ID...)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
@@ -121,11 +118,11 @@ func (c *Cursor) Encode() string {
 func DecodeCursor(s string) (*Cursor, error) {
 	bad := fmt.Errorf("%w: %.40q is not a cursor of this hub: send the next value of the previous page unchanged", ErrBadCursor, s)
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) < 2 || b[0] != cursorVersion {
+	if err != nil || len(b) < 2 || b[0] != 1 && b[0] != cursorVersion {
 		return nil, bad
 	}
-	flags := b[1]
-	c := &Cursor{Any: flags&1 != 0, List: flags&2 != 0}
+	version := b[0]
+	c := &Cursor{Any: b[1]&1 != 0, List: b[1]&2 != 0}
 	b = b[2:]
 	u64 := func() (uint64, bool) {
 		if len(b) < 8 {
@@ -172,8 +169,8 @@ func DecodeCursor(s string) (*Cursor, error) {
 		return nil, bad
 	}
 	b = b[n:]
-	if flags&4 != 0 {
-		if c.Seq, n = binary.Varint(b); n <= 0 || c.Seq == 0 {
+	if version >= 2 {
+		if c.Seq, n = binary.Varint(b); n <= 0 {
 			return nil, bad
 		}
 		b = b[n:]
@@ -223,10 +220,9 @@ func Need(c *Cursor, limit int) int {
 // pages. They also fail when unrelated writes move every score far. That
 // happens when many long articles arrive while nearly every article
 // contains the searched word, whose weight then leaves its floor. The
-// page then continues after the last hit's place in the new ranking, when
-// that hit's version is unchanged and the ranking shows what follows it,
-// and otherwise after the last hit's (score, id). It leaves out the tail
-// and may repeat or miss one of the changed hits. A matching article
+// page then continues after a returned hit's place in the new ranking
+// (see anchor), and otherwise after the last hit's (score, id). It leaves
+// out the tail and may repeat or miss one of the changed hits. A matching article
 // added between pages may appear on a later page, or not at all when it
 // ranks above the pages read.
 //
@@ -243,7 +239,10 @@ func NextPage(ranking []Ranked, c *Cursor, limit int, key uint64, anyTerm bool) 
 		rest = continueAfter(ranking, c, limit)
 	}
 	page := rest[:min(limit, len(rest))]
-	if len(page) == 0 || len(rest) <= limit || offset+len(page) >= MaxDepth {
+	// A later page's ranking of Need hits may stop short of the end, so
+	// a short page there is not the last: the next ranks deeper.
+	cut := c != nil && len(ranking) >= Need(c, limit)
+	if len(page) == 0 || len(rest) <= limit && !cut || offset+len(page) >= MaxDepth {
 		return page, nil
 	}
 	next := &Cursor{Key: key, Any: anyTerm, Offset: offset + len(page), Seen: seen}
@@ -287,19 +286,14 @@ func continueAfter(ranking []Ranked, c *Cursor, limit int) []Ranked {
 	if k := c.Offset - len(c.Tail); k >= 0 && k <= len(rest) && xorIDs(rest[:k]) == target {
 		return rest[k:]
 	}
-	// The last hit, unchanged, anchors the page: its place in the new
-	// ranking holds when writes moved every score, which makes the
-	// cursor's score useless. It is used only when the ranking shows
-	// what follows it, as a ranking of Need hits may end right after a
-	// hit that fell.
-	if at := slices.IndexFunc(ranking, func(r Ranked) bool { return c.Seq != 0 && r.Seq == c.Seq && r.ID == c.ID }); at >= 0 {
+	if at := anchor(ranking, c); at >= 0 {
 		var after []Ranked
 		for _, r := range ranking[at+1:] {
 			if !inTail(r) {
 				after = append(after, r)
 			}
 		}
-		if len(after) > limit || len(ranking) < Need(c, limit) {
+		if len(after) > 0 || len(ranking) < Need(c, limit) {
 			return after
 		}
 	}
@@ -310,6 +304,36 @@ func continueAfter(ranking []Ranked, c *Cursor, limit int) []Ranked {
 		}
 	}
 	return after
+}
+
+// anchor returns the place in the ranking of the hit that a page
+// continues after when the cursor's checks fail, or -1 to continue after
+// the cursor's score. A returned hit's place holds when writes moved
+// every score, which makes the cursor's score useless. The last hit
+// anchors when its version row is unchanged. When it changed, the latest
+// other hit of the tail that is still ranked is used instead. Cursors written
+// without the row keep the score.
+func anchor(ranking []Ranked, c *Cursor) int {
+	if c.Seq == 0 {
+		return -1
+	}
+	if at := slices.IndexFunc(ranking, func(r Ranked) bool { return r.Seq == c.Seq && r.ID == c.ID }); at >= 0 {
+		return at
+	}
+	hashes := make([]uint64, len(ranking))
+	for i, r := range ranking {
+		hashes[i] = idHash(r.ID)
+	}
+	last := idHash(c.ID)
+	for i := len(c.Tail) - 1; i >= 0; i-- {
+		if c.Tail[i] == last {
+			continue
+		}
+		if at := slices.Index(hashes, c.Tail[i]); at >= 0 {
+			return at
+		}
+	}
+	return -1
 }
 
 func xorIDs(rs []Ranked) uint64 {
