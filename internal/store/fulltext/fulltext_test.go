@@ -717,3 +717,35 @@ func TestCursorKeepsRow(t *testing.T) {
 		}
 	}
 }
+
+// TestNextPageAfterInsertsAbove inserts ten hits above the pages read,
+// in rankings of Need hits as the stores pass them: every earlier hit
+// still comes once.
+func TestNextPageAfterInsertsAbove(t *testing.T) {
+	all := simpleRanking(60)
+	ranking := all
+	var c *Cursor
+	seen := map[string]int{}
+	for page := range 100 {
+		if page == 2 {
+			var fresh []Ranked
+			for i := range 10 {
+				fresh = append(fresh, Ranked{Seq: int64(1000 + i), ID: fmt.Sprintf("new%02d", i), Score: 200 - float64(i)})
+			}
+			ranking = append(fresh, all...)
+		}
+		var hits []Ranked
+		hits, c = NextPage(ranking[:min(len(ranking), Need(c, 5))], c, 5, 1, false)
+		for _, r := range hits {
+			seen[r.ID]++
+		}
+		if c == nil {
+			break
+		}
+	}
+	for _, r := range all {
+		if seen[r.ID] != 1 {
+			t.Errorf("%s came %d times, want once", r.ID, seen[r.ID])
+		}
+	}
+}
