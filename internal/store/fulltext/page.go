@@ -222,9 +222,9 @@ func Need(c *Cursor, limit int) int {
 // contains the searched word, whose weight then leaves its floor. The
 // page then continues after a returned hit's place in the new ranking
 // (see anchor), and otherwise after the last hit's (score, id). It leaves
-// out the tail and may repeat or miss one of the changed hits. A matching article
-// added between pages may appear on a later page, or not at all when it
-// ranks above the pages read.
+// out the tail and may repeat or miss one of the changed hits. A matching
+// article added between pages may appear on a later page, or not at all
+// when it ranks above the pages read.
 //
 // NOTE: after every score moved, hits that changed places with the last
 // one are repeated or missed. Ranking later pages with the statistics of
@@ -311,8 +311,8 @@ func continueAfter(ranking []Ranked, c *Cursor, limit int) []Ranked {
 // the cursor's score. A returned hit's place holds when writes moved
 // every score, which makes the cursor's score useless. The last hit
 // anchors when its version row is unchanged. When it changed, the latest
-// other hit of the tail that is still ranked is used instead. Cursors written
-// without the row keep the score.
+// other hit of the tail that is still ranked is used instead. Version 1
+// cursors, written without the row, keep the score.
 func anchor(ranking []Ranked, c *Cursor) int {
 	if c.Seq == 0 {
 		return -1
