@@ -1,6 +1,7 @@
 package knowledge
 
 import (
+	"hash/fnv"
 	"slices"
 	"strings"
 	"testing"
@@ -134,6 +135,15 @@ func TestFoldMetadata(t *testing.T) {
 	}
 	if FoldMetadata("etcd") == FoldMetadata("etc") {
 		t.Error("FoldMetadata makes etcd equal etc")
+	}
+}
+
+// TestMetadataFoldHashIsFNV checks the hash against hash/fnv.
+func TestMetadataFoldHashIsFNV(t *testing.T) {
+	h := fnv.New64a()
+	h.Write([]byte("team\x00platform"))
+	if got, want := MetadataFoldHash(" Team", "PLATFORM"), h.Sum64(); got != want {
+		t.Errorf("MetadataFoldHash = %x, want %x", got, want)
 	}
 }
 
