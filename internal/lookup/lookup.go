@@ -409,20 +409,20 @@ func attributeTags(v string) []string {
 type attributeValues struct {
 	attrs map[string]string // folded key to value
 	keys  []string          // sorted
-	// sent holds each key as the request wrote it, without surrounding
-	// spaces. Keys are folded from it, never twice: folding is not
-	// idempotent, as cases.Fold maps Cherokee letters back and forth.
+	// sent contains each key as the request wrote it, without surrounding
+	// spaces. Keys are folded from it once, because folding twice can
+	// differ: cases.Fold maps some Cherokee letters back and forth.
 	sent map[string]string
 	// words are each value's words as the index reads them, joined by
 	// spaces, and tags its attributeTags.
 	words map[string]string
 	tags  map[string][]string
-	// written holds, for each key whose pairs the store can name, the
-	// pairs of key and value that current articles write and that equal
-	// the attribute after fold.
+	// written contains, for each key that lookups list by and whose pairs
+	// the store can name, the pairs of key and value that current
+	// articles write and that equal the attribute after fold.
 	written map[string][][2]string
-	// hashes holds knowledge.MetadataFoldHash of each attribute, in the
-	// order of keys.
+	// hashes contains knowledge.MetadataFoldHash of each attribute, in
+	// the order of keys.
 	hashes []uint64
 }
 
@@ -436,7 +436,8 @@ func newAttributeValues(st store.Store, attrs, sent map[string]string) *attribut
 	for k, v := range attrs {
 		av.words[k] = strings.Join(fulltext.Words(v), " ")
 		av.tags[k] = attributeTags(v)
-		if canPair {
+		// Weak attributes are not listed by, so their pairs are not read.
+		if canPair && !slices.Contains(WeakAttributes, k) {
 			if pairs, ok := mp.MetadataPairs(sent[k], v); ok {
 				av.written[k] = pairs
 			}
@@ -480,7 +481,7 @@ func (av *attributeValues) matches(h *store.SearchHit, titleWords string, score 
 	return matched, score
 }
 
-// metadataMatches returns the attributes that meta holds, as bit i for
+// metadataMatches returns the attributes that meta contains, as bit i for
 // av.keys[i]: a key and value that equal the attribute after fold. folds
 // are knowledge.MetadataFoldHashes of meta, or nil. Each candidate's
 // metadata is a map of its own, whose reads miss the processor's caches,
@@ -508,7 +509,7 @@ func (av *attributeValues) metadataMatches(meta map[string]string, folds []uint6
 	return found
 }
 
-// The bits of metadataMatches hold every attribute.
+// The bits of metadataMatches cover every attribute.
 const _ = uint32(1) << (MaxAttributes - 1)
 
 // titleCoverage returns the share of terms that the title contains, as
