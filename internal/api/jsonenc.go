@@ -254,7 +254,7 @@ func appendJSONText(b []byte, s string) []byte {
 }
 
 // plain8 reports whether the 8 bytes of s are ASCII that a JSON string
-// holds as it is: no control character, quote or backslash. It tests
+// contains unescaped: no control character, quote or backslash. It tests
 // them at once, as snippets and titles are mostly such text.
 func plain8(s string) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080

@@ -12,15 +12,15 @@ import (
 	"github.com/khub-dev/khub/client"
 )
 
-// randomTexts returns makers of random strings of up to pieces pieces
-// that need every kind of escape, and of lists of them that are nil,
-// empty or not.
-func randomTexts(r *rand.Rand, pieces int) (text func() string, texts func() []string) {
+// randomTexts returns makers of random strings of fewer than maxPieces
+// pieces that need every kind of escape, and of lists of them that are
+// nil, empty or not.
+func randomTexts(r *rand.Rand, maxPieces int) (text func() string, texts func() []string) {
 	kinds := []string{"a", "Zürich", "<mark>", "&amp;", `"`, `\`, "\n", "\t", "\x00", "\x1f", "\x7f", "\b", "\f", "\r",
 		"\u2028", "\u2029", "\xff", "\xe2\x80", "日本語", "🚨", "…", " ", "/", "'", "service=etcd (metadata)"}
 	text = func() string {
 		s := ""
-		for range r.IntN(pieces) {
+		for range r.IntN(maxPieces) {
 			s += kinds[r.IntN(len(kinds))]
 		}
 		return s

@@ -197,9 +197,9 @@ func TestMetadataPairAsSentFirst(t *testing.T) {
 	}
 }
 
-// respellStore saves article id with metadata meta when a lookup asks
-// which metadata pairs articles write, as a write between the lookup's
-// search and its comparison of the candidates would.
+// respellStore saves article id with metadata meta when a lookup requests
+// the metadata pairs that articles write. A write between the lookup's
+// search and its comparison of the candidates does the same.
 type respellStore struct {
 	*sqlite.Store
 	t    *testing.T

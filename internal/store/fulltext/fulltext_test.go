@@ -248,10 +248,10 @@ func TestNeedIsEnough(t *testing.T) {
 
 // checkNeed pages through all with limit hits a page and compares each
 // page of a ranking cut after Need hits with that of the whole ranking.
-// Before each later page, change 1 swaps the hits on either side of the
-// boundary, change 2 moves the last returned hit to the end and change 3
-// moves the last three behind the next page, as writes between pages can
-// do.
+// Before each later page, a change moves hits as writes between pages
+// can: 1 swaps the hits on either side of the boundary, 2 moves the last
+// returned hit to the end, and 3 moves the last three behind the next
+// page.
 func checkNeed(t *testing.T, all []Ranked, limit, change int) {
 	t.Helper()
 	var c *Cursor
@@ -602,6 +602,7 @@ func TestNextPageAnchorsOnLastHit(t *testing.T) {
 			all[i].Score = 1
 		}
 	}
+
 	var c *Cursor
 	for range 2 {
 		_, c = NextPage(all, c, 5, 7, false)
@@ -609,6 +610,7 @@ func TestNextPageAnchorsOnLastHit(t *testing.T) {
 	if c.ID != "tie06" || c.Seq != all[9].Seq {
 		t.Fatalf("cursor after two pages = %+v, want tie06 with its row", c)
 	}
+
 	// top0 was rewritten: it falls to the end, and the longer article
 	// lifts every other score above the cursor's.
 	moved := slices.Clone(all[1:])
@@ -617,9 +619,13 @@ func TestNextPageAnchorsOnLastHit(t *testing.T) {
 	}
 	moved = append(moved, Ranked{Seq: 200, ID: "top0", Score: 0.5})
 	page, next := NextPage(moved, c, 5, 7, false)
-	if got := ids(page); !slices.Equal(got, []string{"tie07", "tie08", "tie09", "tie10", "tie11"}) || next == nil {
-		t.Errorf("page after the scores moved = %v, next %v; want tie07 to tie11 and more", got, next)
+	if got := ids(page); !slices.Equal(got, []string{"tie07", "tie08", "tie09", "tie10", "tie11"}) {
+		t.Errorf("page after the scores moved = %v, want tie07 to tie11", got)
 	}
+	if next == nil {
+		t.Error("the page after the scores moved is the last, want more")
+	}
+
 	// Without the row, as in cursors written before it was kept, the
 	// score decides, and only the changed hit follows.
 	old := *c
@@ -627,6 +633,7 @@ func TestNextPageAnchorsOnLastHit(t *testing.T) {
 	if page, _ := NextPage(moved, &old, 5, 7, false); !slices.Equal(ids(page), []string{"top0"}) {
 		t.Errorf("page of a cursor without the row = %v, want [top0]", ids(page))
 	}
+
 	// In a ranking of Need hits the anchor fell next to the end: the
 	// short page after it is not the last.
 	at := slices.IndexFunc(moved, func(r Ranked) bool { return r.ID == "tie06" })

@@ -308,8 +308,8 @@ func continueAfter(ranking []Ranked, c *Cursor, limit int) []Ranked {
 
 // anchor returns the place in the ranking of the hit that a page
 // continues after when the cursor's checks fail, or -1 to continue after
-// the cursor's score. A returned hit's place holds when writes moved
-// every score, which makes the cursor's score useless. The last hit
+// the cursor's score. A returned hit's place remains valid when writes
+// moved every score, which makes the cursor's score useless. The last hit
 // anchors when its version row is unchanged. When it changed, the latest
 // other hit of the tail that is still ranked is used instead. Version 1
 // cursors, written without the row, keep the score.

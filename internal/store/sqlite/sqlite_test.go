@@ -222,7 +222,7 @@ func TestFTS5PagesRankAlike(t *testing.T) {
 }
 
 // TestPagesSurviveScoreShift pages through a search for a word that
-// every article holds, one hit a page, and adds long articles without it
+// every article contains, one hit a page, and adds long articles without it
 // halfway. The word's weight leaves its floor and every score rises, so
 // the cursor's score no longer places the page: the last hit's place
 // does, and every article comes once, with the index and with FTS5.
