@@ -158,6 +158,25 @@ type benchQuery struct {
 	text       string
 	attributes map[string]string
 	relevant   []string // base ids
+	// searchURL and lookupBody are the query as benchAPI sends it,
+	// encoded once, as a tool's process encodes it before the request
+	// reaches the hub.
+	searchURL  *url.URL
+	lookupBody []byte
+}
+
+// newBenchQuery returns the query with its requests encoded.
+func newBenchQuery(b *testing.B, text string, attributes map[string]string, relevant []string) benchQuery {
+	b.Helper()
+	u, err := url.Parse("/v1/search?limit=10&q=" + url.QueryEscape(text))
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, err := json.Marshal(client.LookupRequest{Text: text, Attributes: attributes, Limit: 5})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return benchQuery{text: text, attributes: attributes, relevant: relevant, searchURL: u, lookupBody: body}
 }
 
 // judgedFor returns the judged searches and lookups that have a relevant
@@ -176,12 +195,12 @@ func judgedFor(b *testing.B, collection string) (searches, lookups []benchQuery)
 	}
 	for _, q := range j.Search {
 		if rel := keep(q.Relevant); len(rel) > 0 {
-			searches = append(searches, benchQuery{text: q.Q, relevant: rel})
+			searches = append(searches, newBenchQuery(b, q.Q, nil, rel))
 		}
 	}
 	for _, q := range j.Lookup {
 		if rel := keep(q.Relevant); len(rel) > 0 {
-			lookups = append(lookups, benchQuery{text: q.Text, attributes: q.Attributes, relevant: rel})
+			lookups = append(lookups, newBenchQuery(b, q.Text, q.Attributes, rel))
 		}
 	}
 	return searches, lookups
@@ -425,7 +444,6 @@ func newBenchAPI(b *testing.B, s store.Store, cache resultcache.Config) *benchAP
 // ids of the hits. Skipping the decoding keeps the client's own JSON work
 // out of the timed requests, which share the two cores with the server.
 func (a *benchAPI) send(r *http.Request) ([]string, error) {
-	r.Header.Set("Authorization", "Bearer "+benchAdminToken)
 	w := httptest.NewRecorder()
 	a.srv.ServeHTTP(w, r)
 	if w.Code != http.StatusOK {
@@ -456,15 +474,34 @@ func (a *benchAPI) timed() *benchAPI {
 }
 
 func (a *benchAPI) search(q benchQuery) ([]string, error) {
-	return a.send(httptest.NewRequest(http.MethodGet, "/v1/search?limit=10&q="+url.QueryEscape(q.text), nil))
+	return a.send(benchRequest(http.MethodGet, q.searchURL, nil))
 }
 
+var lookupURL = &url.URL{Path: "/v1/lookup"}
+
 func (a *benchAPI) lookup(q benchQuery) ([]string, error) {
-	body, err := json.Marshal(client.LookupRequest{Text: q.text, Attributes: q.attributes, Limit: 5})
-	if err != nil {
-		return nil, err
+	return a.send(benchRequest(http.MethodPost, lookupURL, q.lookupBody))
+}
+
+// benchRequest returns the request that the server reads from a client
+// with the admin token. It is what httptest.NewRequest returns, built
+// from an encoded URL and body without parsing the request's text.
+func benchRequest(method string, u *url.URL, body []byte) *http.Request {
+	uc := *u
+	r := &http.Request{
+		Method: method, URL: &uc, RequestURI: u.RequestURI(),
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:     http.Header{"Authorization": {"Bearer " + benchAdminToken}},
+		Host:       "example.com",
+		RemoteAddr: "192.0.2.1:1234",
+		Body:       http.NoBody,
 	}
-	return a.send(httptest.NewRequest(http.MethodPost, "/v1/lookup", bytes.NewReader(body)))
+	if body != nil {
+		r.Header["Content-Type"] = []string{"application/json"}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+	}
+	return r
 }
 
 // openBenchPostgres opens a PostgreSQL store of n variants of the corpus in
