@@ -54,6 +54,16 @@ var suffixes = []string{
 	"ers", "ed", "es", "er", "ly", "s",
 }
 
+// suffixesByLast holds suffixes by their last byte, in the same order, as
+// a word can end only in the suffixes that end in its last byte.
+var suffixesByLast = func() map[byte][]string {
+	m := map[byte][]string{}
+	for _, s := range suffixes {
+		m[s[len(s)-1]] = append(m[s[len(s)-1]], s)
+	}
+	return m
+}()
+
 // minStem is the shortest stem, in letters, searched as a prefix: "pods"
 // becomes "pod*", while "uses" stays a word.
 const minStem = fulltext.MinPrefixRunes
@@ -85,8 +95,8 @@ func salientTerms(subject, rest []fulltext.Word, max int) (terms []string, origi
 		term, original string
 		score, first   int
 	}
-	stats := map[string]*stat{}
-	var order []*stat
+	stats := make(map[string]*stat, len(subject)+len(rest))
+	order := make([]*stat, 0, len(subject)+len(rest))
 	bump := func(term, original string, weight int) {
 		// Words with one stem count together: "restart" and "restarting"
 		// are searched as "restart*".
@@ -133,8 +143,7 @@ func salientTerms(subject, rest []fulltext.Word, max int) (terms []string, origi
 
 	// The subject counts three times: twice as the subject, once as
 	// part of the text.
-	count(subject, 2)
-	count(subject, 1)
+	count(subject, 3)
 	count(rest, 1)
 	slices.SortStableFunc(order, func(a, b *stat) int {
 		if a.score != b.score {
@@ -202,12 +211,14 @@ func hexID(w string) bool {
 // when the word has one of the suffixes and the stem keeps minStem
 // letters, or else the word.
 func stemTerm(w string) string {
-	if !isLatin(w) {
+	if w == "" || !isLatin(w) {
 		return w
 	}
-	for _, s := range suffixes {
+	for _, s := range suffixesByLast[w[len(w)-1]] {
 		stem, ok := strings.CutSuffix(w, s)
-		if !ok || utf8.RuneCountInString(stem) < minStem {
+		// A rune takes a byte or more, so a stem shorter in bytes is
+		// too short in runes, and counting is needed only beyond that.
+		if !ok || len(stem) < minStem || utf8.RuneCountInString(stem) < minStem {
 			continue
 		}
 		// "ss" is no plural ending: "access", "process".
@@ -222,7 +233,22 @@ func stemTerm(w string) string {
 // isLatin reports whether w is written in Latin letters and digits only,
 // the only script whose endings SalientTerms cuts off.
 func isLatin(w string) bool {
+	if isASCIIAlnum(w) {
+		return true
+	}
 	return strings.IndexFunc(w, func(r rune) bool {
 		return !unicode.IsDigit(r) && !unicode.Is(unicode.Latin, r)
 	}) < 0
+}
+
+// isASCIIAlnum reports whether w holds only ASCII letters and digits, as
+// most words of tickets do, for the checks that then need no tables.
+func isASCIIAlnum(w string) bool {
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
 }

@@ -425,7 +425,7 @@ type Word struct {
 // unchanged.
 func SplitWords(s string) []Word {
 	toks := tokenize(s, true)
-	var out []Word
+	out := make([]Word, 0, len(toks))
 	for i := 0; i < len(toks); i++ {
 		if !toks[i].cjk {
 			out = append(out, Word{Text: toks[i].norm, Parts: toks[i].wordParts(), Raw: s[toks[i].start:toks[i].end]})
