@@ -9,10 +9,13 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/khub-dev/khub/client"
 	"github.com/khub-dev/khub/internal/knowledge"
@@ -143,9 +146,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		if errors.As(err, &typeErr) {
 			// encoding/json names the map, not the key, when a value has
 			// another type. checkKeys names the key.
-			keys := json.NewDecoder(bytes.NewReader(body))
-			keys.UseNumber()
-			if err := checkKeys(keys, reflect.TypeOf(v), "", false); err != nil {
+			if err := checkKeys(gjson.ParseBytes(body), reflect.TypeOf(v), "", false); err != nil {
 				return err
 			}
 		}
@@ -160,9 +161,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if at := loneSurrogate(body); at >= 0 {
 		return badRequest("", "the body has the escape %s at byte %d, half of a UTF-16 surrogate pair without the other half, which is no character: send the character as UTF-8 or escape it as a complete pair", body[at:at+6], at)
 	}
-	keys := json.NewDecoder(bytes.NewReader(body))
-	keys.UseNumber()
-	return checkKeys(keys, reflect.TypeOf(v), "", false)
+	return checkKeys(gjson.ParseBytes(body), reflect.TypeOf(v), "", false)
 }
 
 // checkContentEncoding accepts no coding but identity, on any number of
@@ -264,114 +263,123 @@ func hex4(b []byte) (rune, bool) {
 	return rune(n), err == nil
 }
 
-// checkMapString reads one value of a map of strings from dec and rejects
-// it unless it is a string, naming the key in path.
-func checkMapString(dec *json.Decoder, path string) error {
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
-		return badRequest(path, "the body is not valid JSON: %v", err)
-	}
+// checkMapString rejects a value of a map of strings unless it is a
+// string, naming the key in path.
+func checkMapString(v gjson.Result, path string) error {
 	kind := "a number"
 	switch {
-	case raw[0] == '"':
+	case v.Type == gjson.String:
 		return nil
-	case string(raw) == "null":
+	case v.Type == gjson.Null:
 		return badRequest(path, "%s holds null where a string belongs: give a string, or leave the entry out", path)
-	case raw[0] == '{':
+	case v.IsObject():
 		kind = "an object"
-	case raw[0] == '[':
+	case v.IsArray():
 		kind = "an array"
-	case raw[0] == 't' || raw[0] == 'f':
+	case v.Type == gjson.True || v.Type == gjson.False:
 		kind = "a boolean"
 	}
 	return badRequest(path, "%s must be a string, not %s: write the value in quotes", path, kind)
 }
 
-// checkKeys reads one JSON value from dec and rejects the object keys that
-// encoding/json accepts silently when it decodes into type t. These are a
+// checkKeys rejects the object keys of a JSON value that encoding/json
+// accepts silently when it decodes the value into type t. These are a
 // key that names a field only when case is ignored, such as "Title" for
 // "title", and a key given twice in one object, of which encoding/json
 // keeps the last. It also rejects null as a string in a map or a list,
 // which encoding/json stores as "". path is the field name of the value,
-// as in "scope.metadata"; element marks a value in a map or a list.
-func checkKeys(dec *json.Decoder, t reflect.Type, path string, element bool) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return badRequest(path, "the body is not valid JSON: %v", err)
-	}
+// as in "scope.metadata"; element marks a value in a map or a list. The
+// value must be valid JSON, as one that encoding/json decoded is: gjson
+// walks it without checking, many times faster than json.Decoder.Token.
+func checkKeys(v gjson.Result, t reflect.Type, path string, element bool) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	switch tok {
-	case json.Delim('{'):
-		var fields map[string]reflect.Type
-		if t != nil && t.Kind() == reflect.Struct {
-			fields = jsonFields(t)
-		}
-		seen := map[string]bool{}
-		for dec.More() {
-			tok, err := dec.Token()
-			if err != nil {
-				return badRequest(path, "the body is not valid JSON: %v", err)
-			}
-			key, _ := tok.(string)
-			field := key
-			if path != "" {
-				field = path + "." + key
-			}
-			if seen[key] {
-				return badRequest(field, "%s is given twice in one object: give each key once", field)
-			}
-			seen[key] = true
-			var next reflect.Type
-			inMap := t != nil && t.Kind() == reflect.Map
-			switch {
-			case inMap && t.Elem().Kind() == reflect.String:
-				// encoding/json names the map, not the key, in the error
-				// of a value of another type.
-				if err := checkMapString(dec, field); err != nil {
-					return err
-				}
-				continue
-			case inMap:
-				next = t.Elem()
-			case fields != nil:
-				ft, ok := fields[key]
-				if !ok {
-					for name := range fields {
-						if strings.EqualFold(name, key) {
-							return badRequest(field, "unknown field %q: field names are case-sensitive, so write %q", key, name)
-						}
-					}
-				}
-				next = ft
-			}
-			if err := checkKeys(dec, next, field, inMap); err != nil {
-				return err
-			}
-		}
-	case json.Delim('['):
+	switch {
+	case v.IsObject():
+		return checkObject(v, t, path)
+	case v.IsArray():
 		var elem reflect.Type
 		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
 			elem = t.Elem()
 		}
-		for dec.More() {
-			if err := checkKeys(dec, elem, path, true); err != nil {
-				return err
+		var err error
+		v.ForEach(func(_, e gjson.Result) bool {
+			err = checkKeys(e, elem, path, true)
+			return err == nil
+		})
+		return err
+	case v.Type == gjson.Null && element && t != nil && t.Kind() == reflect.String:
+		return badRequest(path, "%s holds null where a string belongs: give a string, or leave the entry out", path)
+	}
+	return nil // a scalar
+}
+
+// checkObject is checkKeys for an object.
+func checkObject(v gjson.Result, t reflect.Type, path string) error {
+	var fields map[string]reflect.Type
+	if t != nil && t.Kind() == reflect.Struct {
+		fields = jsonFields(t)
+	}
+	inMap := t != nil && t.Kind() == reflect.Map
+	// Objects of requests have a few keys, which a list compares faster
+	// than a map. The map takes over for large ones, where the list
+	// would make a big body cost the square of its keys.
+	const listed = 16
+	var seen []string
+	var seenMap map[string]bool
+	var err error
+	v.ForEach(func(k, val gjson.Result) bool {
+		key := k.Str
+		field := key
+		if path != "" {
+			field = path + "." + key
+		}
+		dup := false
+		switch {
+		case seenMap != nil:
+			dup = seenMap[key]
+			seenMap[key] = true
+		case len(seen) < listed:
+			dup = slices.Contains(seen, key)
+			seen = append(seen, key)
+		default:
+			seenMap = make(map[string]bool, 2*listed)
+			for _, s := range seen {
+				seenMap[s] = true
 			}
+			dup = seenMap[key]
+			seenMap[key] = true
 		}
-	case nil:
-		if element && t != nil && t.Kind() == reflect.String {
-			return badRequest(path, "%s holds null where a string belongs: give a string, or leave the entry out", path)
+		if dup {
+			err = badRequest(field, "%s is given twice in one object: give each key once", field)
+			return false
 		}
-		return nil
-	default:
-		return nil // a scalar
-	}
-	if _, err := dec.Token(); err != nil { // the closing '}' or ']'
-		return badRequest(path, "the body is not valid JSON: %v", err)
-	}
-	return nil
+		var next reflect.Type
+		switch {
+		case inMap && t.Elem().Kind() == reflect.String:
+			// encoding/json names the map, not the key, in the error of
+			// a value of another type.
+			err = checkMapString(val, field)
+			return err == nil
+		case inMap:
+			next = t.Elem()
+		case fields != nil:
+			ft, ok := fields[key]
+			if !ok {
+				for name := range fields {
+					if strings.EqualFold(name, key) {
+						err = badRequest(field, "unknown field %q: field names are case-sensitive, so write %q", key, name)
+						return false
+					}
+				}
+			}
+			next = ft
+		}
+		err = checkKeys(val, next, field, inMap)
+		return err == nil
+	})
+	return err
 }
 
 // structFields returns the JSON fields of the struct that target points

@@ -2,9 +2,14 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/khub-dev/khub/client"
 	"github.com/khub-dev/khub/internal/resultcache"
@@ -60,6 +65,45 @@ func TestMapValueTypeError(t *testing.T) {
 		}
 		if w.Code != http.StatusBadRequest || e.Error.Field != c.field || !strings.Contains(e.Error.Message, c.want) {
 			t.Errorf("%s: status %d, field %q, message %q; want 400 on %s saying %q", c.body, w.Code, e.Error.Field, e.Error.Message, c.field, c.want)
+		}
+	}
+}
+
+// TestCheckKeys checks the keys that encoding/json accepts silently: a
+// key given twice, in any object and however it is escaped, a key in
+// another case, and null where a string belongs.
+func TestCheckKeys(t *testing.T) {
+	many := func(n int, repeat string) string {
+		var b strings.Builder
+		b.WriteString(`{"tags":["a"],"metadata":{`)
+		for i := range n {
+			fmt.Fprintf(&b, `"k%d":"v",`, i)
+		}
+		b.WriteString(`"` + repeat + `":"v"}}`)
+		return b.String()
+	}
+	for _, c := range []struct {
+		body, field string // field is empty when the body passes
+	}{
+		{`{"title":"a","body":"b","tags":["x","y"],"metadata":{"a":"1","b":"2"}}`, ""},
+		{`{"title":"a","title":"b"}`, "title"},
+		{`{"title":"a","\u0074itle":"b"}`, "title"},
+		{`{"metadata":{"team":"a","team":"b"}}`, "metadata.team"},
+		{`{"metadata":{"team":"a","Team":"b"}}`, ""},
+		{`{"Title":"a"}`, "Title"},
+		{`{"tags":["a",null]}`, "tags"},
+		{`{"metadata":{"team":null}}`, "metadata.team"},
+		{many(15, "k3"), "metadata.k3"},
+		{many(40, "k3"), "metadata.k3"},
+		{many(40, "k39x"), ""},
+	} {
+		err := checkKeys(gjson.Parse(c.body), reflect.TypeOf(&client.Article{}), "", false)
+		var ae *apiError
+		switch {
+		case c.field == "" && err != nil:
+			t.Errorf("%.80s: %v, want no error", c.body, err)
+		case c.field != "" && (!errors.As(err, &ae) || ae.Field != c.field):
+			t.Errorf("%.80s: %v, want an error on %s", c.body, err, c.field)
 		}
 	}
 }
