@@ -142,9 +142,12 @@ func (q Query) finish(title string, tags []string, body string, part textPart, f
 			q.matches(tokenize(strings.Join(tags, " "), true), found)
 		}
 	}
-	for i, t := range q.Terms {
-		if found[i] {
-			h.Matched = append(h.Matched, t.Text)
+	if n := count(found); n > 0 {
+		h.Matched = make([]string, 0, n)
+		for i, t := range q.Terms {
+			if found[i] {
+				h.Matched = append(h.Matched, t.Text)
+			}
 		}
 	}
 
@@ -215,7 +218,7 @@ func (q Query) hintPart(body string, hint *Hint, found []bool) (textPart, bool) 
 	// The hint's matches in the part are its matches. Each is confirmed
 	// on its tokens, so that a hint that does not fit the body is
 	// dropped.
-	var local []match
+	local := make([]match, 0, min(len(ms), len(toks)))
 	for _, m := range ms {
 		if m.First < base || m.Last-base >= len(toks) {
 			continue
@@ -233,6 +236,17 @@ func (q Query) hintPart(body string, hint *Hint, found []bool) (textPart, bool) 
 	// The window is renumbered to the tokens of the part; render marks
 	// the matches inside it, camel-case parts included.
 	return textPart{toks: toks, matches: local, lo: lo, hi: hi, first: first - base, last: last - base, window: true}, true
+}
+
+// count returns the number of true values in found.
+func count(found []bool) int {
+	n := 0
+	for _, f := range found {
+		if f {
+			n++
+		}
+	}
+	return n
 }
 
 // textPart is the tokens of text[lo:hi] and the matches among them.
@@ -678,9 +692,13 @@ func render(text string, part textPart, first, last int) (plain, htm string) {
 		between := clipWords(collapseSpace(text[pos:start]))
 		marked := clipWords(collapseSpace(text[start:stop]))
 		p.WriteString(between)
-		p.WriteString(MarkOpen + marked + MarkClose)
+		p.WriteString(MarkOpen)
+		p.WriteString(marked)
+		p.WriteString(MarkClose)
 		h.WriteString(html.EscapeString(between))
-		h.WriteString(HTMLMarkOpen + html.EscapeString(marked) + HTMLMarkClose)
+		h.WriteString(HTMLMarkOpen)
+		h.WriteString(html.EscapeString(marked))
+		h.WriteString(HTMLMarkClose)
 		pos = stop
 	}
 

@@ -449,29 +449,55 @@ func (ix *Index) Hints(seqs []int64, terms []fulltext.Term) []*fulltext.Hint {
 			}
 		}
 	}
-	var sc hintScratch
+	sc, _ := hintScratchPool.Get().(*hintScratch)
+	if sc == nil {
+		sc = &hintScratch{}
+	}
+	defer func() {
+		// The positions of a word that one long article repeats
+		// thousands of times would stay in the pool.
+		n := cap(sc.keys) + cap(sc.found)
+		for _, at := range sc.at {
+			n += cap(at)
+		}
+		if n <= maxPooledKeys {
+			hintScratchPool.Put(sc)
+		}
+	}()
+	// One allocation for the hints of a page and one for their Found.
+	hints := make([]fulltext.Hint, len(seqs))
+	found := make([]bool, len(seqs)*len(terms))
 	for i, seq := range seqs {
 		d, ok := ix.bySeq[seq]
 		if !ok || ix.docs[d].layout == nil {
 			continue
 		}
-		out[i] = ix.hint(d, terms, words, &sc)
+		h := &hints[i]
+		h.Found = found[i*len(terms) : (i+1)*len(terms) : (i+1)*len(terms)]
+		ix.hint(d, terms, words, sc, h)
+		out[i] = h
 	}
 	return out
 }
 
 // hintScratch is the space that hint reuses from one document and term to
-// the next.
+// the next, and Hints from one page to the next.
 type hintScratch struct {
 	keys  []uint32
 	at    [][]uint32
 	found []uint64
 }
 
-// hint is Hints for document d.
-func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, sc *hintScratch) *fulltext.Hint {
+var hintScratchPool sync.Pool
+
+// maxPooledKeys bounds the scratch that Hints keeps for the next page.
+const maxPooledKeys = 1 << 14
+
+// hint is Hints for document d. It fills h, whose Found has room for the
+// terms.
+func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, sc *hintScratch, h *fulltext.Hint) {
 	l := ix.docs[d].layout
-	h := &fulltext.Hint{Layout: l, Found: make([]bool, len(terms))}
+	h.Layout = l
 	// Matches are collected as word<<8 | term, which sort as numbers;
 	// queries have at most fulltext.MaxTerms (64) terms.
 	found := sc.found[:0]
@@ -531,7 +557,6 @@ func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, sc
 		h.Matches[i] = fulltext.HintMatch{First: w, Last: w + len(terms[ti].Tokens) - 1, Term: ti}
 	}
 	sc.found = found
-	return h
 }
 
 // words returns the postings of the token, or with prefix of every token
