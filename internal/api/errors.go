@@ -146,7 +146,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		if errors.As(err, &typeErr) {
 			// encoding/json names the map, not the key, when a value has
 			// another type. checkKeys names the key.
-			if err := checkKeys(gjson.ParseBytes(body), reflect.TypeOf(v), "", false); err != nil {
+			// The decoder stopped at the end of the first value; a value
+			// after it is no part of the object.
+			if err := checkKeys(gjson.ParseBytes(body[:dec.InputOffset()]), reflect.TypeOf(v), "", false, 0); err != nil {
 				return err
 			}
 		}
@@ -161,7 +163,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if at := loneSurrogate(body); at >= 0 {
 		return badRequest("", "the body has the escape %s at byte %d, half of a UTF-16 surrogate pair without the other half, which is no character: send the character as UTF-8 or escape it as a complete pair", body[at:at+6], at)
 	}
-	return checkKeys(gjson.ParseBytes(body), reflect.TypeOf(v), "", false)
+	return checkKeys(gjson.ParseBytes(body), reflect.TypeOf(v), "", false, 0)
 }
 
 // checkContentEncoding accepts no coding but identity, on any number of
@@ -288,16 +290,25 @@ func checkMapString(v gjson.Result, path string) error {
 // "title", and a key given twice in one object, of which encoding/json
 // keeps the last. It also rejects null as a string in a map or a list,
 // which encoding/json stores as "". path is the field name of the value,
-// as in "scope.metadata"; element marks a value in a map or a list. The
-// value must be valid JSON, as one that encoding/json decoded is: gjson
-// walks it without checking, many times faster than json.Decoder.Token.
-func checkKeys(v gjson.Result, t reflect.Type, path string, element bool) error {
+// as in "scope.metadata"; element marks a value in a map or a list;
+// depth counts the objects and lists around the value. The value must be
+// one valid JSON value, as one that encoding/json decoded is: gjson walks
+// it without checking, many times faster than json.Decoder.Token.
+//
+// gjson reads a nested value once to find its end and again to walk it,
+// so a walk costs the body's size times its depth. Objects and lists
+// nested deeper than maxDepth are refused, so that a body of thousands of
+// levels, which encoding/json accepts, costs no more than a few reads.
+func checkKeys(v gjson.Result, t reflect.Type, path string, element bool, depth int) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if (v.IsObject() || v.IsArray()) && depth >= maxDepth {
+		return badRequest(path, "the body nests objects and lists more than %d deep: no request of this API needs more than 5 levels, so send the fields that its description names", maxDepth)
+	}
 	switch {
 	case v.IsObject():
-		return checkObject(v, t, path)
+		return checkObject(v, t, path, depth+1)
 	case v.IsArray():
 		var elem reflect.Type
 		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
@@ -305,7 +316,7 @@ func checkKeys(v gjson.Result, t reflect.Type, path string, element bool) error 
 		}
 		var err error
 		v.ForEach(func(_, e gjson.Result) bool {
-			err = checkKeys(e, elem, path, true)
+			err = checkKeys(e, elem, path, true, depth+1)
 			return err == nil
 		})
 		return err
@@ -315,8 +326,11 @@ func checkKeys(v gjson.Result, t reflect.Type, path string, element bool) error 
 	return nil // a scalar
 }
 
-// checkObject is checkKeys for an object.
-func checkObject(v gjson.Result, t reflect.Type, path string) error {
+// maxDepth bounds the objects and lists that checkKeys walks into.
+const maxDepth = 16
+
+// checkObject is checkKeys for an object at depth.
+func checkObject(v gjson.Result, t reflect.Type, path string, depth int) error {
 	var fields map[string]reflect.Type
 	if t != nil && t.Kind() == reflect.Struct {
 		fields = jsonFields(t)
@@ -376,7 +390,7 @@ func checkObject(v gjson.Result, t reflect.Type, path string) error {
 			}
 			next = ft
 		}
-		err = checkKeys(val, next, field, inMap)
+		err = checkKeys(val, next, field, inMap, depth)
 		return err == nil
 	})
 	return err

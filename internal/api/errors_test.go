@@ -97,13 +97,43 @@ func TestCheckKeys(t *testing.T) {
 		{many(40, "k3"), "metadata.k3"},
 		{many(40, "k39x"), ""},
 	} {
-		err := checkKeys(gjson.Parse(c.body), reflect.TypeOf(&client.Article{}), "", false)
+		err := checkKeys(gjson.Parse(c.body), reflect.TypeOf(&client.Article{}), "", false, 0)
 		var ae *apiError
 		switch {
 		case c.field == "" && err != nil:
 			t.Errorf("%.80s: %v, want no error", c.body, err)
 		case c.field != "" && (!errors.As(err, &ae) || ae.Field != c.field):
 			t.Errorf("%.80s: %v, want an error on %s", c.body, err, c.field)
+		}
+	}
+}
+
+// TestDecodeChecksOneValue checks the keys of the first JSON value only
+// when decoding fails on a type, and refuses deep nesting: encoding/json
+// accepts thousands of levels, which the check of keys would read once per
+// level.
+func TestDecodeChecksOneValue(t *testing.T) {
+	f := newCacheFixture(t, resultcache.Config{})
+	nested := func(depth int, inner string) string {
+		return `{"text":"x","attributes":{"a":` + strings.Repeat("[", depth) + inner + strings.Repeat("]", depth) + `}}`
+	}
+	for _, c := range []struct {
+		body, field, want string
+	}{
+		{`{"text":1}{"text":"a","text":"b"}`, "text", "text must be a string"},
+		{`{"text":1} {"Text":"x"}`, "text", "text must be a string"},
+		{`[1]{"k":1,"k":2}`, "", "must be a JSON object"},
+		{nested(14, `"x"`), "attributes.a", "must be a string, not an array"},
+		{nested(9990, `"x"`), "attributes.a", "must be a string, not an array"},
+		{`{"text":"x","limit":` + strings.Repeat("[", 9990) + strings.Repeat("]", 9990) + `}`, "limit", "more than 16 deep"},
+	} {
+		w := f.do(t, testAdminToken, http.MethodPost, "/v1/lookup", c.body)
+		var e client.ErrorBody
+		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
+			t.Fatal(err)
+		}
+		if w.Code != http.StatusBadRequest || e.Error.Field != c.field || !strings.Contains(e.Error.Message, c.want) {
+			t.Errorf("%.60s: status %d, field %q, message %q; want 400 on %q saying %q", c.body, w.Code, e.Error.Field, e.Error.Message, c.field, c.want)
 		}
 	}
 }
