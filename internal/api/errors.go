@@ -132,16 +132,30 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if err != nil {
 		return decodeError(err, limit, reflect.TypeOf(v))
 	}
-	body = bytes.TrimPrefix(body, []byte("\uFEFF"))
+	// Offsets in messages count the byte order mark, as the client sent it.
+	trimmed := bytes.TrimPrefix(body, []byte("\uFEFF"))
+	bom := len(body) - len(trimmed)
+	body = trimmed
 	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
 		return badRequest("", "the body is null: send a JSON object")
 	}
 	if !utf8.Valid(body) {
-		return badRequest("", "the body is not valid UTF-8 at byte %d: send JSON text encoded as UTF-8", invalidUTF8At(body))
+		return badRequest("", "the body is not valid UTF-8 at byte %d: send JSON text encoded as UTF-8", bom+invalidUTF8At(body))
+	}
+	// Before decoding, since encoding/json turns each half into U+FFFD,
+	// which would make two such keys look like duplicates.
+	if at := loneSurrogate(body); at >= 0 {
+		return badRequest("", "the body has the escape %s at byte %d, half of a UTF-16 surrogate pair without the other half, which is no character: send the character as UTF-8 or escape it as a complete pair", body[at:at+6], bom+at)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) && syntax.Offset > 0 {
+			// encoding/json counts the bytes read, the bad one too;
+			// messages give the bad byte's offset from 0.
+			syntax.Offset += int64(bom) - 1
+		}
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
 			// encoding/json names the map, not the key, when a value has
@@ -154,14 +168,13 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		}
 		return decodeError(err, limit, reflect.TypeOf(v))
 	}
-	if dec.More() {
-		return badRequest("", "the body contains more than one JSON value: send a single object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("", "the body has data after the JSON object: send a single object")
-	}
-	if at := loneSurrogate(body); at >= 0 {
-		return badRequest("", "the body has the escape %s at byte %d, half of a UTF-16 surrogate pair without the other half, which is no character: send the character as UTF-8 or escape it as a complete pair", body[at:at+6], at)
+	end := int(dec.InputOffset())
+	if rest := bytes.TrimLeft(body[end:], " \t\r\n"); len(rest) > 0 {
+		at := bom + len(body) - len(rest)
+		if strings.IndexByte(`{["-0123456789tfn`, rest[0]) >= 0 {
+			return badRequest("", "the body contains more than one JSON value, the second at byte %d: send a single object", at)
+		}
+		return badRequest("", "the body has data after the JSON object, at byte %d: send a single object", at)
 	}
 	return checkKeys(gjson.ParseBytes(body), reflect.TypeOf(v), "", false, 0)
 }
@@ -306,25 +319,38 @@ func checkKeys(v gjson.Result, t reflect.Type, path string, element bool, depth 
 	if (v.IsObject() || v.IsArray()) && depth >= maxDepth {
 		return badRequest(path, "the body nests objects and lists more than %d deep: no request of this API needs more than 5 levels, so send the fields that its description names", maxDepth)
 	}
+	kind := reflect.Invalid // any JSON value, as for json.RawMessage
+	if t != nil && t != rawMessage {
+		kind = t.Kind()
+	}
 	switch {
-	case v.IsObject():
+	case v.IsObject() && (kind == reflect.Invalid || kind == reflect.Struct || kind == reflect.Map):
 		return checkObject(v, t, path, depth+1)
-	case v.IsArray():
+	case v.IsArray() && (kind == reflect.Invalid || kind == reflect.Slice || kind == reflect.Array):
 		var elem reflect.Type
-		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+		if kind != reflect.Invalid {
 			elem = t.Elem()
 		}
 		var err error
+		i := 0
 		v.ForEach(func(_, e gjson.Result) bool {
-			err = checkKeys(e, elem, path, true, depth+1)
+			err = checkKeys(e, elem, path+"["+strconv.Itoa(i)+"]", true, depth+1)
+			i++
 			return err == nil
 		})
 		return err
+	case v.IsObject() || v.IsArray():
+		// A value of another kind than its field, which decodeError
+		// names.
+		return nil
 	case v.Type == gjson.Null && element && t != nil && t.Kind() == reflect.String:
 		return badRequest(path, "%s holds null where a string belongs: give a string, or leave the entry out", path)
 	}
 	return nil // a scalar
 }
+
+// rawMessage is the type of fields that take any JSON value.
+var rawMessage = reflect.TypeFor[json.RawMessage]()
 
 // maxDepth bounds the objects and lists that checkKeys walks into.
 const maxDepth = 16
@@ -477,7 +503,7 @@ func decodeError(err error, limit int64, target reflect.Type) error {
 	case errors.As(err, &syntax):
 		return badRequest("", "the body is not valid JSON at byte %d: %v", syntax.Offset, syntax)
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
+		field := jsonPath(target, typeErr.Field)
 		if field == "" {
 			return badRequest("", "the body must be a JSON object, not %s", typeErr.Value)
 		}
@@ -491,10 +517,40 @@ func decodeError(err error, limit int64, target reflect.Type) error {
 		return badRequest(field, "%s must be %s, not %s: send %s", field, want, got, want)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
+		// encoding/json quotes the key as Go does.
+		if key, err := strconv.Unquote(name); err == nil {
+			name = key
+		}
 		return badRequest(name, "unknown field %q: check its spelling against the API", name)
 	}
 	return badRequest("", "the body is not valid JSON: %v", err)
+}
+
+// jsonPath returns the path of a field in the body from the path that
+// encoding/json gives in a type error, which names each embedded struct
+// on the way, as in "IntegrationUpdate.freshness" for "freshness".
+func jsonPath(target reflect.Type, field string) string {
+	t := target
+	var out []string
+	for seg := range strings.SplitSeq(field, ".") {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			t = t.Elem()
+		}
+		if t != nil && t.Kind() == reflect.Struct {
+			if f, ok := t.FieldByName(seg); ok && f.Anonymous && f.Tag.Get("json") == "" {
+				t = f.Type
+				continue
+			}
+			if ft, ok := jsonFields(t)[seg]; ok {
+				t = ft
+				out = append(out, seg)
+				continue
+			}
+		}
+		t = nil
+		out = append(out, seg)
+	}
+	return strings.Join(out, ".")
 }
 
 // byteSize writes n bytes in MiB or KiB, rounded down.

@@ -91,7 +91,9 @@ func TestCheckKeys(t *testing.T) {
 		{`{"metadata":{"team":"a","team":"b"}}`, "metadata.team"},
 		{`{"metadata":{"team":"a","Team":"b"}}`, ""},
 		{`{"Title":"a"}`, "Title"},
-		{`{"tags":["a",null]}`, "tags"},
+		{`{"tags":["a",null]}`, "tags[1]"},
+		{`{"tags":{"a":1,"a":2}}`, ""}, // a type error, which decodeError names
+		{`{"metadata":["a","a"]}`, ""},
 		{`{"metadata":{"team":null}}`, "metadata.team"},
 		{many(15, "k3"), "metadata.k3"},
 		{many(40, "k3"), "metadata.k3"},
@@ -125,7 +127,7 @@ func TestDecodeChecksOneValue(t *testing.T) {
 		{`[1]{"k":1,"k":2}`, "", "must be a JSON object"},
 		{nested(14, `"x"`), "attributes.a", "must be a string, not an array"},
 		{nested(9990, `"x"`), "attributes.a", "must be a string, not an array"},
-		{`{"text":"x","limit":` + strings.Repeat("[", 9990) + strings.Repeat("]", 9990) + `}`, "limit", "more than 16 deep"},
+		{`{"text":"x","limit":` + strings.Repeat("[", 9990) + strings.Repeat("]", 9990) + `}`, "limit", "limit must be a whole number, not array"},
 	} {
 		w := f.do(t, testAdminToken, http.MethodPost, "/v1/lookup", c.body)
 		var e client.ErrorBody
@@ -134,6 +136,51 @@ func TestDecodeChecksOneValue(t *testing.T) {
 		}
 		if w.Code != http.StatusBadRequest || e.Error.Field != c.field || !strings.Contains(e.Error.Message, c.want) {
 			t.Errorf("%.60s: status %d, field %q, message %q; want 400 on %q saying %q", c.body, w.Code, e.Error.Field, e.Error.Message, c.field, c.want)
+		}
+	}
+}
+
+// TestCheckKeysDepth checks that a value that takes any JSON, such as the
+// name that PATCH /v1/integrations/{id} refuses, is walked only 16 levels
+// deep.
+func TestCheckKeysDepth(t *testing.T) {
+	target := reflect.TypeOf(&integrationPatchRequest{})
+	deep := func(n int) string {
+		return `{"name":` + strings.Repeat(`[{"a":`, n) + `1` + strings.Repeat(`}]`, n) + `}`
+	}
+	if err := checkKeys(gjson.Parse(deep(7)), target, "", false, 0); err != nil {
+		t.Errorf("16 levels: %v, want no error", err)
+	}
+	var ae *apiError
+	if err := checkKeys(gjson.Parse(deep(5000)), target, "", false, 0); !errors.As(err, &ae) || !strings.Contains(ae.Message, "more than 16 deep") {
+		t.Errorf("10,001 levels: %v, want an error on the depth", err)
+	}
+}
+
+// TestDecodeErrorMessages checks the fields and offsets that decodeJSON
+// reports: no embedded struct in a field, a key as sent, offsets that
+// count the byte order mark, a lone surrogate before any other fault, and
+// data after the object told apart from a second value.
+func TestDecodeErrorMessages(t *testing.T) {
+	f := newCacheFixture(t, resultcache.Config{})
+	for _, c := range []struct {
+		method, path, body, field, want string
+	}{
+		{http.MethodPost, "/v1/plan", `{"integrations":[{"name":5}]}`, "integrations.name", "must be a string"},
+		{http.MethodPost, "/v1/lookup", `{"text":"x","a\"b":1}`, `a"b`, "unknown field"},
+		{http.MethodPost, "/v1/lookup", "\uFEFF\uFEFF{}", "", "at byte 3"},
+		{http.MethodPost, "/v1/lookup", `{"text":{"q":1},"\ud800":1,"\udc00":2}`, "", "half of a UTF-16 surrogate pair"},
+		{http.MethodPost, "/v1/lookup", "{\"text\":\"x\"}\x00", "", "data after the JSON object, at byte 12"},
+		{http.MethodPost, "/v1/lookup", `{"text":"x"} {"text":"y"}`, "", "more than one JSON value, the second at byte 13"},
+		{http.MethodPost, "/v1/lookup", `[{"a":1,"a":2}]`, "", "must be a JSON object, not array"},
+	} {
+		w := f.do(t, testAdminToken, c.method, c.path, c.body)
+		var e client.ErrorBody
+		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
+			t.Fatalf("%q: %v", c.body, err)
+		}
+		if w.Code != http.StatusBadRequest || e.Error.Field != c.field || !strings.Contains(e.Error.Message, c.want) {
+			t.Errorf("%s %q: status %d, field %q, message %q; want 400 on %q saying %q", c.path, c.body, w.Code, e.Error.Field, e.Error.Message, c.field, c.want)
 		}
 	}
 }

@@ -268,7 +268,7 @@ func TestStrictJSONBodies(t *testing.T) {
 	})
 	t.Run("null in a map or a list", func(t *testing.T) {
 		wantError(t, putBody("u11", `{"title":"t","body":"b",`+fields+`,"metadata":{"a":null}}`, ""), http.StatusBadRequest, "metadata.a")
-		wantError(t, putBody("u11", `{"title":"t","body":"b",`+fields+`,"tags":["ok",null]}`, ""), http.StatusBadRequest, "tags")
+		wantError(t, putBody("u11", `{"title":"t","body":"b",`+fields+`,"tags":["ok",null]}`, ""), http.StatusBadRequest, "tags[1]")
 		// null for a whole optional field still means none.
 		if resp := putBody("u12", `{"title":"t","body":"b",`+fields+`,"tags":null,"metadata":null}`, ""); resp.StatusCode != http.StatusCreated {
 			t.Errorf("null tags and metadata: status = %d, want 201: %s", resp.StatusCode, resp.body)
