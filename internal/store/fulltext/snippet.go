@@ -142,7 +142,7 @@ func (q Query) finish(title string, tags []string, body string, part textPart, f
 			q.matches(tokenize(strings.Join(tags, " "), true), found)
 		}
 	}
-	if n := count(found); n > 0 {
+	if n := countTrue(found); n > 0 {
 		h.Matched = make([]string, 0, n)
 		for i, t := range q.Terms {
 			if found[i] {
@@ -238,8 +238,8 @@ func (q Query) hintPart(body string, hint *Hint, found []bool) (textPart, bool) 
 	return textPart{toks: toks, matches: local, lo: lo, hi: hi, first: first - base, last: last - base, window: true}, true
 }
 
-// count returns the number of true values in found.
-func count(found []bool) int {
+// countTrue returns the number of true values in found.
+func countTrue(found []bool) int {
 	n := 0
 	for _, f := range found {
 		if f {

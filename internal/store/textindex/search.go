@@ -454,8 +454,8 @@ func (ix *Index) Hints(seqs []int64, terms []fulltext.Term) []*fulltext.Hint {
 		sc = &hintScratch{}
 	}
 	defer func() {
-		// The positions of a word that one long article repeats
-		// thousands of times would stay in the pool.
+		// Scratch grown by a word that one long article repeats
+		// thousands of times is left to the collector, not pooled.
 		n := cap(sc.keys) + cap(sc.found)
 		for _, at := range sc.at {
 			n += cap(at)
