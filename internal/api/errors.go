@@ -136,16 +136,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	trimmed := bytes.TrimPrefix(body, []byte("\uFEFF"))
 	bom := len(body) - len(trimmed)
 	body = trimmed
-	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+	if bytes.Equal(bytes.Trim(body, jsonSpace), []byte("null")) {
 		return badRequest("", "the body is null: send a JSON object")
 	}
 	if !utf8.Valid(body) {
 		return badRequest("", "the body is not valid UTF-8 at byte %d: send JSON text encoded as UTF-8", bom+invalidUTF8At(body))
-	}
-	// Before decoding, since encoding/json turns each half into U+FFFD,
-	// which would make two such keys look like duplicates.
-	if at := loneSurrogate(body); at >= 0 {
-		return badRequest("", "the body has the escape %s at byte %d, half of a UTF-16 surrogate pair without the other half, which is no character: send the character as UTF-8 or escape it as a complete pair", body[at:at+6], bom+at)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -158,25 +153,51 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		}
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			// encoding/json names the map, not the key, when a value has
-			// another type. checkKeys names the key.
-			// The decoder stopped at the end of the first value; a value
-			// after it is no part of the object.
-			if err := checkKeys(gjson.ParseBytes(body[:dec.InputOffset()]), reflect.TypeOf(v), "", false, 0); err != nil {
+			// The decoder read the first value whole, so it is valid
+			// JSON; a value after it is no part of the object.
+			first := body[:dec.InputOffset()]
+			if err := checkSurrogates(first, bom); err != nil {
 				return err
 			}
+			// encoding/json names the map, not the key, when a value has
+			// another type. checkKeys names the key. Its refusal of deep
+			// nesting would hide the type error, which says more.
+			doc := gjson.ParseBytes(first)
+			var deep *tooDeepError
+			if err := checkKeys(doc, reflect.TypeOf(v), nil, false, 0); err != nil && !errors.As(err, &deep) {
+				return err
+			}
+			typeErr.Field = locateField(doc, reflect.TypeOf(v), typeErr)
 		}
 		return decodeError(err, limit, reflect.TypeOf(v))
 	}
 	end := int(dec.InputOffset())
-	if rest := bytes.TrimLeft(body[end:], " \t\r\n"); len(rest) > 0 {
+	if rest := bytes.TrimLeft(body[end:], jsonSpace); len(rest) > 0 {
 		at := bom + len(body) - len(rest)
-		if strings.IndexByte(`{["-0123456789tfn`, rest[0]) >= 0 {
+		var second json.RawMessage
+		if json.NewDecoder(bytes.NewReader(rest)).Decode(&second) == nil {
 			return badRequest("", "the body contains more than one JSON value, the second at byte %d: send a single object", at)
 		}
 		return badRequest("", "the body has data after the JSON object, at byte %d: send a single object", at)
 	}
-	return checkKeys(gjson.ParseBytes(body), reflect.TypeOf(v), "", false, 0)
+	if err := checkSurrogates(body, bom); err != nil {
+		return err
+	}
+	return checkKeys(gjson.ParseBytes(body), reflect.TypeOf(v), nil, false, 0)
+}
+
+// jsonSpace is the white space of JSON, which RFC 8259 limits to these.
+const jsonSpace = " \t\r\n"
+
+// checkSurrogates rejects an escaped half of a UTF-16 surrogate pair
+// without the other half in valid JSON text. encoding/json turns it into
+// U+FFFD, so two such keys would also read as one key given twice. bom is
+// the length of the byte order mark before the text, which offsets count.
+func checkSurrogates(text []byte, bom int) error {
+	if at := loneSurrogate(text); at >= 0 {
+		return badRequest("", "the body has the escape %s at byte %d, half of a UTF-16 surrogate pair without the other half, which is no character: send the character as UTF-8 or escape it as a complete pair", text[at:at+6], bom+at)
+	}
+	return nil
 }
 
 // checkContentEncoding accepts no coding but identity, on any number of
@@ -278,15 +299,45 @@ func hex4(b []byte) (rune, bool) {
 	return rune(n), err == nil
 }
 
+// keyPath is the place of a value in the body, built into a string only
+// for an error: a string per key or element would make a long key cost
+// its length once for each value under it.
+type keyPath struct {
+	parent *keyPath
+	key    string // the key in an object, when index < 0
+	index  int    // the place in a list, or -1
+}
+
+// String returns the path as errors name fields: "scope.metadata" or
+// "receipts[1].version". The root is "".
+func (p *keyPath) String() string {
+	var steps []*keyPath
+	for q := p; q != nil; q = q.parent {
+		steps = append(steps, q)
+	}
+	var b strings.Builder
+	for i := len(steps) - 1; i >= 0; i-- {
+		if q := steps[i]; q.index >= 0 {
+			b.WriteString("[" + strconv.Itoa(q.index) + "]")
+		} else {
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(q.key)
+		}
+	}
+	return b.String()
+}
+
 // checkMapString rejects a value of a map of strings unless it is a
 // string, naming the key in path.
-func checkMapString(v gjson.Result, path string) error {
+func checkMapString(v gjson.Result, path *keyPath) error {
 	kind := "a number"
 	switch {
 	case v.Type == gjson.String:
 		return nil
 	case v.Type == gjson.Null:
-		return badRequest(path, "%s holds null where a string belongs: give a string, or leave the entry out", path)
+		return badRequest(path.String(), "%s holds null where a string belongs: give a string, or leave the entry out", path)
 	case v.IsObject():
 		kind = "an object"
 	case v.IsArray():
@@ -294,39 +345,49 @@ func checkMapString(v gjson.Result, path string) error {
 	case v.Type == gjson.True || v.Type == gjson.False:
 		kind = "a boolean"
 	}
-	return badRequest(path, "%s must be a string, not %s: write the value in quotes", path, kind)
+	return badRequest(path.String(), "%s must be a string, not %s: write the value in quotes", path, kind)
 }
+
+// tooDeepError is checkKeys' refusal of a value nested deeper than
+// maxDepth.
+type tooDeepError struct{ *apiError }
+
+func (e *tooDeepError) Unwrap() error { return e.apiError }
 
 // checkKeys rejects the object keys of a JSON value that encoding/json
 // accepts silently when it decodes the value into type t. These are a
 // key that names a field only when case is ignored, such as "Title" for
 // "title", and a key given twice in one object, of which encoding/json
 // keeps the last. It also rejects null as a string in a map or a list,
-// which encoding/json stores as "". path is the field name of the value,
-// as in "scope.metadata"; element marks a value in a map or a list;
-// depth counts the objects and lists around the value. The value must be
-// one valid JSON value, as one that encoding/json decoded is: gjson walks
-// it without checking, many times faster than json.Decoder.Token.
+// which encoding/json stores as "". path is the place of the value, nil
+// for the body; element marks a value in a map or a list; depth counts
+// the objects and lists around the value. The value must be one valid
+// JSON value, as one that encoding/json decoded is: gjson walks it
+// without checking, many times faster than json.Decoder.Token. An object
+// or list where t is neither is left to encoding/json's type error.
 //
 // gjson reads a nested value once to find its end and again to walk it,
 // so a walk costs the body's size times its depth. Objects and lists
-// nested deeper than maxDepth are refused, so that a body of thousands of
-// levels, which encoding/json accepts, costs no more than a few reads.
-func checkKeys(v gjson.Result, t reflect.Type, path string, element bool, depth int) error {
+// nested deeper than maxDepth are refused with a *tooDeepError, so that
+// a body of thousands of levels, which encoding/json accepts, costs no
+// more than a few reads.
+func checkKeys(v gjson.Result, t reflect.Type, path *keyPath, element bool, depth int) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
-	}
-	if (v.IsObject() || v.IsArray()) && depth >= maxDepth {
-		return badRequest(path, "the body nests objects and lists more than %d deep: no request of this API needs more than 5 levels, so send the fields that its description names", maxDepth)
 	}
 	kind := reflect.Invalid // any JSON value, as for json.RawMessage
 	if t != nil && t != rawMessage {
 		kind = t.Kind()
 	}
+	object := v.IsObject() && (kind == reflect.Invalid || kind == reflect.Struct || kind == reflect.Map)
+	list := v.IsArray() && (kind == reflect.Invalid || kind == reflect.Slice || kind == reflect.Array)
+	if (object || list) && depth >= maxDepth {
+		return &tooDeepError{badRequest(path.String(), "the body nests objects and lists more than %d deep: no request of this API needs more than 5 levels, so send the fields that its description names", maxDepth)}
+	}
 	switch {
-	case v.IsObject() && (kind == reflect.Invalid || kind == reflect.Struct || kind == reflect.Map):
+	case object:
 		return checkObject(v, t, path, depth+1)
-	case v.IsArray() && (kind == reflect.Invalid || kind == reflect.Slice || kind == reflect.Array):
+	case list:
 		var elem reflect.Type
 		if kind != reflect.Invalid {
 			elem = t.Elem()
@@ -334,19 +395,15 @@ func checkKeys(v gjson.Result, t reflect.Type, path string, element bool, depth 
 		var err error
 		i := 0
 		v.ForEach(func(_, e gjson.Result) bool {
-			err = checkKeys(e, elem, path+"["+strconv.Itoa(i)+"]", true, depth+1)
+			err = checkKeys(e, elem, &keyPath{parent: path, index: i}, true, depth+1)
 			i++
 			return err == nil
 		})
 		return err
-	case v.IsObject() || v.IsArray():
-		// A value of another kind than its field, which decodeError
-		// names.
-		return nil
 	case v.Type == gjson.Null && element && t != nil && t.Kind() == reflect.String:
-		return badRequest(path, "%s holds null where a string belongs: give a string, or leave the entry out", path)
+		return badRequest(path.String(), "%s holds null where a string belongs: give a string, or leave the entry out", path)
 	}
-	return nil // a scalar
+	return nil // a scalar, or a value of another kind than t
 }
 
 // rawMessage is the type of fields that take any JSON value.
@@ -356,7 +413,7 @@ var rawMessage = reflect.TypeFor[json.RawMessage]()
 const maxDepth = 16
 
 // checkObject is checkKeys for an object at depth.
-func checkObject(v gjson.Result, t reflect.Type, path string, depth int) error {
+func checkObject(v gjson.Result, t reflect.Type, path *keyPath, depth int) error {
 	var fields map[string]reflect.Type
 	if t != nil && t.Kind() == reflect.Struct {
 		fields = jsonFields(t)
@@ -371,10 +428,7 @@ func checkObject(v gjson.Result, t reflect.Type, path string, depth int) error {
 	var err error
 	v.ForEach(func(k, val gjson.Result) bool {
 		key := k.Str
-		field := key
-		if path != "" {
-			field = path + "." + key
-		}
+		field := &keyPath{parent: path, key: key, index: -1}
 		dup := false
 		switch {
 		case seenMap != nil:
@@ -392,7 +446,7 @@ func checkObject(v gjson.Result, t reflect.Type, path string, depth int) error {
 			seenMap[key] = true
 		}
 		if dup {
-			err = badRequest(field, "%s is given twice in one object: give each key once", field)
+			err = badRequest(field.String(), "%s is given twice in one object: give each key once", field)
 			return false
 		}
 		var next reflect.Type
@@ -409,7 +463,7 @@ func checkObject(v gjson.Result, t reflect.Type, path string, depth int) error {
 			if !ok {
 				for name := range fields {
 					if strings.EqualFold(name, key) {
-						err = badRequest(field, "unknown field %q: field names are case-sensitive, so write %q", key, name)
+						err = badRequest(field.String(), "unknown field %q: field names are case-sensitive, so write %q", key, name)
 						return false
 					}
 				}
@@ -420,6 +474,81 @@ func checkObject(v gjson.Result, t reflect.Type, path string, depth int) error {
 		return err == nil
 	})
 	return err
+}
+
+// locateField returns the place of a type error's value in doc, the
+// body's first value, as errors name fields: "integrations[1].name"
+// where encoding/json gives "integrations.IntegrationRequest.name",
+// naming each embedded struct and no place in a list. It finds each list
+// element by the error's offset, which encoding/json gives just past the
+// value.
+func locateField(doc gjson.Result, target reflect.Type, e *json.UnmarshalTypeError) string {
+	if e.Field == "" {
+		return ""
+	}
+	at := int(e.Offset) - 1
+	v, t := doc, target
+	var b strings.Builder
+	// intoLists steps into the element of each list that holds the value,
+	// down to a list that is the value.
+	intoLists := func() {
+		for {
+			for t != nil && t.Kind() == reflect.Pointer {
+				t = t.Elem()
+			}
+			if t == nil || t == e.Type || t.Kind() != reflect.Slice && t.Kind() != reflect.Array || !v.IsArray() {
+				return
+			}
+			i, found := 0, false
+			v.ForEach(func(_, el gjson.Result) bool {
+				if found = el.Index <= at && at < el.Index+len(el.Raw); found {
+					v = el
+					return false
+				}
+				i++
+				return true
+			})
+			if !found {
+				t = nil
+				return
+			}
+			b.WriteString("[" + strconv.Itoa(i) + "]")
+			t = t.Elem()
+		}
+	}
+	for seg := range strings.SplitSeq(e.Field, ".") {
+		intoLists()
+		if t != nil && t.Kind() == reflect.Struct {
+			if f, ok := t.FieldByName(seg); ok && f.Anonymous && f.Tag.Get("json") == "" {
+				t = f.Type
+				continue
+			}
+			t = jsonFields(t)[seg]
+		} else {
+			t = nil
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(seg)
+		v = member(v, seg)
+	}
+	intoLists()
+	return b.String()
+}
+
+// member returns the value of key in object v, the last when the key
+// recurs, as encoding/json keeps the last; a key in another case counts,
+// as encoding/json matches it.
+func member(v gjson.Result, key string) gjson.Result {
+	var out gjson.Result
+	v.ForEach(func(k, val gjson.Result) bool {
+		if k.Str == key || strings.EqualFold(k.Str, key) {
+			out = val
+		}
+		return true
+	})
+	return out
 }
 
 // structFields returns the JSON fields of the struct that target points
@@ -503,7 +632,7 @@ func decodeError(err error, limit int64, target reflect.Type) error {
 	case errors.As(err, &syntax):
 		return badRequest("", "the body is not valid JSON at byte %d: %v", syntax.Offset, syntax)
 	case errors.As(err, &typeErr):
-		field := jsonPath(target, typeErr.Field)
+		field := typeErr.Field
 		if field == "" {
 			return badRequest("", "the body must be a JSON object, not %s", typeErr.Value)
 		}
@@ -524,33 +653,6 @@ func decodeError(err error, limit int64, target reflect.Type) error {
 		return badRequest(name, "unknown field %q: check its spelling against the API", name)
 	}
 	return badRequest("", "the body is not valid JSON: %v", err)
-}
-
-// jsonPath returns the path of a field in the body from the path that
-// encoding/json gives in a type error, which names each embedded struct
-// on the way, as in "IntegrationUpdate.freshness" for "freshness".
-func jsonPath(target reflect.Type, field string) string {
-	t := target
-	var out []string
-	for seg := range strings.SplitSeq(field, ".") {
-		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
-			t = t.Elem()
-		}
-		if t != nil && t.Kind() == reflect.Struct {
-			if f, ok := t.FieldByName(seg); ok && f.Anonymous && f.Tag.Get("json") == "" {
-				t = f.Type
-				continue
-			}
-			if ft, ok := jsonFields(t)[seg]; ok {
-				t = ft
-				out = append(out, seg)
-				continue
-			}
-		}
-		t = nil
-		out = append(out, seg)
-	}
-	return strings.Join(out, ".")
 }
 
 // byteSize writes n bytes in MiB or KiB, rounded down.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -99,7 +100,7 @@ func TestCheckKeys(t *testing.T) {
 		{many(40, "k3"), "metadata.k3"},
 		{many(40, "k39x"), ""},
 	} {
-		err := checkKeys(gjson.Parse(c.body), reflect.TypeOf(&client.Article{}), "", false, 0)
+		err := checkKeys(gjson.Parse(c.body), reflect.TypeOf(&client.Article{}), nil, false, 0)
 		var ae *apiError
 		switch {
 		case c.field == "" && err != nil:
@@ -148,11 +149,11 @@ func TestCheckKeysDepth(t *testing.T) {
 	deep := func(n int) string {
 		return `{"name":` + strings.Repeat(`[{"a":`, n) + `1` + strings.Repeat(`}]`, n) + `}`
 	}
-	if err := checkKeys(gjson.Parse(deep(7)), target, "", false, 0); err != nil {
+	if err := checkKeys(gjson.Parse(deep(7)), target, nil, false, 0); err != nil {
 		t.Errorf("16 levels: %v, want no error", err)
 	}
 	var ae *apiError
-	if err := checkKeys(gjson.Parse(deep(5000)), target, "", false, 0); !errors.As(err, &ae) || !strings.Contains(ae.Message, "more than 16 deep") {
+	if err := checkKeys(gjson.Parse(deep(5000)), target, nil, false, 0); !errors.As(err, &ae) || !strings.Contains(ae.Message, "more than 16 deep") {
 		t.Errorf("10,001 levels: %v, want an error on the depth", err)
 	}
 }
@@ -166,7 +167,15 @@ func TestDecodeErrorMessages(t *testing.T) {
 	for _, c := range []struct {
 		method, path, body, field, want string
 	}{
-		{http.MethodPost, "/v1/plan", `{"integrations":[{"name":5}]}`, "integrations.name", "must be a string"},
+		{http.MethodPost, "/v1/plan", `{"integrations":[{"name":5}]}`, "integrations[0].name", "must be a string"},
+		{http.MethodPost, "/v1/plan", `{"integrations":[{"name":"a"},{"name":"b","scope":{"tags":["x",1]}}]}`, "integrations[1].scope.tags[1]", "must be a string, not number"},
+		{http.MethodPost, "/v1/lookup", `{"text":"x","attributes":{"a":"b"},"limit":[5]}`, "limit", "must be a whole number, not array"},
+		{http.MethodPut, "/v1/articles/a1", `{"title":"t","body":"b","tags":["a",1]}`, "tags[1]", "must be a string, not number"},
+		{http.MethodPost, "/v1/lookup", `x"\ud800"`, "", "not valid JSON at byte 0"},
+		{http.MethodPost, "/v1/lookup", `{"text" "\ud800"}`, "", "not valid JSON at byte 8"},
+		{http.MethodPost, "/v1/lookup", `{"limit":"x","x":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`, "limit", "must be a whole number, not string"},
+		{http.MethodPost, "/v1/lookup", "\u00a0null", "", "not valid JSON at byte 0"},
+		{http.MethodPost, "/v1/lookup", `{"text":"x"} nonsense`, "", "data after the JSON object, at byte 13"},
 		{http.MethodPost, "/v1/lookup", `{"text":"x","a\"b":1}`, `a"b`, "unknown field"},
 		{http.MethodPost, "/v1/lookup", "\uFEFF\uFEFF{}", "", "at byte 3"},
 		{http.MethodPost, "/v1/lookup", `{"text":{"q":1},"\ud800":1,"\udc00":2}`, "", "half of a UTF-16 surrogate pair"},
@@ -182,5 +191,23 @@ func TestDecodeErrorMessages(t *testing.T) {
 		if w.Code != http.StatusBadRequest || e.Error.Field != c.field || !strings.Contains(e.Error.Message, c.want) {
 			t.Errorf("%s %q: status %d, field %q, message %q; want 400 on %q saying %q", c.path, c.body, w.Code, e.Error.Field, e.Error.Message, c.field, c.want)
 		}
+	}
+}
+
+// TestCheckKeysLongKey checks that the place of a value is written out
+// only for an error, so that a long key over a long list costs the size
+// of the body, not the key's length once per element.
+func TestCheckKeysLongKey(t *testing.T) {
+	key := strings.Repeat("k", 1<<18)
+	body := `{"scope":{"` + key + `":[` + strings.Repeat("0,", 1<<16) + `0]}}`
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := checkKeys(gjson.Parse(body), reflect.TypeOf(&integrationPatchRequest{}), nil, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	// A copy of the key per element would be 16 GiB.
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+		t.Errorf("the check allocated %d MiB for a body of %d KiB", n>>20, len(body)>>10)
 	}
 }
