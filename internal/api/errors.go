@@ -160,8 +160,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 				return err
 			}
 			// encoding/json names the map, not the key, when a value has
-			// another type. checkKeys names the key. Its refusal of deep
-			// nesting would hide the type error, which says more.
+			// another type. checkKeys names the key. Its rejection of deep
+			// nesting would hide the type error, which is more specific.
 			doc := gjson.ParseBytes(first)
 			var deep *tooDeepError
 			if err := checkKeys(doc, reflect.TypeOf(v), nil, false, 0); err != nil && !errors.As(err, &deep) {
@@ -348,7 +348,7 @@ func checkMapString(v gjson.Result, path *keyPath) error {
 	return badRequest(path.String(), "%s must be a string, not %s: write the value in quotes", path, kind)
 }
 
-// tooDeepError is checkKeys' refusal of a value nested deeper than
+// tooDeepError is the error of checkKeys for a value nested deeper than
 // maxDepth.
 type tooDeepError struct{ *apiError }
 
@@ -360,15 +360,17 @@ func (e *tooDeepError) Unwrap() error { return e.apiError }
 // "title", and a key given twice in one object, of which encoding/json
 // keeps the last. It also rejects null as a string in a map or a list,
 // which encoding/json stores as "". path is the place of the value, nil
-// for the body; element marks a value in a map or a list; depth counts
-// the objects and lists around the value. The value must be one valid
-// JSON value, as one that encoding/json decoded is: gjson walks it
-// without checking, many times faster than json.Decoder.Token. An object
-// or list where t is neither is left to encoding/json's type error.
+// for the body. element marks a value in a map or a list, and depth
+// counts the objects and lists around the value.
+//
+// The value must be one valid JSON value, as one that encoding/json
+// decoded is, because gjson walks it without checking, many times faster
+// than json.Decoder.Token. An object or list where t is neither is left
+// to encoding/json's type error.
 //
 // gjson reads a nested value once to find its end and again to walk it,
 // so a walk costs the body's size times its depth. Objects and lists
-// nested deeper than maxDepth are refused with a *tooDeepError, so that
+// nested deeper than maxDepth are rejected with a *tooDeepError, so that
 // a body of thousands of levels, which encoding/json accepts, costs no
 // more than a few reads.
 func checkKeys(v gjson.Result, t reflect.Type, path *keyPath, element bool, depth int) error {
@@ -537,9 +539,9 @@ func locateField(doc gjson.Result, target reflect.Type, e *json.UnmarshalTypeErr
 	return b.String()
 }
 
-// member returns the value of key in object v, the last when the key
-// recurs, as encoding/json keeps the last; a key in another case counts,
-// as encoding/json matches it.
+// member returns the value of key in object v. It returns the last when
+// the key recurs, and it matches a key in another case, as encoding/json
+// does both.
 func member(v gjson.Result, key string) gjson.Result {
 	var out gjson.Result
 	v.ForEach(func(k, val gjson.Result) bool {

@@ -112,9 +112,9 @@ func TestCheckKeys(t *testing.T) {
 }
 
 // TestDecodeChecksOneValue checks the keys of the first JSON value only
-// when decoding fails on a type, and refuses deep nesting: encoding/json
-// accepts thousands of levels, which the check of keys would read once per
-// level.
+// when decoding fails on a type. It also checks that thousands of levels
+// of nesting, which encoding/json accepts, are reported as the type error
+// of their field.
 func TestDecodeChecksOneValue(t *testing.T) {
 	f := newCacheFixture(t, resultcache.Config{})
 	nested := func(depth int, inner string) string {
@@ -142,7 +142,7 @@ func TestDecodeChecksOneValue(t *testing.T) {
 }
 
 // TestCheckKeysDepth checks that a value that takes any JSON, such as the
-// name that PATCH /v1/integrations/{id} refuses, is walked only 16 levels
+// name that PATCH /v1/integrations/{id} rejects, is walked only 16 levels
 // deep.
 func TestCheckKeysDepth(t *testing.T) {
 	target := reflect.TypeOf(&integrationPatchRequest{})
@@ -161,7 +161,7 @@ func TestCheckKeysDepth(t *testing.T) {
 // TestDecodeErrorMessages checks the fields and offsets that decodeJSON
 // reports: no embedded struct in a field, a key as sent, offsets that
 // count the byte order mark, a lone surrogate before any other fault, and
-// data after the object told apart from a second value.
+// data after the object distinguished from a second value.
 func TestDecodeErrorMessages(t *testing.T) {
 	f := newCacheFixture(t, resultcache.Config{})
 	for _, c := range []struct {
