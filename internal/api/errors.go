@@ -95,7 +95,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.WriteHeader(status)
 	if a, ok := v.(jsonAppender); ok {
-		_, _ = w.Write(a.appendJSON(nil))
+		bp := jsonBuffers.Get().(*[]byte)
+		b := a.appendJSON((*bp)[:0])
+		// An io.Writer keeps no part of what it is given, so the
+		// buffer serves the next response.
+		_, _ = w.Write(b)
+		if cap(b) <= maxPooledJSON {
+			*bp = b[:0]
+			jsonBuffers.Put(bp)
+		}
 		return
 	}
 	enc := json.NewEncoder(w)
@@ -104,6 +112,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
 }
+
+// jsonBuffers holds the buffers that writeJSON encodes search and lookup
+// results into, which take a few kilobytes each.
+var jsonBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledJSON bounds the buffers that jsonBuffers keeps, so that a
+// page of a thousand hits leaves its buffer to the collector.
+const maxPooledJSON = 256 << 10
 
 // decodeJSON reads one JSON object of at most limit bytes into v. The
 // body must be UTF-8 and sent as application/json or without a
