@@ -133,6 +133,20 @@ const maxPooledJSON = 256 << 10
 // as an empty object, and it skips a leading byte order mark, as RFC 8259
 // allows, because some editors and shells write one.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	return decodeBody(w, r, limit, v, false)
+}
+
+// decodeOptionalJSON is decodeJSON for bodies whose fields are all
+// optional: an empty body, or one of white space only, reads as {}.
+func decodeOptionalJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	return decodeBody(w, r, limit, v, true)
+}
+
+// decodeBody is decodeJSON, and with optional decodeOptionalJSON.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, optional bool) error {
+	if optional && r.ContentLength == 0 {
+		return nil
+	}
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
 		return err
 	}
@@ -152,8 +166,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	trimmed := bytes.TrimPrefix(body, []byte("\uFEFF"))
 	bom := len(body) - len(trimmed)
 	body = trimmed
-	if bytes.Equal(bytes.Trim(body, jsonSpace), []byte("null")) {
-		return badRequest("", "the body is null: send a JSON object")
+	if optional && len(bytes.Trim(body, jsonSpace)) == 0 {
+		// A chunked body has no length to tell that it is empty.
+		return nil
 	}
 	if !utf8.Valid(body) {
 		return badRequest("", "the body is not valid UTF-8 at byte %d: send JSON text encoded as UTF-8", bom+invalidUTF8At(body))
@@ -162,32 +177,46 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var syntax *json.SyntaxError
-		if errors.As(err, &syntax) && syntax.Offset > 0 {
-			// encoding/json counts the bytes read, the bad one too;
-			// messages give the bad byte's offset from 0.
-			syntax.Offset += int64(bom) - 1
+		if errors.As(err, &syntax) {
+			if strings.Contains(syntax.Error(), "exceeded max depth") {
+				return badRequest("", "the body nests objects and lists more than 10000 deep: no request of this API needs more than 5 levels, so send the fields that its description names")
+			}
+			if syntax.Offset > 0 {
+				// encoding/json counts the bytes read, the bad one too;
+				// messages give the bad byte's offset from 0.
+				syntax.Offset += int64(bom) - 1
+			}
 		}
 		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
+		unknown := strings.HasPrefix(err.Error(), "json: unknown field ")
+		if unknown || errors.As(err, &typeErr) {
 			// The decoder read the first value whole, so it is valid
 			// JSON; a value after it is no part of the object.
 			first := body[:dec.InputOffset()]
 			if err := checkSurrogates(first, bom); err != nil {
 				return err
 			}
-			// encoding/json names the map, not the key, when a value has
-			// another type. checkKeys names the key. Its rejection of deep
-			// nesting would hide the type error, which is more specific.
+			// encoding/json names neither the place of an unknown key
+			// nor the key of a map whose value has another type, and
+			// checkKeys names both. It skips what is nested too deep,
+			// since the decoder's error is more specific. encoding/json
+			// reports the first fault in the body, so after a type error
+			// every unknown key comes later.
 			doc := gjson.ParseBytes(first)
-			var deep *tooDeepError
-			if err := checkKeys(doc, reflect.TypeOf(v), nil, false, 0); err != nil && !errors.As(err, &deep) {
+			c := keyChecker{unknown: unknown}
+			if err := c.value(doc, reflect.TypeOf(v), nil, false, 0); err != nil {
 				return err
 			}
-			typeErr.Field = locateField(doc, reflect.TypeOf(v), typeErr)
+			if typeErr != nil {
+				typeErr.Field = locateField(doc, reflect.TypeOf(v), typeErr)
+			}
 		}
 		return decodeError(err, limit, reflect.TypeOf(v))
 	}
 	end := int(dec.InputOffset())
+	if bytes.Equal(bytes.Trim(body[:end], jsonSpace), []byte("null")) {
+		return badRequest("", "the body is null: send a JSON object")
+	}
 	if rest := bytes.TrimLeft(body[end:], jsonSpace); len(rest) > 0 {
 		at := bom + len(body) - len(rest)
 		var second json.RawMessage
@@ -199,7 +228,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if err := checkSurrogates(body, bom); err != nil {
 		return err
 	}
-	return checkKeys(gjson.ParseBytes(body), reflect.TypeOf(v), nil, false, 0)
+	return checkKeys(gjson.ParseBytes(body), reflect.TypeOf(v))
 }
 
 // jsonSpace is the white space of JSON, which RFC 8259 limits to these.
@@ -364,20 +393,13 @@ func checkMapString(v gjson.Result, path *keyPath) error {
 	return badRequest(path.String(), "%s must be a string, not %s: write the value in quotes", path, kind)
 }
 
-// tooDeepError is the error of checkKeys for a value nested deeper than
-// maxDepth.
-type tooDeepError struct{ *apiError }
-
-func (e *tooDeepError) Unwrap() error { return e.apiError }
-
 // checkKeys rejects the object keys of a JSON value that encoding/json
 // accepts silently when it decodes the value into type t. These are a
 // key that names a field only when case is ignored, such as "Title" for
 // "title", and a key given twice in one object, of which encoding/json
 // keeps the last. It also rejects null as a string in a map or a list,
-// which encoding/json stores as "". path is the place of the value, nil
-// for the body. element marks a value in a map or a list, and depth
-// counts the objects and lists around the value.
+// which encoding/json stores as "", and names the place of an unknown
+// key.
 //
 // The value must be one valid JSON value, as one that encoding/json
 // decoded is, because gjson walks it without checking, many times faster
@@ -386,10 +408,31 @@ func (e *tooDeepError) Unwrap() error { return e.apiError }
 //
 // gjson reads a nested value once to find its end and again to walk it,
 // so a walk costs the body's size times its depth. Objects and lists
-// nested deeper than maxDepth are rejected with a *tooDeepError, so that
-// a body of thousands of levels, which encoding/json accepts, costs no
-// more than a few reads.
-func checkKeys(v gjson.Result, t reflect.Type, path *keyPath, element bool, depth int) error {
+// nested deeper than maxDepth are therefore not walked, and when the rest
+// passes, checkKeys rejects the first of them, so that a body of
+// thousands of levels, which encoding/json accepts, costs no more than a
+// few reads.
+func checkKeys(v gjson.Result, t reflect.Type) error {
+	var c keyChecker
+	if err := c.value(v, t, nil, false, 0); err != nil {
+		return err
+	}
+	return c.deep
+}
+
+// keyChecker is the walk of checkKeys.
+type keyChecker struct {
+	// unknown names the first key that is no field of its struct, for
+	// encoding/json's error, which gives only the key.
+	unknown bool
+	// deep is the error of the first value nested deeper than maxDepth.
+	deep error
+}
+
+// value checks v, which decodes into t. path is the place of the value,
+// nil for the body. element marks a value in a map or a list, and depth
+// counts the objects and lists around the value.
+func (c *keyChecker) value(v gjson.Result, t reflect.Type, path *keyPath, element bool, depth int) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -400,11 +443,14 @@ func checkKeys(v gjson.Result, t reflect.Type, path *keyPath, element bool, dept
 	object := v.IsObject() && (kind == reflect.Invalid || kind == reflect.Struct || kind == reflect.Map)
 	list := v.IsArray() && (kind == reflect.Invalid || kind == reflect.Slice || kind == reflect.Array)
 	if (object || list) && depth >= maxDepth {
-		return &tooDeepError{badRequest(path.String(), "the body nests objects and lists more than %d deep: no request of this API needs more than 5 levels, so send the fields that its description names", maxDepth)}
+		if c.deep == nil {
+			c.deep = badRequest(path.String(), "the body nests objects and lists more than %d deep: no request of this API needs more than 5 levels, so send the fields that its description names", maxDepth)
+		}
+		return nil
 	}
 	switch {
 	case object:
-		return checkObject(v, t, path, depth+1)
+		return c.object(v, t, path, depth+1)
 	case list:
 		var elem reflect.Type
 		if kind != reflect.Invalid {
@@ -413,7 +459,7 @@ func checkKeys(v gjson.Result, t reflect.Type, path *keyPath, element bool, dept
 		var err error
 		i := 0
 		v.ForEach(func(_, e gjson.Result) bool {
-			err = checkKeys(e, elem, &keyPath{parent: path, index: i}, true, depth+1)
+			err = c.value(e, elem, &keyPath{parent: path, index: i}, true, depth+1)
 			i++
 			return err == nil
 		})
@@ -430,8 +476,8 @@ var rawMessage = reflect.TypeFor[json.RawMessage]()
 // maxDepth bounds the objects and lists that checkKeys walks into.
 const maxDepth = 16
 
-// checkObject is checkKeys for an object at depth.
-func checkObject(v gjson.Result, t reflect.Type, path *keyPath, depth int) error {
+// object is value for an object at depth.
+func (c *keyChecker) object(v gjson.Result, t reflect.Type, path *keyPath, depth int) error {
 	var fields map[string]reflect.Type
 	if t != nil && t.Kind() == reflect.Struct {
 		fields = jsonFields(t)
@@ -485,10 +531,14 @@ func checkObject(v gjson.Result, t reflect.Type, path *keyPath, depth int) error
 						return false
 					}
 				}
+				if c.unknown {
+					err = badRequest(field.String(), "unknown field %q: check its spelling against the API", key)
+					return false
+				}
 			}
 			next = ft
 		}
-		err = checkKeys(val, next, field, inMap, depth)
+		err = c.value(val, next, field, inMap, depth)
 		return err == nil
 	})
 	return err
@@ -661,6 +711,16 @@ func decodeError(err error, limit int64, target reflect.Type) error {
 			return badRequest(field, "each value of %s must be %s, not %s: write every value in quotes", field, jsonKind(typeErr.Type.Kind().String()), got)
 		}
 		want := jsonKind(typeErr.Type.Kind().String())
+		if got != typeErr.Value {
+			// A number that the field's type cannot hold: a fraction, an
+			// exponent or too many digits.
+			switch typeErr.Type.Kind() {
+			case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64:
+				return badRequest(field, "%s must be a whole number that fits in 64 bits, written in digits without a fraction or exponent, not %s", field, got)
+			case reflect.Float64:
+				return badRequest(field, "%s must be a number that fits in a 64-bit float, not %s", field, got)
+			}
+		}
 		return badRequest(field, "%s must be %s, not %s: send %s", field, want, got, want)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"runtime"
 	"strings"
@@ -100,7 +102,7 @@ func TestCheckKeys(t *testing.T) {
 		{many(40, "k3"), "metadata.k3"},
 		{many(40, "k39x"), ""},
 	} {
-		err := checkKeys(gjson.Parse(c.body), reflect.TypeOf(&client.Article{}), nil, false, 0)
+		err := checkKeys(gjson.Parse(c.body), reflect.TypeOf(&client.Article{}))
 		var ae *apiError
 		switch {
 		case c.field == "" && err != nil:
@@ -149,11 +151,11 @@ func TestCheckKeysDepth(t *testing.T) {
 	deep := func(n int) string {
 		return `{"name":` + strings.Repeat(`[{"a":`, n) + `1` + strings.Repeat(`}]`, n) + `}`
 	}
-	if err := checkKeys(gjson.Parse(deep(7)), target, nil, false, 0); err != nil {
+	if err := checkKeys(gjson.Parse(deep(7)), target); err != nil {
 		t.Errorf("16 levels: %v, want no error", err)
 	}
 	var ae *apiError
-	if err := checkKeys(gjson.Parse(deep(5000)), target, nil, false, 0); !errors.As(err, &ae) || !strings.Contains(ae.Message, "more than 16 deep") {
+	if err := checkKeys(gjson.Parse(deep(5000)), target); !errors.As(err, &ae) || !strings.Contains(ae.Message, "more than 16 deep") {
 		t.Errorf("10,001 levels: %v, want an error on the depth", err)
 	}
 }
@@ -176,6 +178,14 @@ func TestDecodeErrorMessages(t *testing.T) {
 		{http.MethodPost, "/v1/lookup", `{"limit":"x","x":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`, "limit", "must be a whole number, not string"},
 		{http.MethodPost, "/v1/lookup", "\u00a0null", "", "not valid JSON at byte 0"},
 		{http.MethodPost, "/v1/lookup", `{"text":"x"} nonsense`, "", "data after the JSON object, at byte 13"},
+		{http.MethodPost, "/v1/lookup", `null x`, "", "the body is null"},
+		{http.MethodPost, "/v1/lookup", `{"text":"x","limit":1e400}`, "limit", "fits in 64 bits"},
+		{http.MethodPost, "/v1/lookup", `{"text":"x","limit":2.5}`, "limit", "without a fraction"},
+		{http.MethodPost, "/v1/lookup", `{"text":"x","\udc00":1}`, "", "half of a UTF-16 surrogate pair"},
+		{http.MethodPost, "/v1/receipts", `{"receipts":[{"article_id":"a","version":1},{"article_id":"b","version":1,"extra":1}]}`, "receipts[1].extra", "unknown field"},
+		{http.MethodPost, "/v1/plan", `{"integrations":[{"name":"a","freshness":"1h"},{"name":"b","freshness":"1h","scope":{"bogus":1}}]}`, "integrations[1].scope.bogus", "unknown field"},
+		{http.MethodPost, "/v1/plan", `{"integrations":[{"name":1}],"zz":` + strings.Repeat("[", 17) + strings.Repeat("]", 17) + `,"integrations":[{},{}]}`, "integrations", "given twice"},
+		{http.MethodPost, "/v1/integrations", `{"name":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`, "", "more than 10000 deep"},
 		{http.MethodPost, "/v1/lookup", `{"text":"x","a\"b":1}`, `a"b`, "unknown field"},
 		{http.MethodPost, "/v1/lookup", "\uFEFF\uFEFF{}", "", "at byte 3"},
 		{http.MethodPost, "/v1/lookup", `{"text":{"q":1},"\ud800":1,"\udc00":2}`, "", "half of a UTF-16 surrogate pair"},
@@ -186,10 +196,10 @@ func TestDecodeErrorMessages(t *testing.T) {
 		w := f.do(t, testAdminToken, c.method, c.path, c.body)
 		var e client.ErrorBody
 		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
-			t.Fatalf("%q: %v", c.body, err)
+			t.Fatalf("%.80q: %v", c.body, err)
 		}
 		if w.Code != http.StatusBadRequest || e.Error.Field != c.field || !strings.Contains(e.Error.Message, c.want) {
-			t.Errorf("%s %q: status %d, field %q, message %q; want 400 on %q saying %q", c.path, c.body, w.Code, e.Error.Field, e.Error.Message, c.field, c.want)
+			t.Errorf("%s %.80q: status %d, field %q, message %q; want 400 on %q saying %q", c.path, c.body, w.Code, e.Error.Field, e.Error.Message, c.field, c.want)
 		}
 	}
 }
@@ -202,12 +212,25 @@ func TestCheckKeysLongKey(t *testing.T) {
 	body := `{"scope":{"` + key + `":[` + strings.Repeat("0,", 1<<16) + `0]}}`
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if err := checkKeys(gjson.Parse(body), reflect.TypeOf(&integrationPatchRequest{}), nil, false, 0); err != nil {
+	if err := checkKeys(gjson.Parse(body), reflect.TypeOf(&integrationPatchRequest{})); err != nil {
 		t.Fatal(err)
 	}
 	runtime.ReadMemStats(&after)
 	// A copy of the key per element would be 16 GiB.
 	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
 		t.Errorf("the check allocated %d MiB for a body of %d KiB", n>>20, len(body)>>10)
+	}
+}
+
+// TestOptionalBodyChunked checks that an empty body sent in chunks, which
+// has no Content-Length, reads as no fields, as an empty body with one does.
+func TestOptionalBodyChunked(t *testing.T) {
+	for _, body := range []string{"", " \r\n"} {
+		r := httptest.NewRequest(http.MethodPost, "/v1/integrations/x/rotate-secret", io.NopCloser(strings.NewReader(body)))
+		r.ContentLength = -1
+		var v client.RotateSecretRequest
+		if err := decodeOptionalJSON(httptest.NewRecorder(), r, 1<<20, &v); err != nil {
+			t.Errorf("body %q: %v, want no error", body, err)
+		}
 	}
 }

@@ -260,15 +260,6 @@ func (s *Server) writeHubError(w http.ResponseWriter, r *http.Request, err error
 	s.writeError(w, r, err)
 }
 
-// decodeOptionalJSON is decodeJSON for bodies whose fields are all
-// optional: an empty body reads as {}.
-func decodeOptionalJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	if r.ContentLength == 0 {
-		return nil
-	}
-	return decodeJSON(w, r, limit, v)
-}
-
 func (s *Server) loadIntegration(w http.ResponseWriter, r *http.Request) (store.IntegrationState, bool) {
 	id := r.PathValue("id")
 	if err := knowledge.ValidateID("id", id); err != nil {
