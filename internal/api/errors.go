@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
@@ -210,6 +211,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, opti
 			if typeErr != nil {
 				typeErr.Field = locateField(doc, reflect.TypeOf(v), typeErr)
 			}
+		} else if err := checkTimes(body[:dec.InputOffset()], reflect.TypeOf(v)); err != nil {
+			// A time's own decoder names no field.
+			return err
 		}
 		return decodeError(err, limit, reflect.TypeOf(v))
 	}
@@ -230,6 +234,32 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, opti
 	}
 	return checkKeys(gjson.ParseBytes(body), reflect.TypeOf(v))
 }
+
+// checkTimes rejects a field of the struct that target points to whose
+// type is time.Time and whose value in the JSON object text is no time
+// that time.Time decodes. It returns nil when text is no valid JSON.
+func checkTimes(text []byte, target reflect.Type) error {
+	if !json.Valid(text) {
+		return nil
+	}
+	doc := gjson.ParseBytes(text)
+	for name, t := range structFields(target) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t != timeType {
+			continue
+		}
+		raw := member(doc, name)
+		var at time.Time
+		if raw.Exists() && raw.Type != gjson.Null && json.Unmarshal([]byte(raw.Raw), &at) != nil {
+			return badRequest(name, "%s must be a time in RFC 3339 form, such as \"2026-12-05T09:00:00Z\", not %.40s", name, raw.Raw)
+		}
+	}
+	return nil
+}
+
+var timeType = reflect.TypeFor[time.Time]()
 
 // jsonSpace is the white space of JSON, which RFC 8259 limits to these.
 const jsonSpace = " \t\r\n"
