@@ -61,14 +61,7 @@ func TestMapValueTypeError(t *testing.T) {
 		{`{"text":"x","attributes":{"service":null}}`, "attributes.service", "attributes.service holds null"},
 		{`{"text":"x","attributes":5}`, "attributes", "attributes must be an object, not number"},
 	} {
-		w := f.do(t, testAdminToken, http.MethodPost, "/v1/lookup", c.body)
-		var e client.ErrorBody
-		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
-			t.Fatal(err)
-		}
-		if w.Code != http.StatusBadRequest || e.Error.Field != c.field || !strings.Contains(e.Error.Message, c.want) {
-			t.Errorf("%s: status %d, field %q, message %q; want 400 on %s saying %q", c.body, w.Code, e.Error.Field, e.Error.Message, c.field, c.want)
-		}
+		wantBadRequest(t, f, http.MethodPost, "/v1/lookup", c.body, c.field, c.want)
 	}
 }
 
@@ -132,14 +125,7 @@ func TestDecodeChecksOneValue(t *testing.T) {
 		{nested(9990, `"x"`), "attributes.a", "must be a string, not an array"},
 		{`{"text":"x","limit":` + strings.Repeat("[", 9990) + strings.Repeat("]", 9990) + `}`, "limit", "limit must be a whole number, not array"},
 	} {
-		w := f.do(t, testAdminToken, http.MethodPost, "/v1/lookup", c.body)
-		var e client.ErrorBody
-		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
-			t.Fatal(err)
-		}
-		if w.Code != http.StatusBadRequest || e.Error.Field != c.field || !strings.Contains(e.Error.Message, c.want) {
-			t.Errorf("%.60s: status %d, field %q, message %q; want 400 on %q saying %q", c.body, w.Code, e.Error.Field, e.Error.Message, c.field, c.want)
-		}
+		wantBadRequest(t, f, http.MethodPost, "/v1/lookup", c.body, c.field, c.want)
 	}
 }
 
@@ -195,14 +181,27 @@ func TestDecodeErrorMessages(t *testing.T) {
 		{http.MethodPost, "/v1/lookup", `{"text":"x"} {"text":"y"}`, "", "more than one JSON value, the second at byte 13"},
 		{http.MethodPost, "/v1/lookup", `[{"a":1,"a":2}]`, "", "must be a JSON object, not array"},
 	} {
-		w := f.do(t, testAdminToken, c.method, c.path, c.body)
-		var e client.ErrorBody
-		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
-			t.Fatalf("%.80q: %v", c.body, err)
-		}
-		if w.Code != http.StatusBadRequest || e.Error.Field != c.field || !strings.Contains(e.Error.Message, c.want) {
-			t.Errorf("%s %.80q: status %d, field %q, message %q; want 400 on %q saying %q", c.path, c.body, w.Code, e.Error.Field, e.Error.Message, c.field, c.want)
-		}
+		wantBadRequest(t, f, c.method, c.path, c.body, c.field, c.want)
+	}
+}
+
+// wantBadRequest sends body and checks that the answer is a 400 on field
+// whose message contains want.
+func wantBadRequest(t *testing.T, f *cacheFixture, method, path, body, field, want string) {
+	t.Helper()
+	w := f.do(t, testAdminToken, method, path, body)
+	var e client.ErrorBody
+	if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
+		t.Fatalf("%s %.80q: %v", path, body, err)
+	}
+	if w.Code != http.StatusBadRequest {
+		t.Errorf("%s %.80q: status %d, want 400", path, body, w.Code)
+	}
+	if e.Error.Field != field {
+		t.Errorf("%s %.80q: field %q, want %q", path, body, e.Error.Field, field)
+	}
+	if !strings.Contains(e.Error.Message, want) {
+		t.Errorf("%s %.80q: message %q, want it to contain %q", path, body, e.Error.Message, want)
 	}
 }
 
