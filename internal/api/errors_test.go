@@ -185,7 +185,7 @@ func TestDecodeErrorMessages(t *testing.T) {
 	}
 }
 
-// wantBadRequest sends body and checks that the answer is a 400 on field
+// wantBadRequest sends body and checks that the response is a 400 on field
 // whose message contains want.
 func wantBadRequest(t *testing.T, f *cacheFixture, method, path, body, field, want string) {
 	t.Helper()
