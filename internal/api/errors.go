@@ -19,6 +19,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/khub-dev/khub/client"
+	"github.com/khub-dev/khub/internal/hub"
 	"github.com/khub-dev/khub/internal/knowledge"
 	"github.com/khub-dev/khub/internal/store"
 )
@@ -171,6 +172,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, opti
 		// A chunked body has no length to tell that it is empty.
 		return nil
 	}
+	if err := checkListLength(body, reflect.TypeOf(v)); err != nil {
+		return err
+	}
 	if !utf8.Valid(body) {
 		return badRequest("", "the body is not valid UTF-8 at byte %d: send JSON text encoded as UTF-8", bom+invalidUTF8At(body))
 	}
@@ -260,6 +264,44 @@ func checkTimes(text []byte, target reflect.Type) error {
 }
 
 var timeType = reflect.TypeFor[time.Time]()
+
+// listLimit is the most entries that a request's list may have.
+type listLimit struct {
+	field string
+	max   int
+	fix   string
+}
+
+// listLimits are the lists of requests that have a limit, by the type the
+// request decodes into. encoding/json would build every entry before the
+// handler counts them: 8 MiB of empty entries take gigabytes.
+var listLimits = map[reflect.Type]listLimit{
+	reflect.TypeFor[*client.PlanRequest]():    {"integrations", hub.MaxPlanEntries, "split the plan into several files"},
+	reflect.TypeFor[*client.ReceiptRequest](): {"receipts", client.MaxReceipts, "send them in several requests"},
+}
+
+// checkListLength rejects a body whose limited list has too many entries,
+// counted without decoding them. A body that is no valid JSON passes, for
+// the decoder to report.
+func checkListLength(body []byte, target reflect.Type) error {
+	l, ok := listLimits[target]
+	if !ok {
+		return nil
+	}
+	list := gjson.GetBytes(body, l.field)
+	if !list.IsArray() {
+		return nil
+	}
+	n := 0
+	list.ForEach(func(_, _ gjson.Result) bool {
+		n++
+		return n <= l.max
+	})
+	if n > l.max {
+		return badRequest(l.field, "%s has more than %d entries, the maximum: %s", l.field, l.max, l.fix)
+	}
+	return nil
+}
 
 // jsonSpace is the white space of JSON, which RFC 8259 limits to these.
 const jsonSpace = " \t\r\n"

@@ -165,6 +165,8 @@ func TestDecodeErrorMessages(t *testing.T) {
 		{http.MethodPost, "/v1/lookup", "\u00a0null", "", "not valid JSON at byte 0"},
 		{http.MethodPost, "/v1/lookup", `{"text":"x"} nonsense`, "", "data after the JSON object, at byte 13"},
 		{http.MethodPost, "/v1/lookup", `null x`, "", "the body is null"},
+		{http.MethodPost, "/v1/plan", `{"integrations":[` + strings.Repeat("{},", 600) + `{}]}`, "integrations", "more than 500 entries"},
+		{http.MethodPost, "/v1/receipts", `{"receipts":[` + strings.Repeat("{},", 2000) + `{}]}`, "receipts", "more than 1000 entries"},
 		{http.MethodPut, "/v1/articles/a1", `{"title":"t","body":"b","created_at":5}`, "created_at", "RFC 3339"},
 		{http.MethodPut, "/v1/articles/a1", `{"title":"t","body":"b","review_due":"2020-01-01"}`, "review_due", "RFC 3339"},
 		{http.MethodPost, "/v1/lookup", `{"text":"x","limit":1e400}`, "limit", "fits in 64 bits"},
