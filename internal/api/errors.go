@@ -183,6 +183,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, opti
 	if err := dec.Decode(v); err != nil {
 		var syntax *json.SyntaxError
 		if errors.As(err, &syntax) {
+			// encoding/json tells this fault only by its message.
 			if strings.Contains(syntax.Error(), "exceeded max depth") {
 				return badRequest("", "the body nests objects and lists more than 10000 deep: no request of this API needs more than 5 levels, so send the fields that its description names")
 			}
@@ -281,8 +282,8 @@ var listLimits = map[reflect.Type]listLimit{
 }
 
 // checkListLength rejects a body whose limited list has too many entries,
-// counted without decoding them. A body that is no valid JSON passes, for
-// the decoder to report.
+// counted without decoding them. The body is not validated first, so a
+// list that is too long is reported before a syntax error after it.
 func checkListLength(body []byte, target reflect.Type) error {
 	l, ok := listLimits[target]
 	if !ok {
