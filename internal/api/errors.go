@@ -149,11 +149,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, opti
 	if optional && r.ContentLength == 0 {
 		return nil
 	}
-	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
-		return err
-	}
-	if err := checkContentEncoding(r.Header.Values("Content-Encoding")); err != nil {
-		return err
+	// An optional body's headers are checked once it is known not to be
+	// empty, as a chunked body's emptiness is known only when read.
+	if !optional {
+		if err := checkBodyHeaders(r); err != nil {
+			return err
+		}
 	}
 	if r.ContentLength > limit {
 		// Refused before a byte is read, so a client that sent
@@ -168,9 +169,13 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, opti
 	trimmed := bytes.TrimPrefix(body, []byte("\uFEFF"))
 	bom := len(body) - len(trimmed)
 	body = trimmed
-	if optional && len(bytes.Trim(body, jsonSpace)) == 0 {
-		// A chunked body has no length to tell that it is empty.
-		return nil
+	if optional {
+		if len(bytes.Trim(body, jsonSpace)) == 0 {
+			return nil
+		}
+		if err := checkBodyHeaders(r); err != nil {
+			return err
+		}
 	}
 	if err := checkListLength(body, reflect.TypeOf(v)); err != nil {
 		return err
@@ -208,6 +213,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, opti
 			// since the decoder's error is more specific. encoding/json
 			// reports the first fault in the body, so after a type error
 			// every unknown key comes later.
+			// NOTE: a key given twice or in another case is reported
+			// before a type error or a bad time that comes earlier in the
+			// body, and a bad time before an earlier unknown key.
 			doc := gjson.ParseBytes(first)
 			c := keyChecker{unknown: unknown}
 			if err := c.value(doc, reflect.TypeOf(v), nil, false, 0); err != nil {
@@ -240,28 +248,42 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, opti
 	return checkKeys(gjson.ParseBytes(body), reflect.TypeOf(v))
 }
 
-// checkTimes rejects a field of the struct that target points to whose
-// type is time.Time and whose value in the JSON object text is no time
-// that time.Time decodes. It returns nil when text is no valid JSON.
+// checkBodyHeaders rejects a body's Content-Type and Content-Encoding
+// unless they are JSON and identity.
+func checkBodyHeaders(r *http.Request) error {
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		return err
+	}
+	return checkContentEncoding(r.Header.Values("Content-Encoding"))
+}
+
+// checkTimes rejects the first key of the JSON object text, in the order
+// of the body, that names a field of type time.Time of the struct that
+// target points to and whose value time.Time cannot decode, as the
+// decoder stops there. It returns nil when text is no valid JSON.
 func checkTimes(text []byte, target reflect.Type) error {
 	if !json.Valid(text) {
 		return nil
 	}
-	doc := gjson.ParseBytes(text)
-	for name, t := range structFields(target) {
-		for t.Kind() == reflect.Pointer {
-			t = t.Elem()
+	fields := structFields(target)
+	var err error
+	gjson.ParseBytes(text).ForEach(func(k, raw gjson.Result) bool {
+		for name, t := range fields {
+			for t.Kind() == reflect.Pointer {
+				t = t.Elem()
+			}
+			if t != timeType || !strings.EqualFold(k.Str, name) {
+				continue
+			}
+			var at time.Time
+			if raw.Type != gjson.Null && json.Unmarshal([]byte(raw.Raw), &at) != nil {
+				err = badRequest(k.Str, "%s must be a time in RFC 3339 form, such as \"2026-12-05T09:00:00Z\", not %.40s", k.Str, raw.Raw)
+				return false
+			}
 		}
-		if t != timeType {
-			continue
-		}
-		raw := member(doc, name)
-		var at time.Time
-		if raw.Exists() && raw.Type != gjson.Null && json.Unmarshal([]byte(raw.Raw), &at) != nil {
-			return badRequest(name, "%s must be a time in RFC 3339 form, such as \"2026-12-05T09:00:00Z\", not %.40s", name, raw.Raw)
-		}
-	}
-	return nil
+		return true
+	})
+	return err
 }
 
 var timeType = reflect.TypeFor[time.Time]()
@@ -282,26 +304,32 @@ var listLimits = map[reflect.Type]listLimit{
 }
 
 // checkListLength rejects a body whose limited list has too many entries,
-// counted without decoding them. The body is not validated first, so a
-// list that is too long is reported before a syntax error after it.
+// counted without decoding them. Every copy of the key counts, in any
+// case, since encoding/json decodes each copy that matches the field
+// without regard to case. The body is not validated first, so a list
+// that is too long is reported before any other fault of the body.
 func checkListLength(body []byte, target reflect.Type) error {
 	l, ok := listLimits[target]
 	if !ok {
 		return nil
 	}
-	list := gjson.GetBytes(body, l.field)
-	if !list.IsArray() {
-		return nil
-	}
-	n := 0
-	list.ForEach(func(_, _ gjson.Result) bool {
-		n++
-		return n <= l.max
+	var err error
+	gjson.ParseBytes(body).ForEach(func(k, list gjson.Result) bool {
+		if !list.IsArray() || !strings.EqualFold(k.Str, l.field) {
+			return true
+		}
+		n := 0
+		list.ForEach(func(_, _ gjson.Result) bool {
+			n++
+			return n <= l.max
+		})
+		if n > l.max {
+			err = badRequest(k.Str, "%s has more than %d entries, the maximum: %s", k.Str, l.max, l.fix)
+			return false
+		}
+		return true
 	})
-	if n > l.max {
-		return badRequest(l.field, "%s has more than %d entries, the maximum: %s", l.field, l.max, l.fix)
-	}
-	return nil
+	return err
 }
 
 // jsonSpace is the white space of JSON, which RFC 8259 limits to these.

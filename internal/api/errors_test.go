@@ -167,6 +167,9 @@ func TestDecodeErrorMessages(t *testing.T) {
 		{http.MethodPost, "/v1/lookup", `null x`, "", "the body is null"},
 		{http.MethodPost, "/v1/plan", `{"integrations":[` + strings.Repeat("{},", 600) + `{}]}`, "integrations", "more than 500 entries"},
 		{http.MethodPost, "/v1/receipts", `{"receipts":[` + strings.Repeat("{},", 2000) + `{}]}`, "receipts", "more than 1000 entries"},
+		{http.MethodPost, "/v1/plan", `{"Integrations":[` + strings.Repeat("{},", 600) + `{}]}`, "Integrations", "more than 500 entries"},
+		{http.MethodPost, "/v1/plan", `{"integrations":[],"integrations":[` + strings.Repeat("{},", 600) + `{}]}`, "integrations", "more than 500 entries"},
+		{http.MethodPut, "/v1/articles/a1", `{"title":"t","body":"b","created_at":"bad","created_at":"2026-12-05T09:00:00Z"}`, "created_at", "RFC 3339"},
 		{http.MethodPut, "/v1/articles/a1", `{"title":"t","body":"b","created_at":5}`, "created_at", "RFC 3339"},
 		{http.MethodPut, "/v1/articles/a1", `{"title":"t","body":"b","review_due":"2020-01-01"}`, "review_due", "RFC 3339"},
 		{http.MethodPost, "/v1/lookup", `{"text":"x","limit":1e400}`, "limit", "fits in 64 bits"},
@@ -225,12 +228,24 @@ func TestCheckKeysLongKey(t *testing.T) {
 	}
 }
 
+// TestTimeErrorsInOrder checks that of several times that do not decode,
+// the first in the body is named, as the decoder stops there.
+func TestTimeErrorsInOrder(t *testing.T) {
+	f := newCacheFixture(t, resultcache.Config{})
+	for range 5 {
+		wantBadRequest(t, f, http.MethodPut, "/v1/articles/a1", `{"title":"t","body":"b","updated_at":"x","review_due":"y","created_at":"z"}`, "updated_at", "RFC 3339")
+	}
+}
+
 // TestOptionalBodyChunked checks that an empty body sent in chunks, which
 // has no Content-Length, reads as no fields, as an empty body with one does.
 func TestOptionalBodyChunked(t *testing.T) {
 	for _, body := range []string{"", " \r\n"} {
 		r := httptest.NewRequest(http.MethodPost, "/v1/integrations/x/rotate-secret", io.NopCloser(strings.NewReader(body)))
 		r.ContentLength = -1
+		// As with a Content-Length of 0, the headers of an empty body
+		// do not matter.
+		r.Header.Set("Content-Type", "text/plain")
 		var v client.RotateSecretRequest
 		if err := decodeOptionalJSON(httptest.NewRecorder(), r, 1<<20, &v); err != nil {
 			t.Errorf("body %q: %v, want no error", body, err)
