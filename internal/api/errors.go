@@ -213,9 +213,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, opti
 			// since the decoder's error is more specific. encoding/json
 			// reports the first fault in the body, so after a type error
 			// every unknown key comes later.
-			// NOTE: a key given twice or in another case is reported
-			// before a type error or a bad time that comes earlier in the
-			// body, and a bad time before an earlier unknown key.
+			// NOTE: of several faults, the one named may not be the first
+			// in the body: a key given twice or in another case is named
+			// before an earlier type error, and a bad time before earlier
+			// keys that are unknown, given twice or in another case.
 			doc := gjson.ParseBytes(first)
 			c := keyChecker{unknown: unknown}
 			if err := c.value(doc, reflect.TypeOf(v), nil, false, 0); err != nil {
