@@ -188,7 +188,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, opti
 	if err := dec.Decode(v); err != nil {
 		var syntax *json.SyntaxError
 		if errors.As(err, &syntax) {
-			// encoding/json tells this fault only by its message.
+			// encoding/json marks this fault only in its message.
 			if strings.Contains(syntax.Error(), "exceeded max depth") {
 				return badRequest("", "the body nests objects and lists more than 10000 deep: no request of this API needs more than 5 levels, so send the fields that its description names")
 			}
@@ -214,9 +214,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, opti
 			// reports the first fault in the body, so after a type error
 			// every unknown key comes later.
 			// NOTE: of several faults, the one named may not be the first
-			// in the body: a key given twice or in another case is named
-			// before an earlier type error, and a bad time before earlier
-			// keys that are unknown, given twice or in another case.
+			// in the body. A key given twice or in another case is named
+			// before an earlier type error. A bad time is named before
+			// earlier keys that are unknown, given twice or in another case.
 			doc := gjson.ParseBytes(first)
 			c := keyChecker{unknown: unknown}
 			if err := c.value(doc, reflect.TypeOf(v), nil, false, 0); err != nil {
@@ -258,10 +258,10 @@ func checkBodyHeaders(r *http.Request) error {
 	return checkContentEncoding(r.Header.Values("Content-Encoding"))
 }
 
-// checkTimes rejects the first key of the JSON object text, in the order
-// of the body, that names a field of type time.Time of the struct that
-// target points to and whose value time.Time cannot decode, as the
-// decoder stops there. It returns nil when text is no valid JSON.
+// checkTimes rejects the first time that does not decode in the JSON
+// object text, in the order of the body, because the decoder stops there.
+// A time is the value of a key that names a field of type time.Time of
+// the struct that target points to. It returns nil for invalid JSON.
 func checkTimes(text []byte, target reflect.Type) error {
 	if !json.Valid(text) {
 		return nil
