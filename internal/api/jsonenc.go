@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
-	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -21,22 +20,11 @@ type jsonAppender interface {
 // searchResultJSON is a search result that encodes itself.
 type searchResultJSON struct{ *client.SearchResult }
 
+// appendJSON appends the result's JSON. writeJSON passes a pooled buffer,
+// which after the first responses has room for the result, so no size is
+// computed ahead.
 func (r searchResultJSON) appendJSON(b []byte) []byte {
-	// The strings and about 200 bytes of names and numbers per hit, so
-	// that the buffer grows at most for escapes.
-	n := 64 + len(r.Next)
-	for i := range r.Hits {
-		h := &r.Hits[i]
-		n += 200 + len(h.ID) + len(h.Title) + len(h.Collection) + len(h.Class) + len(h.Status) +
-			len(h.Snippet) + len(h.SnippetHTML) + len(h.Owner)
-		for _, t := range h.Tags {
-			n += len(t) + 3
-		}
-		for _, t := range h.Matched {
-			n += len(t) + 3
-		}
-	}
-	return appendSearchResult(slices.Grow(b, n), r.SearchResult)
+	return appendSearchResult(b, r.SearchResult)
 }
 
 // appendSearchResult appends the JSON of a search result, byte for byte
@@ -115,25 +103,9 @@ func appendHitReview(b []byte, owner string, overdue bool) []byte {
 // lookupResultJSON is a lookup result that encodes itself.
 type lookupResultJSON struct{ *client.LookupResult }
 
+// appendJSON appends the result's JSON, as searchResultJSON does.
 func (r lookupResultJSON) appendJSON(b []byte) []byte {
-	// As for searches: the strings and about 250 bytes of names and
-	// numbers per hit.
-	n := 64
-	for _, t := range r.Terms {
-		n += len(t) + 3
-	}
-	for i := range r.Hits {
-		h := &r.Hits[i]
-		n += 250 + len(h.ID) + len(h.Title) + len(h.Collection) + len(h.Class) + len(h.Status) +
-			len(h.Snippet) + len(h.SnippetHTML) + len(h.Reason) + len(h.ReplacedBy) + len(h.Owner)
-		for _, t := range h.MatchedTerms {
-			n += len(t) + 3
-		}
-		for _, t := range h.MatchedAttributes {
-			n += len(t) + 3
-		}
-	}
-	return appendLookupResult(slices.Grow(b, n), r.LookupResult)
+	return appendLookupResult(b, r.LookupResult)
 }
 
 // appendLookupResult appends the JSON of a lookup result, byte for byte

@@ -73,12 +73,19 @@ func TestSearchResultEncoding(t *testing.T) {
 			res.Facets = &client.Facets{Classes: []client.FacetCount{{Value: text(), Count: 3}}, Collections: []client.FacetCount{}, Tags: nil}
 		}
 		res.AnyTerm = r.IntN(2) == 0
-		want, got := httptest.NewRecorder(), httptest.NewRecorder()
-		writeJSON(want, 200, res)
-		writeJSON(got, 200, searchResultJSON{&res})
-		if got.Body.String() != want.Body.String() {
-			t.Fatalf("appendSearchResult wrote\n%q\nwant what encoding/json writes:\n%q", got.Body, want.Body)
-		}
+		wantEncodingJSON(t, res, searchResultJSON{&res})
+	}
+}
+
+// wantEncodingJSON checks that writeJSON writes the same bytes for a
+// value that encodes itself as encoding/json writes for the plain value.
+func wantEncodingJSON(t *testing.T, plain any, self jsonAppender) {
+	t.Helper()
+	want, got := httptest.NewRecorder(), httptest.NewRecorder()
+	writeJSON(want, 200, plain)
+	writeJSON(got, 200, self)
+	if got.Body.String() != want.Body.String() {
+		t.Fatalf("%T wrote\n%q\nwant what encoding/json writes:\n%q", self, got.Body, want.Body)
 	}
 }
 
@@ -99,12 +106,7 @@ func TestLookupResultEncoding(t *testing.T) {
 				Score: r.Float64() * 3, Reason: text(), MatchedTerms: texts(), MatchedAttributes: texts(),
 				Deprecated: r.IntN(2) == 0, ReplacedBy: text(), Owner: text(), ReviewOverdue: r.IntN(2) == 0})
 		}
-		want, got := httptest.NewRecorder(), httptest.NewRecorder()
-		writeJSON(want, 200, res)
-		writeJSON(got, 200, lookupResultJSON{&res})
-		if got.Body.String() != want.Body.String() {
-			t.Fatalf("appendLookupResult wrote\n%q\nwant what encoding/json writes:\n%q", got.Body, want.Body)
-		}
+		wantEncodingJSON(t, res, lookupResultJSON{&res})
 	}
 }
 
