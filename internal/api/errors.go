@@ -115,8 +115,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// jsonBuffers holds the buffers that writeJSON encodes search and lookup
-// results into, which take a few kilobytes each.
+// jsonBuffers is the pool of buffers that writeJSON encodes search and
+// lookup results into, a few kilobytes each.
 var jsonBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // maxPooledJSON bounds the buffers that jsonBuffers keeps, so that a
@@ -193,8 +193,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, opti
 				return badRequest("", "the body nests objects and lists more than 10000 deep: no request of this API needs more than 5 levels, so send the fields that its description names")
 			}
 			if syntax.Offset > 0 {
-				// encoding/json counts the bytes read, the bad one too;
-				// messages give the bad byte's offset from 0.
+				// encoding/json counts the bytes read, the bad one too,
+				// while messages give the bad byte's offset from 0.
 				syntax.Offset += int64(bom) - 1
 			}
 		}
@@ -202,7 +202,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, opti
 		unknown := strings.HasPrefix(err.Error(), "json: unknown field ")
 		if unknown || errors.As(err, &typeErr) {
 			// The decoder read the first value whole, so it is valid
-			// JSON; a value after it is no part of the object.
+			// JSON. A value after it is no part of the object.
 			first := body[:dec.InputOffset()]
 			if err := checkSurrogates(first, bom); err != nil {
 				return err
@@ -289,7 +289,7 @@ func checkTimes(text []byte, target reflect.Type) error {
 
 var timeType = reflect.TypeFor[time.Time]()
 
-// listLimit is the most entries that a request's list may have.
+// listLimit is the maximum number of entries of a request's list.
 type listLimit struct {
 	field string
 	max   int
@@ -659,7 +659,7 @@ func locateField(doc gjson.Result, target reflect.Type, e *json.UnmarshalTypeErr
 	at := int(e.Offset) - 1
 	v, t := doc, target
 	var b strings.Builder
-	// intoLists steps into the element of each list that holds the value,
+	// intoLists steps into the element of each list that contains the value,
 	// down to a list that is the value.
 	intoLists := func() {
 		for {
@@ -814,7 +814,7 @@ func decodeError(err error, limit int64, target reflect.Type) error {
 		}
 		want := jsonKind(typeErr.Type.Kind().String())
 		if got != typeErr.Value {
-			// A number that the field's type cannot hold: a fraction, an
+			// A number that the field's type cannot represent: a fraction, an
 			// exponent or too many digits.
 			switch typeErr.Type.Kind() {
 			case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64:

@@ -487,7 +487,7 @@ type discardWriter struct {
 	failed []byte
 }
 
-// responseBuffers holds the buffers of discardWriter.
+// responseBuffers is the pool of buffers of discardWriter.
 var responseBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 func (w *discardWriter) Header() http.Header {

@@ -54,8 +54,8 @@ var suffixes = []string{
 	"ers", "ed", "es", "er", "ly", "s",
 }
 
-// suffixesByLast holds suffixes by their last byte, in the same order, as
-// a word can end only in the suffixes that end in its last byte.
+// suffixesByLast maps a last byte to the suffixes that end in it, in the
+// order of suffixes, because a word can end only in those.
 var suffixesByLast = func() map[byte][]string {
 	m := map[byte][]string{}
 	for _, s := range suffixes {
@@ -241,8 +241,8 @@ func isLatin(w string) bool {
 	}) < 0
 }
 
-// isASCIIAlnum reports whether w holds only ASCII letters and digits, as
-// most words of tickets do, for the checks that then need no tables.
+// isASCIIAlnum reports whether w contains only ASCII letters and digits,
+// as most words of tickets do, so that the checks need no Unicode tables.
 func isASCIIAlnum(w string) bool {
 	for i := 0; i < len(w); i++ {
 		c := w[i]
