@@ -109,7 +109,7 @@ func (s *Store) buildTextIndex(ctx context.Context) {
 		}
 		last = batch[len(batch)-1].Seq
 	}
-	t.ix.Shrink()
+	t.ix.Compact()
 
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -928,47 +928,27 @@ func (ix *Index) maybeCompact() {
 	ix.compact()
 }
 
-// Shrink copies every postings list into memory of its exact size. A list
-// grows by appending, which leaves spare capacity behind, so a store
-// calls Shrink once its build is done.
-func (ix *Index) Shrink() {
+// Compact drops the dead documents, numbers the others class by class,
+// and copies every list into memory of its exact size. A store calls it
+// once its build is done: the build adds articles in the order of their
+// versions and grows each list by appending.
+func (ix *Index) Compact() {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.shrink()
-}
-
-func (ix *Index) shrink() {
-	for _, f := range []*field{&ix.full, &ix.head} {
-		for _, p := range f.terms {
-			p.docs = slices.Clone(p.docs)
-			p.count = slices.Clone(p.count)
-			p.pos = slices.Clone(p.pos)
-			p.posAt = slices.Clone(p.posAt)
-		}
-	}
-	ix.docs = slices.Clone(ix.docs)
-	ix.lengths = slices.Clone(ix.lengths)
-	ix.classLen = slices.Clone(ix.classLen)
+	ix.compact()
 }
 
 // compact drops the dead documents and the classes without a document,
-// and renumbers the others in the same order.
+// and renumbers the documents class by class, each class in its ranking
+// order. The articles of a class, such as one runbook's copies for many
+// clusters, then sit side by side in every list, so a search reads the
+// postings and lengths of similar articles from neighbouring memory. A
+// build adds the articles in the order of their versions, which spreads
+// such copies over the whole range of numbers.
 func (ix *Index) compact() {
 	renum := make([]uint32, len(ix.docs))
 	docs := make([]doc, 0, ix.live)
 	lengths := make([]uint32, 0, ix.live)
-	for d := range ix.docs {
-		if ix.isAlive(uint32(d)) {
-			renum[d] = uint32(len(docs))
-			docs = append(docs, ix.docs[d])
-			lengths = append(lengths, ix.lengths[d])
-		}
-	}
-	alive := make([]uint64, (len(docs)+63)/64)
-	for d := range docs {
-		alive[d/64] |= 1 << (d % 64)
-	}
-
 	classRenum := make([]uint32, len(ix.classes))
 	classes := make([]class, 0, len(ix.classes))
 	classLen := make([]uint32, 0, len(ix.classes))
@@ -981,11 +961,19 @@ func (ix *Index) compact() {
 		classRenum[c] = nc
 		ix.classByKey[cl.key] = nc
 		for i, d := range cl.docs {
-			cl.docs[i] = renum[d]
-			docs[renum[d]].class = nc
+			nd := uint32(len(docs))
+			renum[d] = nd
+			cl.docs[i] = nd
+			docs = append(docs, ix.docs[d])
+			docs[nd].class = nc
+			lengths = append(lengths, ix.lengths[d])
 		}
 		classes = append(classes, cl)
 		classLen = append(classLen, ix.classLen[c])
+	}
+	alive := make([]uint64, (len(docs)+63)/64)
+	for d := range docs {
+		alive[d/64] |= 1 << (d % 64)
 	}
 	classAlive := make([]uint64, (len(classes)+63)/64)
 	for c := range classes {
@@ -993,6 +981,7 @@ func (ix *Index) compact() {
 	}
 
 	var keys []uint32
+	var order []uint64
 	for _, f := range []*field{&ix.full, &ix.head} {
 		last, isAlive, renumber, newLen := colBody, ix.isAlive, renum, lengths
 		size := func(uint32) int { return 1 }
@@ -1003,19 +992,32 @@ func (ix *Index) compact() {
 		vocab := f.vocab[:0]
 		for _, e := range f.vocab {
 			term, old := e.term, e.p
-			p := &postings{}
+			// order packs each live posting's new number into the high
+			// 32 bits and its index in old into the low ones, so that
+			// sorting yields the new order.
+			order = order[:0]
 			for i, d := range old.docs {
-				if !isAlive(d) {
-					continue
+				if isAlive(d) {
+					order = append(order, uint64(renumber[d])<<32|uint64(i))
 				}
-				keys = old.keysAt(i, keys[:0])
-				nd := renumber[d]
-				p.append(nd, keys, weighted(keys, last), newLen[nd], size(nd))
 			}
-			if len(p.docs) == 0 {
+			if len(order) == 0 {
 				delete(f.terms, term)
 				continue
 			}
+			slices.Sort(order)
+			p := &postings{
+				docs:  make([]uint32, 0, len(order)),
+				count: make([]uint16, 0, len(order)),
+				posAt: make([]uint32, 0, (len(order)+posEvery-1)/posEvery),
+			}
+			for _, o := range order {
+				nd := uint32(o >> 32)
+				keys = old.keysAt(int(uint32(o)), keys[:0])
+				p.append(nd, keys, weighted(keys, last), newLen[nd], size(nd))
+			}
+			// The other slices have their exact size already.
+			p.pos = slices.Clone(p.pos)
 			f.terms[term] = p
 			vocab = append(vocab, vocabEntry{term, p})
 		}
@@ -1030,5 +1032,4 @@ func (ix *Index) compact() {
 	}
 	ix.docs, ix.lengths, ix.alive, ix.dead, ix.deadPostings = docs, lengths, alive, 0, 0
 	ix.classes, ix.classLen, ix.classAlive = classes, classLen, classAlive
-	ix.shrink()
 }

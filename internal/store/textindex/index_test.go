@@ -3,8 +3,10 @@ package textindex
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -476,6 +478,82 @@ func TestSharedTitlesRankLikeDocuments(t *testing.T) {
 	}
 	if len(ix.docs) >= int(seq) {
 		t.Errorf("the index numbers %d documents after %d writes: compaction never ran", len(ix.docs), seq)
+	}
+}
+
+// TestCompactNumbersByClass builds an index whose classes interleave, as
+// a build adds the variants of runbooks, and checks that Compact numbers
+// each class's documents side by side in the class's order, keeps every
+// list sorted, and changes neither rankings nor hints.
+func TestCompactNumbersByClass(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	titles := []string{"node disk full", "pod crash looping", "etcd leader", "certificate rotation"}
+	ix := New()
+	m := &model{articles: map[string]*knowledge.Article{}, seqs: map[string]int64{}}
+	var docs []Doc
+	for i := range 240 {
+		a := randomArticle(r, fmt.Sprintf("a%03d", i))
+		a.Title, a.Tags = titles[i%len(titles)], nil
+		seq := int64(i + 1)
+		m.articles[a.ID], m.seqs[a.ID] = a, seq
+		docs = append(docs, Doc{Seq: seq, Article: a})
+	}
+	ix.Load(docs, 2)
+	hints := func() map[string][]*fulltext.Hint {
+		seqs := slices.Sorted(maps.Values(m.seqs))
+		out := map[string][]*fulltext.Hint{}
+		for _, text := range queries {
+			out[text] = ix.Hints(seqs, fulltext.Parse(text).Terms)
+		}
+		return out
+	}
+	before := hints()
+
+	ix.Compact()
+
+	if len(ix.docs) != ix.live || len(ix.docs) != len(docs) {
+		t.Fatalf("after Compact the index numbers %d documents and counts %d current, want %d", len(ix.docs), ix.live, len(docs))
+	}
+	next := uint32(0)
+	for c, cl := range ix.classes {
+		for i, d := range cl.docs {
+			if d != next {
+				t.Fatalf("document %d of class %d is number %d, want %d", i, c, d, next)
+			}
+			if ix.docs[d].class != uint32(c) {
+				t.Errorf("document %d names class %d, want %d", d, ix.docs[d].class, c)
+			}
+			if i > 0 && ix.classOrder(cl.docs[i-1], d) >= 0 {
+				t.Errorf("class %d holds document %d before %d out of its order", c, cl.docs[i-1], d)
+			}
+			next++
+		}
+	}
+	for seq, d := range ix.bySeq {
+		if ix.docs[d].seq != seq {
+			t.Errorf("version %d maps to document %d of version %d", seq, d, ix.docs[d].seq)
+		}
+	}
+	for id, d := range ix.byID {
+		if ix.docs[d].id != id {
+			t.Errorf("article %s maps to document %d of article %s", id, d, ix.docs[d].id)
+		}
+	}
+	for _, f := range []*field{&ix.full, &ix.head} {
+		for term, p := range f.terms {
+			if !slices.IsSorted(p.docs) || len(slices.Compact(slices.Clone(p.docs))) != len(p.docs) {
+				t.Errorf("the list of %q is not in ascending order after Compact", term)
+			}
+		}
+	}
+	checkAll(t, ix, m)
+	after := hints()
+	for _, text := range queries {
+		for i := range before[text] {
+			if !reflect.DeepEqual(before[text][i], after[text][i]) {
+				t.Errorf("query %q, hit %d: hint %+v after Compact, want %+v", text, i, after[text][i], before[text][i])
+			}
+		}
 	}
 }
 
