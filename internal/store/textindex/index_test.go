@@ -557,6 +557,35 @@ func TestCompactNumbersByClass(t *testing.T) {
 	}
 }
 
+// TestHintsOfPageMatchSingle checks that the hints of a page, whose hits
+// come in any order and may repeat or be missing, equal those of each
+// hit asked for alone.
+func TestHintsOfPageMatchSingle(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	ix := New()
+	var docs []Doc
+	for i := range 200 {
+		docs = append(docs, Doc{Seq: int64(i + 1), Article: randomArticle(r, fmt.Sprintf("a%03d", i))})
+	}
+	ix.Load(docs, 2)
+	ix.Compact()
+	for _, text := range queries {
+		terms := fulltext.Parse(text).Terms
+		page := []int64{999} // no such version
+		for range 12 {
+			page = append(page, int64(1+r.IntN(len(docs))))
+		}
+		page = append(page, page[3])
+		got := ix.Hints(page, terms)
+		for i, seq := range page {
+			want := ix.Hints([]int64{seq}, terms)[0]
+			if !reflect.DeepEqual(got[i], want) {
+				t.Errorf("query %q, hit %d (version %d): hint %+v in a page, %+v alone", text, i, seq, got[i], want)
+			}
+		}
+	}
+}
+
 // TestExcludesFollowsTagsAndMetadata checks that Excludes rules out
 // exactly the filters that name tags or a metadata pair that no current
 // article carries, as articles gain, change and lose them.

@@ -456,7 +456,7 @@ func (ix *Index) Hints(seqs []int64, terms []fulltext.Term) []*fulltext.Hint {
 	defer func() {
 		// Scratch grown by a word that one long article repeats
 		// thousands of times is left to the collector, not pooled.
-		n := cap(sc.keys) + cap(sc.found)
+		n := cap(sc.keys) + cap(sc.found) + cap(sc.hits) + cap(sc.postingAt)
 		for _, at := range sc.at {
 			n += cap(at)
 		}
@@ -464,28 +464,74 @@ func (ix *Index) Hints(seqs []int64, terms []fulltext.Term) []*fulltext.Hint {
 			hintScratchPool.Put(sc)
 		}
 	}()
+	// hits packs the document number of each hit that gets a hint into
+	// the high 32 bits and its index in seqs into the low ones, so that
+	// sorting orders them by number.
+	hits := sc.hits[:0]
+	for i, seq := range seqs {
+		if d, ok := ix.bySeq[seq]; ok && ix.docs[d].layout != nil {
+			hits = append(hits, uint64(d)<<32|uint64(i))
+		}
+	}
+	slices.Sort(hits)
+	sc.hits = hits
+	postingAt, nw := sc.findHits(hits, words)
+
 	// One allocation for the hints of a page and one for their Found.
 	hints := make([]fulltext.Hint, len(seqs))
 	found := make([]bool, len(seqs)*len(terms))
-	for i, seq := range seqs {
-		d, ok := ix.bySeq[seq]
-		if !ok || ix.docs[d].layout == nil {
-			continue
-		}
+	for k, hit := range hits {
+		d, i := uint32(hit>>32), int(uint32(hit))
 		h := &hints[i]
 		h.Found = found[i*len(terms) : (i+1)*len(terms) : (i+1)*len(terms)]
-		ix.hint(d, terms, words, sc, h)
+		ix.hint(d, terms, words, postingAt[k*nw:(k+1)*nw], sc, h)
 		out[i] = h
 	}
 	return out
 }
 
+// findHits finds the hits, sorted as Hints packs them, in every list of
+// words. It returns the index of each hit's posting in each list, or -1,
+// as rows of nw lists in the order of words, one row per hit. Each list
+// is searched forward from the hit before, so the hits of one class,
+// which have neighbouring numbers, cost a step or two.
+func (sc *hintScratch) findHits(hits []uint64, words [][][]*postings) (postingAt []int32, nw int) {
+	for _, ws := range words {
+		for _, w := range ws {
+			nw += len(w)
+		}
+	}
+	out := slices.Grow(sc.postingAt[:0], len(hits)*nw)[:len(hits)*nw]
+	sc.postingAt = out
+	k := 0
+	for _, ws := range words {
+		for _, w := range ws {
+			for _, p := range w {
+				lo := 0
+				for h, hit := range hits {
+					i, ok := find(p.docs[lo:], uint32(hit>>32))
+					if !ok {
+						out[h*nw+k] = -1
+						continue
+					}
+					lo += i
+					out[h*nw+k] = int32(lo)
+				}
+				k++
+			}
+		}
+	}
+	return out, nw
+}
+
 // hintScratch is the space that hint reuses from one document and term to
 // the next, and Hints from one page to the next.
 type hintScratch struct {
-	keys  []uint32
-	at    [][]uint32
-	found []uint64
+	keys      []uint32
+	at        [][]uint32
+	found     []uint64
+	hits      []uint64
+	postingAt []int32
 }
 
 var hintScratchPool sync.Pool
@@ -494,13 +540,15 @@ var hintScratchPool sync.Pool
 const maxPooledKeys = 1 << 14
 
 // hint is Hints for document d. It fills h, whose Found has room for the
-// terms.
-func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, sc *hintScratch, h *fulltext.Hint) {
+// terms. postingAt holds d's postings in the lists of words, as findHits
+// returns them.
+func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, postingAt []int32, sc *hintScratch, h *fulltext.Hint) {
 	l := ix.docs[d].layout
 	h.Layout = l
 	// Matches are collected as word<<8 | term, which sort as numbers;
 	// queries have at most fulltext.MaxTerms (64) terms.
 	found := sc.found[:0]
+	k := 0 // index of the next list of words in postingAt
 	for ti := range terms {
 		n := len(terms[ti].Tokens)
 		// The body positions of each word of the term in this article.
@@ -511,11 +559,12 @@ func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, sc
 		for j := range n {
 			at[j] = at[j][:0]
 			for _, p := range words[ti][j] {
-				i, ok := find(p.docs, d)
-				if !ok {
+				i := postingAt[k]
+				k++
+				if i < 0 {
 					continue
 				}
-				sc.keys = p.keysAt(i, sc.keys[:0])
+				sc.keys = p.keysAt(int(i), sc.keys[:0])
 				for _, k := range sc.keys {
 					if k>>posBits == colBody {
 						at[j] = append(at[j], k&(1<<posBits-1))
