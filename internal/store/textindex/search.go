@@ -1078,19 +1078,18 @@ func (t *topN) down(i int) {
 // n before it finds them, because a deep page may ask for a thousand.
 const maxPresized = 64
 
-// sorted returns the documents kept, best first. It sorts the heap in
-// place, so t is spent.
+// sorted returns the documents kept, best first, and spends t. It sorts
+// the heap in place: each step swaps the worst to the end and shrinks the
+// heap. Unlike slices.SortFunc, this compares hits through pointers
+// instead of copying them.
 func (t *topN) sorted() []Hit {
 	out := t.heap
-	slices.SortFunc(out, func(a, b Hit) int {
-		if better(&a, &b) {
-			return -1
-		}
-		if better(&b, &a) {
-			return 1
-		}
-		return 0
-	})
+	for n := len(out) - 1; n > 0; n-- {
+		out[0], out[n] = out[n], out[0]
+		t.heap = out[:n]
+		t.down(0)
+	}
+	t.heap = out
 	return out
 }
 
