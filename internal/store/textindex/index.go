@@ -1006,9 +1006,13 @@ func (ix *Index) compact() {
 				continue
 			}
 			slices.Sort(order)
+			// Each posting's keys encode to the same bytes in the new
+			// list as in the old one, so the old list's size bounds the
+			// new one's.
 			p := &postings{
 				docs:  make([]uint32, 0, len(order)),
 				count: make([]uint16, 0, len(order)),
+				pos:   make([]byte, 0, len(old.pos)),
 				posAt: make([]uint32, 0, (len(order)+posEvery-1)/posEvery),
 			}
 			for _, o := range order {
@@ -1016,8 +1020,10 @@ func (ix *Index) compact() {
 				keys = old.keysAt(int(uint32(o)), keys[:0])
 				p.append(nd, keys, weighted(keys, last), newLen[nd], size(nd))
 			}
-			// The other slices have their exact size already.
-			p.pos = slices.Clone(p.pos)
+			if cap(p.pos)-len(p.pos) > len(p.pos)/8 {
+				// Many dead postings were dropped.
+				p.pos = slices.Clone(p.pos)
+			}
 			f.terms[term] = p
 			vocab = append(vocab, vocabEntry{term, p})
 		}
