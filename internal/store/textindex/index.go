@@ -929,7 +929,7 @@ func (ix *Index) maybeCompact() {
 }
 
 // Compact drops the dead documents, numbers the others class by class,
-// and copies every list into memory of its exact size. A store calls it
+// and copies every list into memory sized to it. A store calls it
 // once its build is done: the build adds articles in the order of their
 // versions and grows each list by appending.
 func (ix *Index) Compact() {

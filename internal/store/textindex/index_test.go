@@ -576,6 +576,9 @@ func TestHintsOfPageMatchSingle(t *testing.T) {
 			page = append(page, int64(1+r.IntN(len(docs))))
 		}
 		page = append(page, page[3])
+		// A term without tokens, which Parse never returns, matches
+		// nothing.
+		terms = append(terms, fulltext.Term{})
 		got := ix.Hints(page, terms)
 		for i, seq := range page {
 			want := ix.Hints([]int64{seq}, terms)[0]

@@ -548,9 +548,12 @@ func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, po
 	// Matches are collected as word<<8 | term, which sort as numbers;
 	// queries have at most fulltext.MaxTerms (64) terms.
 	found := sc.found[:0]
-	k := 0 // index of the next list of words in postingAt
+	list := 0 // index of the next list of words in postingAt
 	for ti := range terms {
 		n := len(terms[ti].Tokens)
+		if n == 0 {
+			continue // a term without tokens matches nothing
+		}
 		// The body positions of each word of the term in this article.
 		for len(sc.at) < n {
 			sc.at = append(sc.at, nil)
@@ -559,8 +562,8 @@ func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, po
 		for j := range n {
 			at[j] = at[j][:0]
 			for _, p := range words[ti][j] {
-				i := postingAt[k]
-				k++
+				i := postingAt[list]
+				list++
 				if i < 0 {
 					continue
 				}
