@@ -524,7 +524,7 @@ func TestCompactNumbersByClass(t *testing.T) {
 				t.Errorf("document %d names class %d, want %d", d, ix.docs[d].class, c)
 			}
 			if i > 0 && ix.classOrder(cl.docs[i-1], d) >= 0 {
-				t.Errorf("class %d holds document %d before %d out of its order", c, cl.docs[i-1], d)
+				t.Errorf("class %d lists document %d before %d, out of its order", c, cl.docs[i-1], d)
 			}
 			next++
 		}
