@@ -64,6 +64,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.Status >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", ae.Cause)
 	}
+	if ae.Status == http.StatusUnauthorized {
+		// RFC 9110 requires the scheme with every 401, and RFC 6750
+		// names it for bearer tokens.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="khub"`)
+	}
 	// Messages and fields quote the request, which may be megabytes long.
 	writeJSON(w, ae.Status, client.ErrorBody{Error: client.ErrorDetail{Code: ae.Code,
 		Message: clipText(ae.Message, maxErrorMessage), Field: clipText(ae.Field, maxErrorField)}})

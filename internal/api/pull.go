@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +26,8 @@ const MaxQueryLen = 1000
 func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var filter knowledge.Scope
-	for key, values := range q {
+	for _, key := range queryKeys(q) {
+		values := q[key]
 		switch {
 		case key == "q", key == "limit", key == "cursor", key == "facets":
 			if len(values) > 1 {
@@ -245,7 +248,8 @@ var searchFilterFields = knowledge.ScopeFields{
 // until a change in the caller's scope commits or the wait ends.
 func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	for key, values := range q {
+	for _, key := range queryKeys(q) {
+		values := q[key]
 		if key != "after" && key != "limit" && key != "wait" && key != "record" {
 			s.writeError(w, r, badRequest(key, "unknown query parameter %q: use after, limit, wait or record", key))
 			return
@@ -306,6 +310,11 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if r.Method == http.MethodHead {
+		// HEAD is safe: it neither waits nor moves the caller's cursor,
+		// so a probe cannot mark a tool as caught up.
+		wait, record = 0, false
+	}
 	p := principalFrom(r.Context())
 	page, err := s.readChanges(w, r, after, int(limit), wait, p.scope())
 	if err != nil {
@@ -403,6 +412,10 @@ func visibleType(c *knowledge.Change) knowledge.ChangeType {
 	}
 	return c.Type
 }
+
+// queryKeys returns the keys of q in order, so that of several faulty
+// parameters the same one is named every time.
+func queryKeys(q url.Values) []string { return slices.Sorted(maps.Keys(q)) }
 
 func intParam(q url.Values, name string, def, minValue, maxValue int64) (int64, error) {
 	v := q.Get(name)

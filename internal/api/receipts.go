@@ -175,7 +175,8 @@ func (s *Server) appliedArticle(w http.ResponseWriter, r *http.Request) {
 	}
 
 	q := r.URL.Query()
-	for key, values := range q {
+	for _, key := range queryKeys(q) {
+		values := q[key]
 		if key != "article" {
 			s.writeError(w, r, badRequest(key, "unknown query parameter %q: use article", key))
 			return

@@ -287,7 +287,8 @@ func (s *Server) isAdmin(token string) bool {
 	return subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1
 }
 
-var errUnauthorized = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "missing or invalid token: send Authorization: Bearer TOKEN with the admin token or an integration's pull token"}
+var errUnauthorized = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Field: "Authorization",
+	Message: "missing or invalid token: send Authorization: Bearer TOKEN with the admin token or an integration's pull token"}
 
 // requireAdmin lets only the admin token through.
 func (s *Server) requireAdmin(next http.HandlerFunc) http.Handler {

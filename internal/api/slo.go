@@ -30,7 +30,8 @@ func (s *Server) staleness(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	for key, values := range q {
+	for _, key := range queryKeys(q) {
+		values := q[key]
 		if !slices.Contains(stalenessParams, key) {
 			s.writeError(w, r, badRequest(key, "unknown query parameter %q: use %s", key, strings.Join(stalenessParams, " or ")))
 			return

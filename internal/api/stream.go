@@ -218,13 +218,16 @@ func setStreamHeaders(h http.Header) {
 
 // streamStart returns the cursor a stream starts after: Last-Event-ID when
 // the client sends it, because a reconnecting EventSource repeats the URL
-// of its first request, else the after parameter, else 0. It also returns
-// the record parameter; see recordParam.
+// of its first request, else the after parameter, else 0. A lastEventId
+// query parameter stands in for the header: EventSource polyfills append
+// it to the URL when they cannot send headers. It also returns the record
+// parameter; see recordParam.
 func (s *Server) streamStart(r *http.Request) (int64, bool, error) {
 	q := r.URL.Query()
-	for key, values := range q {
-		if key != "after" && key != "record" {
-			return 0, false, badRequest(key, "unknown query parameter %q: use after or record", key)
+	for _, key := range queryKeys(q) {
+		values := q[key]
+		if key != "after" && key != "record" && key != "lastEventId" {
+			return 0, false, badRequest(key, "unknown query parameter %q: use after, record or lastEventId", key)
 		}
 		if len(values) > 1 {
 			return 0, false, badRequest(key, "%s is given %d times: give it once", key, len(values))
@@ -240,12 +243,17 @@ func (s *Server) streamStart(r *http.Request) (int64, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
-	if ids := r.Header.Values("Last-Event-ID"); len(ids) > 0 {
-		field = "Last-Event-ID"
+	// The header wins over its stand-in in the query.
+	ids, name := r.Header.Values("Last-Event-ID"), "Last-Event-ID"
+	if len(ids) == 0 && q.Has("lastEventId") {
+		ids, name = q["lastEventId"], "lastEventId"
+	}
+	if len(ids) > 0 {
+		field = name
 		v := strings.TrimSpace(ids[0])
 		after, err = strconv.ParseInt(v, 10, 64)
 		if len(ids) > 1 || err != nil || after < 0 {
-			return 0, false, badRequest(field, "Last-Event-ID %q is invalid: send the id of the last event received, a cursor from 0 upwards, once", strings.Join(ids, ", "))
+			return 0, false, badRequest(field, "%s %q is invalid: send the id of the last event received, a cursor from 0 upwards, once", field, strings.Join(ids, ", "))
 		}
 	}
 

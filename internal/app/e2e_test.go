@@ -177,6 +177,13 @@ func TestBadInputNamesTheField(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("status = %d, want 401", resp.StatusCode)
 		}
+		// RFC 9110 requires a challenge with every 401.
+		if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
+			t.Errorf("WWW-Authenticate = %q, want a Bearer challenge", got)
+		}
+		if e := errorOf(t, resp); e.Field != "Authorization" {
+			t.Errorf("field = %q, want Authorization", e.Field)
+		}
 	})
 	t.Run("healthz without token", func(t *testing.T) {
 		resp := do(t, mustRequest(t, http.MethodGet, c, "/healthz", nil, ""))

@@ -157,7 +157,7 @@ func TestLookupBadRequests(t *testing.T) {
 		})
 	}
 	resp := do(t, mustRequest(t, http.MethodPost, c, "/v1/lookup", strings.NewReader(`{"text": "disk"}`), ""))
-	wantError(t, resp, http.StatusUnauthorized, "")
+	wantError(t, resp, http.StatusUnauthorized, "Authorization")
 }
 
 func TestSearchFacetsAndCursorOverHTTP(t *testing.T) {

@@ -237,6 +237,19 @@ func TestStreamResumesFromLastEventID(t *testing.T) {
 	if ch := s.change(); ch.ArticleID != "rb-3" {
 		t.Errorf("stream after cursor %d sent %s first, want rb-3", second.Cursor, ch.ArticleID)
 	}
+	s.close()
+
+	// EventSource polyfills append lastEventId to the first URL, which
+	// wins over after as the header does. The header wins over both.
+	s = openSSE(t, pc, "/v1/stream?after=0&lastEventId="+strconv.FormatInt(second.Cursor, 10), nil)
+	if ch := s.change(); ch.ArticleID != "rb-3" {
+		t.Errorf("stream with lastEventId %d sent %s first, want rb-3", second.Cursor, ch.ArticleID)
+	}
+	s.close()
+	s = openSSE(t, pc, "/v1/stream?lastEventId=0", header)
+	if ch := s.change(); ch.ArticleID != "rb-3" {
+		t.Errorf("stream with Last-Event-ID %d and lastEventId 0 sent %s first, want rb-3", second.Cursor, ch.ArticleID)
+	}
 }
 
 func TestStreamScopeIsolation(t *testing.T) {
@@ -310,6 +323,11 @@ func TestStreamRejectsBadCursors(t *testing.T) {
 		{"/v1/stream?since=1", "", "since"},
 		{"/v1/stream", "7", "Last-Event-ID"},
 		{"/v1/stream", "abc", "Last-Event-ID"},
+		{"/v1/stream?lastEventId=abc", "", "lastEventId"},
+		{"/v1/stream?lastEventId=7", "", "lastEventId"},
+		{"/v1/stream?lastEventId=1&lastEventId=1", "", "lastEventId"},
+		// Of several unknown parameters, the first in order is named.
+		{"/v1/stream?zz=1&since=1&b=2", "", "b"},
 	}
 	for _, tc := range cases {
 		req := mustRequest(t, http.MethodGet, pc, tc.path, nil, "token")
@@ -510,6 +528,38 @@ func TestReadsWithoutRecording(t *testing.T) {
 	resp := do(t, mustRequest(t, http.MethodGet, pc, "/v1/changes?record=no", nil, "token"))
 	if e := errorOf(t, resp); resp.StatusCode != http.StatusBadRequest || e.Field != "record" {
 		t.Errorf("record=no: status %d field %q, want 400 naming record", resp.StatusCode, e.Field)
+	}
+}
+
+// TestFeedHeadRecordsNothing checks that HEAD of the change feed, which
+// a monitoring probe may send, neither moves the pull cursor nor waits.
+func TestFeedHeadRecordsNothing(t *testing.T) {
+	_, c := startHub(t)
+	ctx := context.Background()
+	in, pc := createFeedReader(t, c, "helpdesk", client.Scope{Classes: []string{"runbook"}})
+	put(t, c, article("rb-1", "runbook", "One", "1"))
+
+	resp := do(t, mustRequest(t, http.MethodHead, pc, "/v1/changes?after=0", nil, "token"))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD /v1/changes = %d, want 200", resp.StatusCode)
+	}
+	got, err := c.GetIntegration(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PullCursor != 0 {
+		t.Errorf("after HEAD /v1/changes the pull cursor is %d, want 0", got.PullCursor)
+	}
+
+	// Nothing in this scope is new, so a GET with this wait would hold
+	// the request for 20 seconds.
+	_, idle := createFeedReader(t, c, "idle", client.Scope{Classes: []string{"safety"}})
+	start := time.Now()
+	resp = do(t, mustRequest(t, http.MethodHead, idle, "/v1/changes?after=1&wait=20s", nil, "token"))
+	resp.Body.Close()
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("HEAD /v1/changes with wait=20s and nothing in scope took %s: it waited", elapsed)
 	}
 }
 
