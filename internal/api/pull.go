@@ -366,6 +366,11 @@ func (s *Server) readChanges(w http.ResponseWriter, r *http.Request, after int64
 		case <-changed:
 			timer.Stop()
 		case <-timer.C:
+		case <-s.streams.ctx.Done():
+			// The hub is shutting down: end the poll as if its wait ran
+			// out, so that http.Server.Shutdown need not wait for it.
+			timer.Stop()
+			return page, nil
 		case <-ctx.Done():
 			timer.Stop()
 			return store.ChangePage{}, ctx.Err()

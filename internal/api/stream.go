@@ -72,8 +72,8 @@ const streamHeader = "HTTP/1.1 200 OK\r\n" +
 // http.Server.Shutdown does not wait for, so CloseStreams ends and awaits
 // them.
 type streamSet struct {
-	// ctx bounds the store calls of streams and is cancelled by
-	// CloseStreams.
+	// ctx bounds the store calls of streams and the waits of long polls,
+	// and is cancelled by CloseStreams.
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -102,7 +102,8 @@ func (s *Server) initStreams() {
 }
 
 // CloseStreams ends every open stream of GET /v1/stream, makes new ones
-// fail with 503, and returns once every stream has ended and its cursor
+// fail with 503, ends the long polls of GET /v1/changes with what they
+// read so far, and returns once every stream has ended and its cursor
 // is stored. Call it when the HTTP server shuts down and before the store
 // closes: http.Server.RegisterOnShutdown ends the streams that keep
 // Shutdown waiting, and a call after Shutdown awaits the rest. Calling it

@@ -651,6 +651,53 @@ func TestStreamEndsOnShutdown(t *testing.T) {
 	}
 }
 
+// TestLongPollEndsOnShutdown checks that a long poll of the change feed
+// answers with an empty page when the hub shuts down, instead of holding
+// the shutdown for its wait.
+func TestLongPollEndsOnShutdown(t *testing.T) {
+	a, err := app.Open(app.Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(a.URL(), a.AdminToken())
+	type result struct {
+		status int
+		page   client.ChangesPage
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(mustRequest(t, http.MethodGet, c, "/v1/changes?after=0&wait=50s", nil, "token"))
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var r result
+		r.status = resp.StatusCode
+		r.err = json.NewDecoder(resp.Body).Decode(&r.page)
+		done <- r
+	}()
+	// Nothing commits, so the poll waits once it reaches the hub, which
+	// takes well under this pause.
+	time.Sleep(500 * time.Millisecond)
+
+	start := time.Now()
+	if err := a.Shutdown(context.Background()); err != nil {
+		t.Errorf("shutdown with a long poll in flight: %v", err)
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("shutdown with a long poll in flight took %s, want it to end the poll at once", elapsed)
+	}
+	r := <-done
+	if r.err != nil || r.status != http.StatusOK || len(r.page.Changes) != 0 {
+		t.Errorf("long poll at shutdown: status %d, %d changes, error %v; want 200 with an empty page", r.status, len(r.page.Changes), r.err)
+	}
+}
+
 func TestStreamEndsWhenIntegrationDeleted(t *testing.T) {
 	// A stream that leaves the pull cursor alone ends too.
 	for _, path := range []string{"/v1/stream", "/v1/stream?record=false"} {
