@@ -245,9 +245,19 @@ func (c *Client) Search(ctx context.Context, q string, opts SearchOptions) (Sear
 	return out, err
 }
 
+// responseMargin is how long a call of the change feed, or of a Syncer, may
+// take beyond its wait before the client gives up on it. A network
+// partition can leave a connection open without a byte until the HTTP
+// client's own timeout of 5 minutes, and a syncer should fall back or
+// retry long before that. A variable for tests.
+var responseMargin = 30 * time.Second
+
 // Changes reads the change feed after a cursor. A positive wait holds the
-// call open until a change arrives or the wait ends (at most 60s).
+// call open until a change arrives or the wait ends (at most 60s). A call
+// without a response 30s after its wait fails.
 func (c *Client) Changes(ctx context.Context, after int64, limit int, wait time.Duration) (ChangesPage, error) {
+	ctx, cancel := context.WithTimeout(ctx, max(wait, 0)+responseMargin)
+	defer cancel()
 	v := url.Values{}
 	v.Set("after", strconv.FormatInt(after, 10))
 	if limit > 0 {

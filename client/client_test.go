@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -101,5 +102,37 @@ func TestSyncerReadsWithoutRecording(t *testing.T) {
 	<-done
 	if n := recording.Load(); n > 0 {
 		t.Errorf("%d of %d feed and stream reads did not pass record=false", n, reads.Load())
+	}
+}
+
+// TestChangesGiveUpOnSilentHub checks that a feed read fails once its wait
+// and responseMargin have passed without a response, as on a connection that
+// a network partition left open, instead of after the HTTP client's five
+// minutes.
+func TestChangesGiveUpOnSilentHub(t *testing.T) {
+	defer func(d time.Duration) { responseMargin = d }(responseMargin)
+	responseMargin = 100 * time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := New(srv.URL, "token").Changes(ctx, 0, 0, 100*time.Millisecond)
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("Changes on a silent hub: error %v, test context %v; want the call's own deadline", err, ctx.Err())
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Changes on a silent hub: %v, want a deadline error", err)
+	}
+}
+
+// TestSyncerPageLimitCapped checks that a page limit above the hub's
+// maximum of 1000 is capped, since the hub would reject every read.
+func TestSyncerPageLimitCapped(t *testing.T) {
+	s := NewSyncer(New("http://127.0.0.1:1", "token"), SyncerOptions{PageLimit: 2000})
+	if s.opts.PageLimit != 1000 {
+		t.Errorf("page limit %d, want 1000", s.opts.PageLimit)
 	}
 }

@@ -22,7 +22,7 @@ type SyncerOptions struct {
 	// calls. A nil Logger discards them.
 	Logger *slog.Logger
 	// PageLimit is the number of changes per page of the change feed, 1
-	// to 1000. The default is 1000.
+	// to 1000. The default is 1000, and a larger value is capped to it.
 	PageLimit int
 	// FeedWait is the long-poll wait of the change feed while the stream
 	// is down. The default is DefaultFeedWait (30s). It must not exceed the hub's
@@ -118,7 +118,9 @@ type Syncer struct {
 // integration's pull token or the admin token. With the admin token it
 // copies every article and reports no cursor.
 func NewSyncer(c *Client, opts SyncerOptions) *Syncer {
-	if opts.PageLimit <= 0 {
+	if opts.PageLimit <= 0 || opts.PageLimit > 1000 {
+		// The hub rejects larger pages, and the syncer would retry the
+		// first read forever.
 		opts.PageLimit = 1000
 	}
 	if opts.FeedWait <= 0 {
@@ -288,6 +290,12 @@ func (s *Syncer) catchUp(ctx context.Context) error {
 	}
 }
 
+// bounded returns ctx with the deadline of one call that does not wait:
+// responseMargin from now.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, responseMargin)
+}
+
 // followFeed reads the change feed with long polls until the given time,
 // when the stream is tried again. b spaces out failed reads.
 func (s *Syncer) followFeed(ctx context.Context, until time.Time, b *backoff) error {
@@ -305,10 +313,10 @@ func (s *Syncer) followFeed(ctx context.Context, until time.Time, b *backoff) er
 			return err
 		}
 		wait := b.next()
-		if left := time.Until(until); wait >= left {
+		if left := max(time.Until(until), 0); wait >= left {
 			// The stream is tried before the feed would be.
 			s.log.Warn("reading the khub change feed failed; the stream is tried next", "error", err, "cursor", s.Cursor(), "reconnect_in", left)
-			return sleep(ctx, max(left, 0))
+			return sleep(ctx, left)
 		}
 		s.log.Warn("reading the khub change feed failed, will retry", "error", err, "cursor", s.Cursor(), "retry_in", wait)
 		if err := sleep(ctx, wait); err != nil {
@@ -324,7 +332,9 @@ func (s *Syncer) readFeedPage(ctx context.Context, wait time.Duration) (bool, er
 	page, err := s.client.Changes(ctx, cursor, s.opts.PageLimit, wait)
 	switch {
 	case isResyncRequired(err):
-		state, err := s.client.Cursor(ctx)
+		callCtx, cancel := bounded(ctx)
+		state, err := s.client.Cursor(callCtx)
+		cancel()
 		if err != nil {
 			return false, err
 		}
@@ -434,7 +444,9 @@ func (s *Syncer) apply(ctx context.Context, ch Change) error {
 // known to exist, recorded for a removed article whose version the 404
 // hides.
 func (s *Syncer) fetch(ctx context.Context, id string, version int64) error {
-	a, err := s.client.GetArticle(ctx, id)
+	callCtx, cancel := bounded(ctx)
+	a, err := s.client.GetArticle(callCtx, id)
+	cancel()
 	s.count(func(st *SyncerStats) { st.Fetches++ })
 	switch {
 	case IsNotFound(err):
@@ -515,7 +527,9 @@ func (s *Syncer) listArticles(ctx context.Context) ([]SearchHit, error) {
 	var listed []SearchHit
 	opts := SearchOptions{Limit: searchPageLimit}
 	for {
-		res, err := s.client.Search(ctx, "", opts)
+		callCtx, cancel := bounded(ctx)
+		res, err := s.client.Search(callCtx, "", opts)
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("list articles to reload: %w", err)
 		}
@@ -581,7 +595,9 @@ func (s *Syncer) reportLoop(ctx context.Context) {
 		}
 		cursor := s.Cursor()
 		if cursor != reported {
-			_, err := s.client.ReportCursor(ctx, cursor)
+			callCtx, cancel := bounded(ctx)
+			_, err := s.client.ReportCursor(callCtx, cursor)
+			cancel()
 			var apiErr *Error
 			switch {
 			case err == nil:
