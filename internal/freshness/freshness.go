@@ -46,6 +46,9 @@ const maxHybridScan = 4096
 //     once fetched from the feed, with the same rule for a tool that has
 //     never read it. A failed push that the tool has since read from the
 //     feed counts as received.
+//
+// For pull and hybrid, changes after the pull cursor that retention
+// removed count as pending, since the tool must reload; see prunedAfter.
 func Measure(ctx context.Context, st store.Store, s *store.IntegrationState, now time.Time) (Report, error) {
 	r := Report{Window: s.Freshness}
 	var oldest *knowledge.Change
@@ -80,6 +83,10 @@ func Measure(ctx context.Context, st store.Store, s *store.IntegrationState, now
 	if s.Pattern.Pulls() && (s.PullSeen || !s.Lookups) {
 		c, err := oldestPulled(ctx, st, s)
 		if err != nil {
+			return r, err
+		}
+		consider(c)
+		if c, err = prunedAfter(ctx, st, s.PullCursor); err != nil {
 			return r, err
 		}
 		consider(c)
@@ -134,4 +141,28 @@ func oldestPulled(ctx context.Context, st store.Store, s *store.IntegrationState
 		return nil, fmt.Errorf("measure pull backlog: %w", err)
 	}
 	return &c, nil
+}
+
+// prunedAfter returns a stand-in for the changes after cursor that
+// retention removed before the tool read them, or nil when none was
+// removed. The tool must reload, as the change feed tells it with a 410.
+// The stand-in has the cursor of the first removed entry and the time of
+// the oldest kept one. The removed entries committed before that time, so
+// the staleness measured from it is a lower bound.
+func prunedAfter(ctx context.Context, st store.Store, cursor int64) (*knowledge.Change, error) {
+	oldest, err := st.OldestCursor(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("measure pruned backlog: %w", err)
+	}
+	if oldest <= cursor+1 {
+		return nil, nil
+	}
+	page, err := st.ReadChanges(ctx, oldest-1, 1)
+	if err != nil {
+		return nil, fmt.Errorf("measure pruned backlog: %w", err)
+	}
+	if len(page.Changes) == 0 {
+		return nil, nil
+	}
+	return &knowledge.Change{Cursor: cursor + 1, Time: page.Changes[0].Time}, nil
 }

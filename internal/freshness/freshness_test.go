@@ -256,3 +256,38 @@ func TestHybridCountsBothSides(t *testing.T) {
 		t.Errorf("caught up: staleness %s within %v, want 0 within", r.Staleness, r.WithinWindow)
 	}
 }
+
+// TestPullStaleAfterPruning checks that a pull tool whose unread changes
+// retention removed stays stale, though no kept entry is in its scope.
+func TestPullStaleAfterPruning(t *testing.T) {
+	st, _ := setup(t, knowledge.PatternPull)
+	ctx := context.Background()
+	in := knowledge.Integration{ID: "int_rb", Name: "runbooks", Pattern: knowledge.PatternPull, Freshness: 10 * time.Minute,
+		CreatedAt: t0, TokenHash: "h2", Scope: knowledge.Scope{Classes: []knowledge.Class{"runbook"}}}
+	in.Scope.Normalize()
+	if err := st.CreateIntegration(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	c1 := write(t, st, "a", "runbook", 0)
+	if err := st.RecordPull(ctx, in.ID, c1, t0); err != nil {
+		t.Fatal(err)
+	}
+	c2 := write(t, st, "b", "runbook", time.Minute)
+	write(t, st, "p", "policy", 2*time.Minute)
+	if r := measure(t, st, in.ID, t0.Add(3*time.Minute)); r.OldestPending != c2 {
+		t.Fatalf("before pruning: oldest pending %d, want %d", r.OldestPending, c2)
+	}
+
+	// Only the policy change, outside the scope, is kept.
+	if _, err := st.PruneChanges(ctx, t0.Add(90*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	r := measure(t, st, in.ID, t0.Add(20*time.Minute))
+	if r.OldestPending != c2 {
+		t.Errorf("after pruning: oldest pending %d, want the first removed cursor %d", r.OldestPending, c2)
+	}
+	// Measured from the oldest kept entry, at 2m.
+	if r.Staleness != 18*time.Minute || r.WithinWindow {
+		t.Errorf("after pruning: staleness %s within %v, want 18m outside the window", r.Staleness, r.WithinWindow)
+	}
+}
