@@ -48,7 +48,7 @@ const maxHybridScan = 4096
 //     feed counts as received.
 //
 // For pull and hybrid, changes after the pull cursor that retention
-// removed count as pending, since the tool must reload; see prunedAfter.
+// removed count as pending, because the tool must reload (see prunedAfter).
 func Measure(ctx context.Context, st store.Store, s *store.IntegrationState, now time.Time) (Report, error) {
 	r := Report{Window: s.Freshness}
 	var oldest *knowledge.Change
@@ -145,7 +145,7 @@ func oldestPulled(ctx context.Context, st store.Store, s *store.IntegrationState
 
 // prunedAfter returns a stand-in for the changes after cursor that
 // retention removed before the tool read them, or nil when none was
-// removed. The tool must reload, as the change feed tells it with a 410.
+// removed. The tool must reload, as the change feed's 410 requires.
 // The stand-in has the cursor of the first removed entry and the time of
 // the oldest kept one. The removed entries committed before that time, so
 // the staleness measured from it is a lower bound.
