@@ -53,10 +53,12 @@ func (e *ResyncRequiredError) Error() string {
 // integration's pull cursor as it sends changes, as the change feed does.
 //
 // The iterator yields each change once, in cursor order, and runs until
-// ctx ends, the caller stops ranging or the connection ends. It ends with
-// a final error: ErrStreamClosed when the server closes the stream, the
-// context's error, or the network's. To resume, call Stream again with
-// the cursor of the last change received, so nothing in between is missed.
+// ctx ends, the caller stops ranging or the connection ends. Once the
+// connection is open, it ends with a *StreamEndError, which wraps
+// ErrStreamClosed when the server closes the stream, the context's error,
+// or the network's. To resume, call Stream again with its Resume cursor,
+// or with the cursor of the last change received, so nothing in between
+// is missed.
 // The one error that does not end it is a *ResyncRequiredError, which it
 // yields when retention has removed entries after the cursor. The
 // iteration then goes on with the oldest kept entry, and the caller should
@@ -72,28 +74,37 @@ func (c *Client) Stream(ctx context.Context, after int64) iter.Seq2[Change, erro
 			return
 		}
 		defer r.close()
+		resume := after
 		for {
 			ev, err := r.next()
 			if err != nil {
-				yield(Change{}, err)
+				yield(Change{}, &StreamEndError{Resume: resume, Err: err})
 				return
 			}
-			switch ev.name {
-			case "change":
+			switch {
+			case ev.heartbeat:
+				// The id of a heartbeat is the cursor up to which every
+				// change in scope was sent.
+				if id, err := strconv.ParseInt(ev.id, 10, 64); err == nil && id > resume {
+					resume = id
+				}
+			case ev.name == "change":
 				ch, err := ev.change()
 				if err != nil {
-					yield(Change{}, err)
+					yield(Change{}, &StreamEndError{Resume: resume, Err: err})
 					return
 				}
+				resume = ch.Cursor
 				if !yield(ch, nil) {
 					return
 				}
-			case "resync-required":
+			case ev.name == "resync-required":
 				rr, err := ev.resync()
 				if err != nil {
-					yield(Change{}, err)
+					yield(Change{}, &StreamEndError{Resume: resume, Err: err})
 					return
 				}
+				resume = rr.Oldest - 1
 				if !yield(Change{}, rr) {
 					return
 				}
@@ -101,6 +112,21 @@ func (c *Client) Stream(ctx context.Context, after int64) iter.Seq2[Change, erro
 		}
 	}
 }
+
+// StreamEndError ends the iteration of Stream once its connection was
+// open. Err is the cause. Resume is the cursor to pass to the next call of
+// Stream: the last change received or, when later, the id of the last
+// heartbeat, up to which the hub had sent every change in scope. So a
+// client resumes past the changes of other scopes, which retention may
+// remove meanwhile.
+type StreamEndError struct {
+	Resume int64
+	Err    error
+}
+
+func (e *StreamEndError) Error() string { return e.Err.Error() }
+
+func (e *StreamEndError) Unwrap() error { return e.Err }
 
 // streamEvent is one server-sent event. A heartbeat is a block of comment
 // lines without data, whose id, when it has one, is the cursor up to which

@@ -158,3 +158,36 @@ func TestBackoffGrowsWithJitter(t *testing.T) {
 		t.Errorf("wait after reset = %s, want at most 100ms", d)
 	}
 }
+
+// TestStreamEndGivesResumeCursor checks that the error that ends a Stream
+// carries the cursor to resume from: the last change, or a later
+// heartbeat's id, which covers the changes of other scopes.
+func TestStreamEndGivesResumeCursor(t *testing.T) {
+	cases := []struct {
+		name, body string
+		want       int64
+	}{
+		{"heartbeat after the change", "id: 5\nevent: change\ndata: {\"cursor\":5}\n\n: heartbeat\nid: 9\n\n", 9},
+		{"change last", ": heartbeat\nid: 3\n\nid: 5\nevent: change\ndata: {\"cursor\":5}\n\n", 5},
+		{"heartbeat without id", "id: 5\nevent: change\ndata: {\"cursor\":5}\n\n: heartbeat\n\n", 5},
+		{"after a resync", "event: resync-required\ndata: {\"after\":2,\"oldest_cursor\":40}\n\n", 39},
+		{"nothing sent", "", 2},
+	}
+	for _, tc := range cases {
+		var last error
+		for _, err := range rawStream(t, tc.body, nil).Stream(context.Background(), 2) {
+			last = err
+		}
+		var end *StreamEndError
+		if !errors.As(last, &end) {
+			t.Errorf("%s: the stream ended with %v, want a *StreamEndError", tc.name, last)
+			continue
+		}
+		if end.Resume != tc.want {
+			t.Errorf("%s: resume cursor %d, want %d", tc.name, end.Resume, tc.want)
+		}
+		if !errors.Is(last, ErrStreamClosed) {
+			t.Errorf("%s: %v, want it to wrap ErrStreamClosed", tc.name, last)
+		}
+	}
+}
