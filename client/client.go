@@ -81,6 +81,14 @@ func IsNotFound(err error) bool {
 // do sends a request with an optional JSON body and decodes a JSON response
 // into out when out is not nil. It returns the response headers.
 func (c *Client) do(ctx context.Context, method, path string, header http.Header, in, out any) (*http.Response, error) {
+	// url.PathEscape leaves an id of "." or ".." as it is, and the hub
+	// would answer with a redirect to the cleaned path.
+	route, _, _ := strings.Cut(path, "?")
+	for seg := range strings.SplitSeq(route, "/") {
+		if seg == "." || seg == ".." {
+			return nil, fmt.Errorf("khub: the id %q in %s %s is invalid: ids start with a letter or digit", seg, method, route)
+		}
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)

@@ -136,3 +136,21 @@ func TestSyncerPageLimitCapped(t *testing.T) {
 		t.Errorf("page limit %d, want 1000", s.opts.PageLimit)
 	}
 }
+
+// TestDotIDsRejected checks that an id of "." or "..", which a path
+// keeps as it is, fails with a message about the id, not a redirect.
+func TestDotIDsRejected(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+	defer srv.Close()
+	c := New(srv.URL, "token")
+	for _, id := range []string{".", ".."} {
+		_, err := c.GetArticle(context.Background(), id)
+		if err == nil || !strings.Contains(err.Error(), "is invalid") {
+			t.Errorf("GetArticle(%q): %v, want an error about the id", id, err)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("the hub got %d requests, want none", n)
+	}
+}

@@ -180,7 +180,7 @@ func ValidateID(field, id string) error {
 	case len(id) > MaxIDLen:
 		return &FieldError{Field: field, Message: fmt.Sprintf("is %d characters long; the maximum is %d", len(id), MaxIDLen)}
 	case !idPattern.MatchString(id):
-		return &FieldError{Field: field, Message: fmt.Sprintf("%q is invalid: use letters, digits, '.', '_' and '-', starting with a letter or digit", id)}
+		return &FieldError{Field: field, Message: fmt.Sprintf("%q is invalid: use ASCII letters, digits, '.', '_' and '-', starting with a letter or digit", id)}
 	}
 	return nil
 }
