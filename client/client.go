@@ -82,7 +82,7 @@ func IsNotFound(err error) bool {
 // into out when out is not nil. It returns the response headers.
 func (c *Client) do(ctx context.Context, method, path string, header http.Header, in, out any) (*http.Response, error) {
 	// url.PathEscape leaves an id of "." or ".." as it is, and the hub
-	// would answer with a redirect to the cleaned path.
+	// would respond with a redirect to the cleaned path.
 	route, _, _ := strings.Cut(path, "?")
 	for seg := range strings.SplitSeq(route, "/") {
 		if seg == "." || seg == ".." {
