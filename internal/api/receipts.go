@@ -145,6 +145,9 @@ func receiptKey(prefix string, rc client.Receipt) (store.VersionKey, error) {
 	if err := knowledge.ValidateID(prefix+"article_id", rc.ArticleID); err != nil {
 		return store.VersionKey{}, err
 	}
+	if rc.Version == 0 {
+		return store.VersionKey{}, badRequest(prefix+"version", "%sversion is missing or 0: send the version number, from 1 up, of the article the tool applied", prefix)
+	}
 	if rc.Version < 1 {
 		return store.VersionKey{}, badRequest(prefix+"version", "%sversion %d is invalid: send the version number, from 1 up, of the article the tool applied", prefix, rc.Version)
 	}

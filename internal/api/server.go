@@ -200,7 +200,7 @@ func (w *routeErrorWriter) WriteHeader(code int) {
 	switch code {
 	case http.StatusNotFound:
 		detail = client.ErrorDetail{Code: "not_found",
-			Message: fmt.Sprintf("no API route matches %s %s: check the path, such as /v1/articles/{id}, /v1/search or /v1/changes", w.r.Method, w.r.URL.Path)}
+			Message: fmt.Sprintf("no API route matches %s %s: check the path, such as /v1/articles/{id}, /v1/search or /v1/changes", w.r.Method, w.r.URL.EscapedPath())}
 	case http.StatusMethodNotAllowed:
 		detail = client.ErrorDetail{Code: "method_not_allowed",
 			Message: fmt.Sprintf("method %s is not allowed on %s: use %s", w.r.Method, w.r.URL.Path, w.Header().Get("Allow"))}
