@@ -628,7 +628,9 @@ func TestCursorReport(t *testing.T) {
 	}
 }
 
-func TestStreamEndsOnShutdown(t *testing.T) {
+// startForShutdown starts a hub that the test shuts down itself.
+func startForShutdown(t *testing.T) (*app.App, *client.Client) {
+	t.Helper()
 	a, err := app.Open(app.Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -636,7 +638,11 @@ func TestStreamEndsOnShutdown(t *testing.T) {
 	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	c := client.New(a.URL(), a.AdminToken())
+	return a, client.New(a.URL(), a.AdminToken())
+}
+
+func TestStreamEndsOnShutdown(t *testing.T) {
+	a, c := startForShutdown(t)
 	s := openSSE(t, c, "/v1/stream", nil)
 	s.next(false)
 
@@ -655,14 +661,7 @@ func TestStreamEndsOnShutdown(t *testing.T) {
 // answers with an empty page when the hub shuts down, instead of holding
 // the shutdown for its wait.
 func TestLongPollEndsOnShutdown(t *testing.T) {
-	a, err := app.Open(app.Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	c := client.New(a.URL(), a.AdminToken())
+	a, c := startForShutdown(t)
 	type result struct {
 		status int
 		page   client.ChangesPage
