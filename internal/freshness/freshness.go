@@ -47,8 +47,9 @@ const maxHybridScan = 4096
 //     never read it. A failed push that the tool has since read from the
 //     feed counts as received.
 //
-// For pull and hybrid, changes after the pull cursor that retention
-// removed count as pending, because the tool must reload (see prunedAfter).
+// Changes after the pull cursor that retention removed count as pending
+// for a pull tool, and for a hybrid tool that reads the feed, because the
+// tool must reload (see prunedAfter).
 func Measure(ctx context.Context, st store.Store, s *store.IntegrationState, now time.Time) (Report, error) {
 	r := Report{Window: s.Freshness}
 	var oldest *knowledge.Change
@@ -86,10 +87,14 @@ func Measure(ctx context.Context, st store.Store, s *store.IntegrationState, now
 			return r, err
 		}
 		consider(c)
-		if c, err = prunedAfter(ctx, st, s.PullCursor); err != nil {
-			return r, err
+		// A hybrid tool that never read the feed has its pull cursor at
+		// 0, and the removed entries may all be changes it got by push.
+		if s.Pattern == knowledge.PatternPull || s.PullSeen {
+			if c, err = prunedAfter(ctx, st, s.PullCursor); err != nil {
+				return r, err
+			}
+			consider(c)
 		}
-		consider(c)
 	}
 
 	if oldest != nil {

@@ -291,3 +291,23 @@ func TestPullStaleAfterPruning(t *testing.T) {
 		t.Errorf("after pruning: staleness %s within %v, want 18m outside the window", r.Staleness, r.WithinWindow)
 	}
 }
+
+// TestHybridPushOnlyFreshAfterPruning checks that a hybrid tool that
+// never read the feed is not counted stale for removed entries: they may
+// all be changes that it got by push.
+func TestHybridPushOnlyFreshAfterPruning(t *testing.T) {
+	st, s := setup(t, knowledge.PatternHybrid)
+	ctx := context.Background()
+	write(t, st, "pol-1", "policy", 0)
+	last := write(t, st, "pol-2", "policy", time.Minute)
+	if err := st.CommitDelivery(ctx, store.DeliveryCommit{IntegrationID: s.ID, PushCursor: last}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PruneChanges(ctx, t0.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	r := measure(t, st, s.ID, t0.Add(20*time.Minute))
+	if r.Staleness != 0 || !r.WithinWindow {
+		t.Errorf("pushed changes, one removed: staleness %s within %v, want 0 within", r.Staleness, r.WithinWindow)
+	}
+}
