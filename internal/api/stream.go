@@ -220,9 +220,9 @@ func setStreamHeaders(h http.Header) {
 // streamStart returns the cursor a stream starts after: Last-Event-ID when
 // the client sends it, because a reconnecting EventSource repeats the URL
 // of its first request, else the after parameter, else 0. A lastEventId
-// query parameter stands in for the header: EventSource polyfills append
-// it to the URL when they cannot send headers. It also returns the record
-// parameter; see recordParam.
+// query parameter replaces the header when it is missing, because
+// EventSource polyfills append it to the URL when they cannot send
+// headers. It also returns the record parameter (see recordParam).
 func (s *Server) streamStart(r *http.Request) (int64, bool, error) {
 	q := r.URL.Query()
 	for _, key := range queryKeys(q) {
@@ -244,7 +244,7 @@ func (s *Server) streamStart(r *http.Request) (int64, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
-	// The header wins over its stand-in in the query.
+	// The header wins over the query parameter.
 	ids, name := r.Header.Values("Last-Event-ID"), "Last-Event-ID"
 	if len(ids) == 0 && q.Has("lastEventId") {
 		ids, name = q["lastEventId"], "lastEventId"

@@ -428,4 +428,16 @@ func TestFeedAndCursorNotCached(t *testing.T) {
 			t.Errorf("GET %s Cache-Control = %q, want no-store", path, got)
 		}
 	}
+
+	// A lookup is a POST, which no cache may keep, and carries no ETag.
+	resp := do(t, mustRequest(t, http.MethodPost, c, "/v1/lookup", strings.NewReader(`{"text": "disk"}`), "token"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/lookup = %d %s", resp.StatusCode, resp.body)
+	}
+	if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("POST /v1/lookup Cache-Control = %q, want no-store", got)
+	}
+	if got := resp.Header.Get("ETag"); got != "" {
+		t.Errorf("POST /v1/lookup ETag = %q, want none", got)
+	}
 }

@@ -658,8 +658,8 @@ func TestStreamEndsOnShutdown(t *testing.T) {
 }
 
 // TestLongPollEndsOnShutdown checks that a long poll of the change feed
-// answers with an empty page when the hub shuts down, instead of holding
-// the shutdown for its wait.
+// returns an empty page when the hub shuts down, instead of delaying the
+// shutdown for its wait.
 func TestLongPollEndsOnShutdown(t *testing.T) {
 	a, c := startForShutdown(t)
 	type result struct {
