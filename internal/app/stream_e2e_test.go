@@ -326,7 +326,7 @@ func TestStreamRejectsBadCursors(t *testing.T) {
 		{"/v1/stream?lastEventId=abc", "", "lastEventId"},
 		{"/v1/stream?lastEventId=7", "", "lastEventId"},
 		{"/v1/stream?lastEventId=1&lastEventId=1", "", "lastEventId"},
-		// Of several unknown parameters, the first in order is named.
+		// Of several unknown parameters, the first in sorted order is named.
 		{"/v1/stream?zz=1&since=1&b=2", "", "b"},
 	}
 	for _, tc := range cases {

@@ -559,7 +559,7 @@ func TestCompactNumbersByClass(t *testing.T) {
 
 // TestHintsOfPageMatchSingle checks that the hints of a page, whose hits
 // come in any order and may repeat or be missing, equal those of each
-// hit asked for alone.
+// hit requested alone.
 func TestHintsOfPageMatchSingle(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	ix := New()

@@ -540,8 +540,8 @@ var hintScratchPool sync.Pool
 const maxPooledKeys = 1 << 14
 
 // hint is Hints for document d. It fills h, whose Found has room for the
-// terms. postingAt holds d's postings in the lists of words, as findHits
-// returns them.
+// terms. postingAt contains the indexes of d's postings in the lists of
+// words, as findHits returns them.
 func (ix *Index) hint(d uint32, terms []fulltext.Term, words [][][]*postings, postingAt []int32, sc *hintScratch, h *fulltext.Hint) {
 	l := ix.docs[d].layout
 	h.Layout = l
